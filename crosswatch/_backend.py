@@ -1,0 +1,220 @@
+"""The backend contract: what a plugin implements and the observations it reports.
+
+A backend is thin. It talks to one OS API, turns what the OS says into
+*observations* and holds no tree, no filters and no batching: the engine owns the
+truth and treats every observation as a hint that it verifies against the disk.
+
+The engine drives a backend from one thread:
+
+1. ``probe(path)`` (a classmethod) answers, cheaply and without raising, whether the
+   backend can watch ``path`` and how well.
+2. ``__init__(options)`` opens the OS resource lazily or at once.
+3. ``watch(path, recursive=…)`` returns an opaque, hashable handle. Backends whose
+   capabilities say ``recursive`` are asked once per root; the others once per
+   directory, *before* the engine lists it (so nothing created in between is missed).
+4. ``read()`` is called when ``fileno()`` is readable, or when the time returned by
+   ``deadline()`` has come; it must not block and returns the observations waiting.
+5. ``unwatch(handle)`` and ``close()`` release what ``watch`` and ``__init__`` took.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeAlias
+
+Handle: TypeAlias = Hashable
+
+
+class Action(enum.Enum):
+    """What an :class:`EntryChange` says happened to one entry."""
+
+    CREATED = "created"
+    DELETED = "deleted"
+    MODIFIED = "modified"
+    ATTRIB = "attrib"
+    MOVED_FROM = "moved_from"
+    MOVED_TO = "moved_to"
+    OPENED = "opened"
+    ACCESSED = "accessed"
+    CLOSED_WRITE = "closed_write"
+    CLOSED_NOWRITE = "closed_nowrite"
+
+
+@dataclass(frozen=True, slots=True)
+class EntryChange:
+    """Entry ``name`` of the directory watched by ``handle`` changed.
+
+    ``name`` is relative to that directory; recursive backends may give a relative
+    path with separators, and ``""`` means the watched directory itself. ``cookie``
+    links a ``MOVED_FROM`` with its ``MOVED_TO``.
+    """
+
+    handle: Handle
+    name: str
+    action: Action
+    is_dir: bool | None = None
+    cookie: int | None = None
+    file_id: Hashable | None = None
+    pid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Renamed:
+    """The kernel paired a rename: ``old_name`` under ``old_handle`` is now ``new_name``."""
+
+    old_handle: Handle
+    old_name: str
+    new_handle: Handle
+    new_name: str
+    is_dir: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DirDirty:
+    """Entries of this directory (or of its whole subtree) changed: look.
+
+    ``name`` selects a subdirectory of the watched one, as in :class:`EntryChange`.
+    """
+
+    handle: Handle
+    name: str = ""
+    recursive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SubtreeLost:
+    """Events were lost below ``handle`` (``None``: everywhere this backend watches).
+
+    The engine rescans, reports what changed as catch-up events and then a
+    ``rescan`` notice.
+    """
+
+    handle: Handle | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Gone:
+    """The watch behind ``handle`` ended (its directory was removed or unmounted).
+
+    The handle is dead after this; the engine verifies what is on disk now.
+    """
+
+    handle: Handle
+
+
+Observation: TypeAlias = EntryChange | Renamed | DirDirty | SubtreeLost | Gone
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend can and cannot see; selection and the docs rely on it."""
+
+    recursive: bool = False
+    """One watch covers a subtree (otherwise one per directory)."""
+    per_file_handles: bool = False
+    """Each watched file costs a handle (kqueue: one fd each)."""
+    names: bool = True
+    """Observations name the entry that changed."""
+    pairs_renames: bool = False
+    """Both ends of a rename are reported and can be paired."""
+    content_changes: bool = True
+    """Writes to a file's content are seen."""
+    access_events: bool = False
+    """Opens, reads and closes can be reported."""
+    pid: bool = False
+    """Observations say which process made the change."""
+    file_ids: bool = False
+    """Observations carry file identities."""
+    privileged: bool = False
+    """Needs privileges (CAP_SYS_ADMIN …)."""
+    remote_changes: bool = False
+    """Sees changes made by other hosts on a network file system."""
+    mmap_writes: bool = False
+    """Sees writes through a shared ``mmap``."""
+    mounts: bool = False
+    """Sees into file systems mounted under the watched tree."""
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """A backend's answer for one path: can it watch it, and how well."""
+
+    backend: str
+    available: bool
+    reason: str = ""
+    """Why not, or what to know (``"needs macOS"``, ``"NFS: remote changes unseen"``)."""
+    score: int = 0
+    """Preference among available backends; higher wins."""
+    limit: int | None = None
+    """Watches or handles still free, when the OS has such a limit."""
+    needed: int | None = None
+    """Watches or handles this path would take, when estimated."""
+
+    @classmethod
+    def unavailable(cls, backend: str, reason: str) -> Probe:
+        return cls(backend, False, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What the watcher asks of every backend it opens."""
+
+    access: bool = False
+    """Report access kinds (opened, accessed, closed_*); otherwise do not even ask."""
+    poll_interval: float = 0.5
+    """Seconds between scans, for backends that poll."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Backend-specific settings, keyed by option name."""
+
+
+class Backend(ABC):
+    """Base class of every backend; see the module docstring for the protocol."""
+
+    name: ClassVar[str]
+    """One name everywhere: plugin, entry point, config value, CLI value."""
+    description: ClassVar[str] = ""
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    @classmethod
+    @abstractmethod
+    def probe(cls, path: str) -> Probe:
+        """Say whether ``path`` (an existing directory or file) can be watched here.
+
+        Must be cheap and must not raise; import OS-specific modules here or in
+        ``__init__``, never at module level, so the plugin imports on every OS.
+        """
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+
+    def fileno(self) -> int | None:
+        """A descriptor that becomes readable when :meth:`read` has work, or ``None``."""
+        return None
+
+    def deadline(self) -> float | None:
+        """``time.monotonic()`` value at which :meth:`read` must be called, or ``None``."""
+        return None
+
+    @abstractmethod
+    def watch(self, path: str, *, recursive: bool) -> Handle:
+        """Start watching directory ``path``; return a handle observations will carry.
+
+        Raise :class:`~crosswatch.WatchGoneError` if ``path`` no longer exists or is
+        no longer a directory, :class:`~crosswatch.WatchLimitError` if the OS refuses
+        more watches. Watching a path already watched returns its handle.
+        """
+
+    @abstractmethod
+    def unwatch(self, handle: Handle) -> None:
+        """Stop watching; a handle that is already dead is ignored."""
+
+    @abstractmethod
+    def read(self) -> Sequence[Observation]:
+        """Return the observations waiting, in the order they happened; never block."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release every OS resource; later calls do nothing."""

@@ -1,0 +1,347 @@
+"""Settings from keyword arguments, environment variables and config files.
+
+Each key is taken from the first place that gives it: argument, then environment,
+then config file. Every value is checked here, so a mistake is reported once, with
+where it came from and what is accepted, before anything is watched.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+from ._errors import ConfigError
+
+ENV_BACKEND = "CROSSWATCH_BACKEND"
+ENV_DENY = "CROSSWATCH_DENY"
+ENV_POLL_INTERVAL = "CROSSWATCH_POLL_INTERVAL"
+
+CONFIG_FILE = "crosswatch.toml"
+PYPROJECT_FILE = "pyproject.toml"
+
+#: The keys a config file (or ``resolve(args=...)``) may set.
+KEYS = ("backend", "deny", "poll_interval", "ignore", "debounce")
+
+# Same rule as plugin registration: one lower-case name everywhere.
+_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+_NAME_RULE = "lower-case letters, digits, '_' and '-', starting with a letter"
+_BACKEND_ACCEPTED = (
+    "'auto', a backend name such as 'inotify', or a preference list such as "
+    "'inotify,polling' or ['inotify', 'polling']"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Resolved settings; ``None`` means "not set anywhere, use the default"."""
+
+    backend: tuple[str, ...] | None = None
+    """Backend preference list, best first; ``None`` selects automatically."""
+    deny: frozenset[str] = frozenset()
+    """Backends never to select."""
+    poll_interval: float | None = None
+    """Seconds between scans for backends that poll."""
+    ignore: tuple[str, ...] = ()
+    """Patterns of paths not to report."""
+    debounce: float | None = None
+    """Seconds to gather events into one batch."""
+
+
+class PartialSettings(TypedDict, total=False):
+    """The keys one source (arguments, environment or file) sets."""
+
+    backend: tuple[str, ...] | None
+    deny: frozenset[str]
+    poll_interval: float
+    ignore: tuple[str, ...]
+    debounce: float
+
+
+# --- values -------------------------------------------------------------------------------
+
+
+def parse_backend_spec(
+    value: str | Sequence[str] | None, *, source: str = "argument backend="
+) -> tuple[str, ...] | None:
+    """Turn a backend choice into a preference tuple, or ``None`` for automatic selection.
+
+    ``source`` names where the value came from, for the error message.
+    """
+    return _parse_backend(value, source)
+
+
+def _parse_backend(value: object, source: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text == "auto":
+            return None
+        if not text:
+            raise ConfigError(f"{source} is empty; expected {_BACKEND_ACCEPTED}")
+        return _names([part.strip() for part in text.split(",")], value, source, "backend")
+    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        if not value:
+            raise ConfigError(f"{source} is an empty list; expected {_BACKEND_ACCEPTED}")
+        return _names(list(value), value, source, "backend")
+    raise ConfigError(
+        f"{source} must be a string or a list of strings, got {type(value).__name__} "
+        f"{value!r}; expected {_BACKEND_ACCEPTED}"
+    )
+
+
+def _parse_deny(value: object, source: str) -> frozenset[str]:
+    """A comma-separated string or a collection of backend names to deny."""
+    if isinstance(value, str):
+        if not value.strip():
+            return frozenset()
+        return frozenset(_names([p.strip() for p in value.split(",")], value, source, "deny"))
+    if isinstance(value, Iterable) and not isinstance(value, bytes | bytearray | Mapping):
+        return frozenset(_names(list(value), value, source, "deny"))
+    raise ConfigError(
+        f"{source} must be a list of backend names such as ['fanotify'] or a "
+        f"comma-separated string, got {type(value).__name__} {value!r}"
+    )
+
+
+def _names(items: list[object], whole: object, source: str, what: str) -> tuple[str, ...]:
+    """Check each backend name; drop repeats, keep the order."""
+    seen: dict[str, None] = {}
+    for item in items:
+        if not isinstance(item, str):
+            raise ConfigError(
+                f"{source}: {item!r} in {whole!r} is not a string; give backend names as strings"
+            )
+        if not item:
+            raise ConfigError(
+                f"{source}: {whole!r} has an empty name (a stray comma?); "
+                "separate backend names with single commas, e.g. 'inotify,polling'"
+            )
+        if item == "auto":
+            if what == "deny":
+                raise ConfigError(f"{source}: 'auto' cannot be denied; list backend names")
+            raise ConfigError(
+                f"{source}: 'auto' cannot be part of a list ({whole!r}); "
+                "give 'auto' alone, or list backend names only"
+            )
+        if not _NAME.match(item):
+            raise ConfigError(
+                f"{source}: {item!r} is not a valid backend name ({_NAME_RULE}); "
+                f"expected {_BACKEND_ACCEPTED if what == 'backend' else 'backend names'}"
+            )
+        seen[item] = None
+    return tuple(seen)
+
+
+def _seconds(value: object, source: str, *, zero_ok: bool) -> float:
+    """A finite number of seconds, positive (or non-negative if ``zero_ok``)."""
+    if zero_ok:
+        wanted = "a number of seconds >= 0, such as 0.1"
+    else:
+        wanted = "a positive number of seconds, such as 0.5"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{source} must be {wanted}, got {type(value).__name__} {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or number < 0 or (number == 0 and not zero_ok):
+        raise ConfigError(f"{source} must be {wanted}, got {value!r}")
+    return number
+
+
+def _seconds_text(text: str, source: str) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        raise ConfigError(f"{source}={text!r} is not a number; give seconds such as 0.5") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ConfigError(f"{source}={text!r} must be a positive number of seconds, such as 0.5")
+    return number
+
+
+def _patterns(value: object, source: str) -> tuple[str, ...]:
+    """Ignore patterns: a string (one pattern) or a collection of strings."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Iterable) and not isinstance(value, bytes | bytearray | Mapping):
+        items = list(value)
+        bad = [item for item in items if not isinstance(item, str)]
+        if not bad:
+            return tuple(items)
+        detail = f"{bad[0]!r} is not a string"
+    else:
+        detail = f"got {type(value).__name__} {value!r}"
+    raise ConfigError(f"{source} must be a list of strings such as ['.git', '*.tmp']; {detail}")
+
+
+# --- sources ------------------------------------------------------------------------------
+
+
+def from_args(args: Mapping[str, object]) -> PartialSettings:
+    """Settings given as keyword arguments; a value of ``None`` means "not given".
+
+    An explicit ``backend="auto"`` counts as given: it overrides the environment.
+    """
+    unknown = sorted(set(args) - set(KEYS))
+    if unknown:
+        raise TypeError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(KEYS)}")
+    given = {key: value for key, value in args.items() if value is not None}
+    out: PartialSettings = {}
+    for key, value in given.items():
+        source = f"argument {key}="
+        if key == "backend":
+            out["backend"] = _parse_backend(value, source)
+        elif key == "deny":
+            out["deny"] = _parse_deny(value, source)
+        elif key == "poll_interval":
+            out["poll_interval"] = _seconds(value, source, zero_ok=False)
+        elif key == "ignore":
+            out["ignore"] = _patterns(value, source)
+        else:
+            out["debounce"] = _seconds(value, source, zero_ok=True)
+    return out
+
+
+def from_env(environ: Mapping[str, str]) -> PartialSettings:
+    """Settings from ``CROSSWATCH_*`` variables; an empty variable counts as unset."""
+    out: PartialSettings = {}
+    backend = environ.get(ENV_BACKEND, "").strip()
+    if backend:
+        out["backend"] = _parse_backend(backend, ENV_BACKEND)
+    deny = environ.get(ENV_DENY, "").strip()
+    if deny:
+        out["deny"] = _parse_deny(deny, ENV_DENY)
+    interval = environ.get(ENV_POLL_INTERVAL, "").strip()
+    if interval:
+        out["poll_interval"] = _seconds_text(interval, ENV_POLL_INTERVAL)
+    return out
+
+
+def _load_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}; fix the file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+
+
+def _is_pyproject(path: str) -> bool:
+    return os.path.basename(path) == PYPROJECT_FILE
+
+
+def _crosswatch_table(data: dict[str, Any], path: str) -> dict[str, Any] | None:
+    """The settings table of a loaded file; ``None`` for a pyproject.toml without one."""
+    if not _is_pyproject(path):
+        return data
+    tool = data.get("tool")
+    table = tool.get("crosswatch") if isinstance(tool, dict) else None
+    if table is None or isinstance(table, dict):
+        return table
+    raise ConfigError(
+        f"{path}: tool.crosswatch must be a table ([tool.crosswatch]), "
+        f"got {type(table).__name__} {table!r}"
+    )
+
+
+def _has_table(pyproject: str) -> bool:
+    return _crosswatch_table(_load_toml(pyproject), pyproject) is not None
+
+
+def find_config_file(start: str) -> str | None:
+    """The nearest config file from directory ``start`` upward, or ``None``.
+
+    In each directory ``crosswatch.toml`` wins, then a ``pyproject.toml`` that has a
+    ``[tool.crosswatch]`` table; a pyproject.toml without one does not stop the search.
+    """
+    directory = os.path.abspath(start)
+    while True:
+        candidate = os.path.join(directory, CONFIG_FILE)
+        if os.path.isfile(candidate):
+            return candidate
+        candidate = os.path.join(directory, PYPROJECT_FILE)
+        if os.path.isfile(candidate) and _has_table(candidate):
+            return candidate
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+
+
+def from_file(path: str) -> PartialSettings:
+    """Settings from ``crosswatch.toml`` (top-level keys) or ``[tool.crosswatch]``."""
+    table = _crosswatch_table(_load_toml(path), path)
+    if table is None:
+        return {}
+    where = f"{path}: [tool.crosswatch]" if _is_pyproject(path) else f"{path}:"
+    _reject_unknown_keys(table, where)
+    out: PartialSettings = {}
+    if "backend" in table:
+        out["backend"] = _parse_backend(table["backend"], f"{where} backend")
+    if "deny" in table:
+        out["deny"] = _file_deny(table["deny"], f"{where} deny")
+    if "poll_interval" in table:
+        out["poll_interval"] = _seconds(
+            table["poll_interval"], f"{where} poll_interval", zero_ok=False
+        )
+    if "ignore" in table:
+        value = table["ignore"]
+        if not isinstance(value, list):
+            raise ConfigError(
+                f"{where} ignore must be a list of strings such as ['.git', '*.tmp'], "
+                f"got {type(value).__name__} {value!r}"
+            )
+        out["ignore"] = _patterns(value, f"{where} ignore")
+    if "debounce" in table:
+        out["debounce"] = _seconds(table["debounce"], f"{where} debounce", zero_ok=True)
+    return out
+
+
+def _reject_unknown_keys(table: Mapping[str, object], where: str) -> None:
+    unknown = sorted(set(table) - set(KEYS))
+    if not unknown:
+        return
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, KEYS, n=1)
+        hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise ConfigError(
+        f"{where} unknown key{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
+        f"accepted keys: {', '.join(KEYS)}"
+    )
+
+
+def _file_deny(value: object, source: str) -> frozenset[str]:
+    if not isinstance(value, list):
+        raise ConfigError(
+            f"{source} must be a list of backend names such as ['fanotify'], "
+            f"got {type(value).__name__} {value!r}"
+        )
+    return _parse_deny(value, source)
+
+
+# --- merging ------------------------------------------------------------------------------
+
+
+def resolve(
+    *,
+    args: Mapping[str, object],
+    environ: Mapping[str, str] = os.environ,
+    config_file: str | None = None,
+) -> Settings:
+    """Merge the sources, per key: argument, then environment, then config file.
+
+    ``args`` maps setting names to the caller's values, ``None`` meaning not given.
+    The library passes no config file; the CLI passes ``find_config_file(os.getcwd())``.
+    """
+    merged: PartialSettings = {}
+    if config_file is not None:
+        merged.update(from_file(config_file))
+    merged.update(from_env(environ))
+    merged.update(from_args(args))
+    return Settings(**merged)

@@ -1,0 +1,880 @@
+"""The engine: turns backend observations into events a consumer can trust.
+
+It keeps a cache of every watched tree and treats each observation as a hint to
+verify against the disk. Every rule is idempotent ("created" for an entry already
+cached with the same identity does nothing, "deleted" of an unknown entry does
+nothing), so replayed or stale observations cannot make the cache drift, and a
+rescan (a diff of disk against cache) repairs whatever was lost.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import os
+import time
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ._backend import (
+    Action,
+    Backend,
+    DirDirty,
+    EntryChange,
+    Gone,
+    Observation,
+    Renamed,
+    SubtreeLost,
+)
+from ._errors import WatchError, WatchGoneError, WatchLimitError
+from ._events import Change, Event
+from ._tree import DIR, Node, kind_of, lstat
+
+#: A directory modified this recently (ns) when listed may change again within the
+#: same timestamp tick (or a network server's clock skew), so it is listed again.
+RACY_NS = 1_000_000_000
+
+_ACCESS = {
+    Action.OPENED: Change.OPENED,
+    Action.ACCESSED: Change.ACCESSED,
+    Action.CLOSED_WRITE: Change.CLOSED_WRITE,
+    Action.CLOSED_NOWRITE: Change.CLOSED_NOWRITE,
+}
+
+
+class Ignore:
+    """Names or root-relative paths (with ``/``) matched by glob patterns are left out."""
+
+    def __init__(self, patterns: Iterable[str] = ()) -> None:
+        pats = [p.strip("/") for p in patterns if p.strip("/")]
+        self.names = [p for p in pats if "/" not in p]
+        self.paths = [p for p in pats if "/" in p]
+
+    def __bool__(self) -> bool:
+        return bool(self.names or self.paths)
+
+    def match(self, name: str, rel: Callable[[], str]) -> bool:
+        if any(fnmatch.fnmatchcase(name, p) for p in self.names):
+            return True
+        return bool(self.paths) and any(fnmatch.fnmatchcase(rel(), p) for p in self.paths)
+
+
+@dataclass(eq=False)
+class Root:
+    """A watched root: a directory, or a file (its parent's node holds ``only``)."""
+
+    path: str
+    node: Node
+    backend: Backend
+    recursive: bool
+    only: set[str] | None = None
+
+    @property
+    def max_depth(self) -> float:
+        """Directories at this depth below ``node`` or deeper are neither listed nor watched."""
+        return float("inf") if self.recursive and self.only is None else 1
+
+
+@dataclass(eq=False)
+class _Pending:
+    """A ``moved_from`` waiting for its ``moved_to``; its node is detached meanwhile."""
+
+    parent: Node
+    name: str
+    node: Node | None
+    deadline: float
+    held: list[tuple[Backend, Observation]] = field(default_factory=list)
+
+
+class Engine:
+    """Applies observations to the tree cache and appends the resulting events to ``out``.
+
+    Not thread-safe: one thread drives it (the watcher's loop).
+    """
+
+    def __init__(
+        self,
+        *,
+        access: bool = False,
+        ignore: Ignore | None = None,
+        pair_wait: float = 0.02,
+        warn: Callable[[str], None] = lambda message: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.access = access
+        self.ignore = ignore or Ignore()
+        self.pair_wait = pair_wait
+        self.warn = warn
+        self.clock = clock
+        self.out: list[Event] = []
+        self.roots: list[Root] = []
+        self._root_by_top: dict[int, Root] = {}
+        self._handles: dict[Backend, dict[Hashable, Node]] = {}
+        self._pending: dict[tuple[int, Hashable], _Pending] = {}
+        self._adjacent: dict[Backend, tuple[int, Hashable]] = {}
+        self._warned: set[str] = set()
+        self._blind_seq = 0
+
+    # ----------------------------------------------------------------- roots
+
+    def add_root(self, path: str, backend: Backend, *, recursive: bool = True) -> Root:
+        """Start watching ``path`` (absolute) with ``backend``; scan it without events.
+
+        Raises :class:`FileNotFoundError` and friends for a path that cannot be watched.
+        """
+        st = os.stat(path)
+        if kind_of(st) == DIR:
+            node = Node(path, None, st)
+            root = Root(path, node, backend, recursive)
+        else:
+            parent = os.path.dirname(path)
+            for other in self.roots:  # several files of one directory share its watch
+                if other.only is not None and other.node.name == parent:
+                    other.only.add(os.path.basename(path))
+                    self._fill_only(other, os.path.basename(path))
+                    return other
+            node = Node(parent, None, os.stat(parent))
+            root = Root(path, node, backend, False, {os.path.basename(path)})
+        self.roots.append(root)
+        self._root_by_top[id(node)] = root
+        self._handles.setdefault(backend, {})
+        self._watch_root(root)
+        self._fill(node, root, emit=False)
+        return root
+
+    def _watch_root(self, root: Root) -> None:
+        backend = root.backend
+        handle = backend.watch(root.node.name, recursive=root.max_depth > 1)
+        self._bind(root.node, handle, backend)
+
+    def _bind(self, node: Node, handle: Hashable, backend: Backend) -> None:
+        handles = self._handles[backend]
+        old = handles.get(handle)
+        if old is not None and old is not node:
+            old.handle = None
+        node.handle = handle
+        handles[handle] = node
+
+    def _end_root(self, root: Root) -> None:
+        """The root is gone: report it deleted and forget everything below it."""
+        if root.only is None:
+            self._emit(Change.DELETED, root.path, True)
+        else:
+            for name in sorted(root.only):
+                child = root.node.children.get(name)
+                if child is not None:
+                    self._emit(Change.DELETED, child.path(), child.is_dir)
+        self._forget(root.node, root.backend)
+        self.roots.remove(root)
+        del self._root_by_top[id(root.node)]
+
+    def root_of(self, node: Node) -> Root | None:
+        return self._root_by_top.get(id(node.top()))
+
+    def backends(self) -> list[Backend]:
+        return list(self._handles)
+
+    # ------------------------------------------------------------ observations
+
+    def apply(self, backend: Backend, observations: Sequence[Observation]) -> None:
+        """Apply a backend's observations in order; dirty directories are diffed together."""
+        dirty: list[tuple[Node, bool]] = []
+        for obs in observations:
+            if isinstance(obs, DirDirty):
+                located = self._locate(backend, obs.handle, obs.name)
+                if located is not None:
+                    dirty.append((located, obs.recursive))
+                continue
+            if dirty:
+                self._diff_dirty(dirty)
+                dirty = []
+            self._apply_one(backend, obs)
+        if dirty:
+            self._diff_dirty(dirty)
+
+    def _apply_one(self, backend: Backend, obs: Observation) -> None:
+        if self._pending and self._hold(backend, obs):
+            return
+        if isinstance(obs, EntryChange):
+            self._entry_change(backend, obs)
+        elif isinstance(obs, Renamed):
+            self._renamed(backend, obs)
+        elif isinstance(obs, SubtreeLost):
+            self._subtree_lost(backend, obs)
+        elif isinstance(obs, Gone):
+            self._gone(backend, obs)
+
+    def _locate(self, backend: Backend, handle: Hashable, name: str) -> Node | None:
+        """The cached directory or entry an observation names, or its nearest cached ancestor."""
+        node = self._handles.get(backend, {}).get(handle)
+        if node is None:
+            return None
+        for part in name.split(os.sep) if name else ():
+            child = node.children.get(part)
+            if child is None:
+                break
+            node = child
+        return node
+
+    def _split(self, backend: Backend, handle: Hashable, name: str) -> tuple[Node, str] | None:
+        """(cached parent directory, entry name) for an observation, or None if unknown.
+
+        For a recursive backend's relative path whose middle is not cached yet, the
+        deepest cached directory and the first missing name are returned: reconciling
+        that one entry reports everything below it.
+        """
+        node = self._handles.get(backend, {}).get(handle)
+        if node is None:
+            return None
+        if not name:
+            return (node.parent, node.name) if node.parent is not None else (node, "")
+        parts = name.split(os.sep)
+        for part in parts[:-1]:
+            child = node.children.get(part)
+            if child is None or child.kind != DIR:
+                return node, part
+            node = child
+        return node, parts[-1]
+
+    def _entry_change(self, backend: Backend, obs: EntryChange) -> None:
+        split = self._split(backend, obs.handle, obs.name)
+        if split is None:
+            return
+        parent, name = split
+        action = obs.action
+        if not name:  # the watched directory itself, seen from its own watch
+            self._self_change(parent, action, obs.pid)
+            return
+        if action is Action.MOVED_FROM:
+            self._moved_from(backend, parent, name, obs.cookie)
+        elif action is Action.MOVED_TO:
+            self._moved_to(backend, parent, name, obs.cookie, obs.pid)
+        elif action in (Action.MODIFIED, Action.ATTRIB):
+            node = parent.children.get(name)
+            if node is None or not self._tracked(parent, name):
+                self._reconcile(parent, name, obs.pid)
+            elif action is Action.ATTRIB:
+                self._emit(Change.ATTRIB, node.path(), node.is_dir, pid=obs.pid)
+            elif not node.is_dir:
+                self._emit(Change.MODIFIED, node.path(), False, pid=obs.pid)
+        elif action in _ACCESS:
+            node = parent.children.get(name)
+            if self.access and node is not None and self._tracked(parent, name):
+                self._emit(_ACCESS[action], node.path(), node.is_dir, pid=obs.pid)
+        else:  # CREATED, DELETED: look at what is there now
+            self._reconcile(parent, name, obs.pid)
+
+    def _self_change(self, node: Node, action: Action, pid: int | None) -> None:
+        """Only a root reports on itself; for any other directory its parent's watch does."""
+        root = self._root_by_top.get(id(node))
+        if root is None or root.only is not None:
+            return
+        if action is Action.ATTRIB:
+            self._emit(Change.ATTRIB, root.path, True, pid=pid)
+        elif action in _ACCESS and self.access:
+            self._emit(_ACCESS[action], root.path, True, pid=pid)
+        elif action in (Action.DELETED, Action.MOVED_FROM):
+            self._check_root(root)
+
+    # ----------------------------------------------------------- the precise path
+
+    def _tracked(self, parent: Node, name: str) -> bool:
+        """Does ``name`` in ``parent`` belong in the cache (depth, file roots, ignore)?"""
+        root = self.root_of(parent)
+        if root is None or not self._attached(parent):
+            return False
+        if root.only is not None:
+            return parent is root.node and name in root.only
+        if parent.depth() >= root.max_depth:
+            return False
+        if self.ignore:
+            return not self.ignore.match(name, lambda: self._rel(root, parent, name))
+        return True
+
+    def _rel(self, root: Root, parent: Node, name: str) -> str:
+        parts = [name]
+        node = parent
+        while node is not root.node and node.parent is not None:
+            parts.append(node.name)
+            node = node.parent
+        return "/".join(reversed(parts))
+
+    def _attached(self, node: Node) -> bool:
+        while node.parent is not None:
+            if node.parent.children.get(node.name) is not node:
+                return False
+            node = node.parent
+        return id(node) in self._root_by_top
+
+    def _reconcile(self, parent: Node, name: str, pid: int | None = None) -> None:
+        """Make the cache agree with the disk for one entry, reporting the difference."""
+        if not self._tracked(parent, name):
+            return
+        path = os.path.join(parent.path(), name)
+        st = lstat(path)
+        cur = parent.children.get(name)
+        if cur is None:
+            if st is not None:
+                self._create(parent, name, st, pid)
+        elif st is None:
+            self._remove(cur, pid=pid)
+        elif cur.same(st):
+            return
+        elif cur.kind != DIR and kind_of(st) != DIR:
+            cur.refresh(st)  # replaced by another file (atomic save): new content
+            self._emit(Change.MODIFIED, path, False, pid=pid)
+        else:
+            self._remove(cur, pid=pid)
+            self._create(parent, name, st, pid)
+
+    def _create(self, parent: Node, name: str, st: os.stat_result, pid: int | None = None) -> Node:
+        node = Node(name, parent, st)
+        parent.children[name] = node
+        self._emit(Change.CREATED, node.path(), node.is_dir, pid=pid)
+        if node.is_dir:
+            root = self.root_of(parent)
+            if root is not None:
+                self._fill(node, root, emit=True)
+        return node
+
+    def _remove(self, node: Node, *, emit: bool = True, pid: int | None = None) -> None:
+        """Drop ``node`` and its subtree from the cache, releasing their watches."""
+        root = self._root_by_top.get(id(node))
+        if root is not None:
+            self._end_root(root)
+            return
+        if emit:
+            self._emit(Change.DELETED, node.path(), node.is_dir, pid=pid)
+        parent = node.parent
+        if parent is not None and parent.children.get(node.name) is node:
+            del parent.children[node.name]
+        owner = self.root_of(node)
+        if owner is not None:
+            self._forget(node, owner.backend)
+
+    def _forget(self, node: Node, backend: Backend) -> None:
+        handles = self._handles.get(backend, {})
+        for sub in node.walk():
+            handle = sub.handle
+            if handle is not None and handles.get(handle) is sub:
+                del handles[handle]
+                try:
+                    backend.unwatch(handle)
+                except OSError:
+                    pass
+            sub.handle = None
+
+    def _fill(self, top: Node, root: Root, *, emit: bool) -> None:
+        """Watch, then list, a directory new to the cache and everything below it.
+
+        Watching before listing closes the race with entries created in between: they
+        are in the listing, or their event arrives (and finds them cached: no duplicate).
+        """
+        if root.only is not None and top is root.node:
+            for name in sorted(root.only):
+                self._fill_only(root, name, emit=emit)
+            return
+        per_dir = not root.backend.capabilities.recursive
+        stack = [(top, top.depth())]
+        while stack:
+            node, depth = stack.pop()
+            if depth >= root.max_depth:
+                continue
+            if per_dir and node is not root.node and not self._watch_dir(node, root):
+                continue
+            entries = self._list(node)
+            if entries is None:
+                continue
+            for name, st in entries:
+                if name in node.children or (self.ignore and self._ignored(root, node, name)):
+                    continue
+                child = Node(name, node, st)
+                node.children[name] = child
+                if emit:
+                    self._emit(Change.CREATED, child.path(), child.is_dir)
+                if child.is_dir:
+                    stack.append((child, depth + 1))
+
+    def _fill_only(self, root: Root, name: str, *, emit: bool = False) -> None:
+        st = lstat(os.path.join(root.node.name, name))
+        if st is not None and name not in root.node.children:
+            node = Node(name, root.node, st)
+            root.node.children[name] = node
+            if emit:
+                self._emit(Change.CREATED, node.path(), node.is_dir)
+
+    def _ignored(self, root: Root, parent: Node, name: str) -> bool:
+        return self.ignore.match(name, lambda: self._rel(root, parent, name))
+
+    def _watch_dir(self, node: Node, root: Root) -> bool:
+        """Watch one directory; False if it vanished first (its events will say so)."""
+        if node.handle is not None:
+            return True
+        path = node.path()
+        try:
+            handle = root.backend.watch(path, recursive=False)
+        except WatchGoneError:
+            return False
+        except WatchLimitError as exc:
+            self._warn_once(f"limit:{root.path}", f"{exc} (first refused at {path!r})")
+            return True
+        except (WatchError, OSError) as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                return False
+            self._warn_once(path, f"cannot watch {path!r}: {exc}; changes below it are unseen")
+            return True
+        self._bind(node, handle, root.backend)
+        return True
+
+    def _list(self, node: Node) -> list[tuple[str, os.stat_result]] | None:
+        """Every entry of a cached directory with its lstat, or None if unreadable."""
+        path = node.path()
+        racy = node.mtime >= time.time_ns() - RACY_NS
+        entries: list[tuple[str, os.stat_result]] = []
+        try:
+            with os.scandir(path) as it:
+                for entry in it:
+                    try:
+                        entries.append((entry.name, entry.stat(follow_symlinks=False)))
+                    except OSError:
+                        continue  # removed since the listing: its event will follow
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            self._warn_once(path, f"cannot read directory {path!r} ({exc.strerror}); skipped")
+            node.listed = None
+            return None
+        node.listed = None if racy else node.mtime
+        return entries
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            self.warn(message)
+
+    # ------------------------------------------------------------------ renames
+
+    def _moved_from(
+        self, backend: Backend, parent: Node, name: str, cookie: int | None
+    ) -> None:
+        node = parent.children.pop(name, None) if self._tracked(parent, name) else None
+        key = (id(backend), cookie)
+        if cookie is None:
+            self._adjacent[backend] = key
+        self._pending[key] = _Pending(parent, name, node, self.clock() + self.pair_wait)
+
+    def _moved_to(
+        self, backend: Backend, parent: Node, name: str, cookie: int | None, pid: int | None
+    ) -> None:
+        key: tuple[int, Hashable] = (id(backend), cookie)
+        if cookie is None:
+            key = self._adjacent.pop(backend, key)
+        pending = self._pending.pop(key, None)
+        if pending is None:
+            self._reconcile(parent, name, pid)  # moved in from outside: created + contents
+            return
+        if pending.node is None:
+            self._reconcile(parent, name, pid)
+        else:
+            self._move(pending.node, pending.parent, pending.name, parent, name, pid)
+        self._replay(pending)
+
+    def _renamed(self, backend: Backend, obs: Renamed) -> None:
+        src = self._split(backend, obs.old_handle, obs.old_name)
+        dst = self._split(backend, obs.new_handle, obs.new_name)
+        if src is None or dst is None or not src[1] or not dst[1]:
+            for end in (src, dst):
+                if end is not None and end[1]:
+                    self._reconcile(*end)
+            return
+        node = src[0].children.get(src[1]) if self._tracked(*src) else None
+        if node is None:
+            self._reconcile(*dst)
+            return
+        del src[0].children[src[1]]
+        self._move(node, src[0], src[1], dst[0], dst[1], None)
+
+    def _move(
+        self,
+        node: Node,
+        src_parent: Node,
+        src_name: str,
+        dst_parent: Node,
+        dst_name: str,
+        pid: int | None,
+    ) -> None:
+        """Complete a rename whose source ``node`` is already detached from ``src_parent``.
+
+        The kernel's pairing is trusted unless the disk proves it stale: when ``node``
+        is still at its old place (a scan already saw the rename undone or never done),
+        it goes back there and the destination is reconciled on its own.
+        """
+        src_path = os.path.join(src_parent.path(), src_name)
+        dst_tracked = self._tracked(dst_parent, dst_name)
+        src_root, dst_root = self.root_of(src_parent), self.root_of(dst_parent)
+        if not dst_tracked or src_root is None or dst_root is None or (
+            src_root.backend is not dst_root.backend
+        ):
+            self._drop_detached(node, src_path, pid)
+            if dst_tracked:
+                self._reconcile(dst_parent, dst_name, pid)
+            return
+        dst_path = os.path.join(dst_parent.path(), dst_name)
+        st = lstat(dst_path)
+        if st is None or not node.same(st):
+            back = lstat(src_path)
+            if back is not None and node.same(back) and src_name not in src_parent.children:
+                src_parent.children[src_name] = node  # stale: nothing moved after all
+                self._reconcile(dst_parent, dst_name, pid)
+                return
+        occupant = dst_parent.children.get(dst_name)
+        if occupant is not None:
+            self._remove(occupant, emit=False)  # a move onto a path replaces it
+        node.parent, node.name = dst_parent, dst_name
+        dst_parent.children[dst_name] = node
+        self._emit(Change.MOVED, dst_path, node.is_dir, src=src_path, pid=pid)
+
+    def _drop_detached(self, node: Node, path: str, pid: int | None) -> None:
+        self._emit(Change.DELETED, path, node.is_dir, pid=pid)
+        owner = self.root_of(node)
+        if owner is not None:
+            self._forget(node, owner.backend)
+
+    def _hold(self, backend: Backend, obs: Observation) -> bool:
+        """Queue ``obs`` behind a pending ``moved_from`` it depends on; True if queued.
+
+        Only observations about the moved entry's old name or about its subtree wait;
+        everything else goes on at once.
+        """
+        targets: list[tuple[Hashable, str]] = []
+        if isinstance(obs, EntryChange):
+            if obs.action is Action.MOVED_TO and self._is_partner(backend, obs.cookie):
+                return False
+            targets.append((obs.handle, obs.name))
+        elif isinstance(obs, Renamed):
+            targets += [(obs.old_handle, obs.old_name), (obs.new_handle, obs.new_name)]
+        elif isinstance(obs, Gone):
+            targets.append((obs.handle, ""))
+        else:
+            return False
+        for handle, name in targets:
+            node = self._handles.get(backend, {}).get(handle)
+            if node is None:
+                continue
+            first = name.split(os.sep, 1)[0] if name else ""
+            for pending in self._pending.values():
+                inside = pending.node is not None and pending.node.is_ancestor_of(node)
+                if inside or (pending.parent is node and pending.name == first):
+                    pending.held.append((backend, obs))
+                    return True
+        return False
+
+    def _is_partner(self, backend: Backend, cookie: int | None) -> bool:
+        if cookie is None:
+            return backend in self._adjacent
+        return (id(backend), cookie) in self._pending
+
+    def _replay(self, pending: _Pending) -> None:
+        for backend, obs in pending.held:
+            self._apply_one(backend, obs)
+
+    def next_deadline(self) -> float | None:
+        """When the oldest unpaired ``moved_from`` must be settled."""
+        return min((p.deadline for p in self._pending.values()), default=None)
+
+    def expire(self, now: float | None = None) -> None:
+        """Settle each ``moved_from`` whose partner did not come in time: deleted."""
+        now = self.clock() if now is None else now
+        for key, pending in list(self._pending.items()):
+            if pending.deadline <= now:
+                del self._pending[key]
+                self._settle_unpaired(pending)
+
+    def _settle_unpaired(self, pending: _Pending) -> None:
+        node = pending.node
+        if node is not None:
+            path = os.path.join(pending.parent.path(), pending.name)
+            st = lstat(path)
+            if st is not None and node.same(st) and pending.name not in pending.parent.children:
+                pending.parent.children[pending.name] = node
+            else:
+                self._drop_detached(node, path, None)
+        self._replay(pending)
+
+    def _unpend_all(self) -> None:
+        """Put every detached node back and forget held observations (a rescan follows)."""
+        for pending in self._pending.values():
+            if pending.node is not None and pending.name not in pending.parent.children:
+                pending.parent.children[pending.name] = pending.node
+        self._pending.clear()
+        self._adjacent.clear()
+
+    # ------------------------------------------------------------------ rescans
+
+    def _subtree_lost(self, backend: Backend, obs: SubtreeLost) -> None:
+        self._unpend_all()
+        if obs.handle is None:
+            tops = [r.node for r in self.roots if r.backend is backend]
+        else:
+            node = self._locate(backend, obs.handle, obs.name)
+            tops = [node] if node is not None else []
+        self.rescan(tops, notice=True)
+
+    def _gone(self, backend: Backend, obs: Gone) -> None:
+        node = self._handles.get(backend, {}).pop(obs.handle, None)
+        if node is None:
+            return
+        node.handle = None
+        root = self._root_by_top.get(id(node))
+        if root is not None:
+            self._check_root(root)
+        elif self._attached(node) and node.parent is not None:
+            self._reconcile(node.parent, node.name)
+            if self._attached(node):  # still there: unmounted below, or the watch was dropped
+                self.rescan([node], notice=True)
+
+    def _check_root(self, root: Root) -> None:
+        """A root said it was deleted or moved: end it unless it is still there."""
+        try:
+            st = os.stat(root.node.name)
+        except OSError:
+            st = None
+        if st is None or not root.node.same(st):
+            self._end_root(root)
+        elif root.node.handle is None:
+            self._watch_root(root)
+            self.rescan([root.node], notice=True)
+
+    def rescan(self, tops: Sequence[Node], *, notice: bool) -> None:
+        """Diff the subtrees below ``tops`` against the disk; report, then say ``rescan``."""
+        tops = [t for t in tops if self._attached(t)]
+        self._diff([(t, True) for t in tops])
+        if notice:
+            for top in tops:
+                if self._attached(top):
+                    root = self._root_by_top.get(id(top))
+                    self._emit(Change.RESCAN, root.path if root else top.path(), True)
+
+    def _diff_dirty(self, dirty: list[tuple[Node, bool]]) -> None:
+        tops: list[tuple[Node, bool]] = []
+        for node, recursive in dirty:
+            if not node.is_dir:
+                if node.parent is not None:
+                    self._reconcile(node.parent, node.name)
+                continue
+            if not any(t is node and r >= recursive for t, r in tops):
+                tops.append((node, recursive))
+        self._diff(tops)
+
+    def _diff(self, tops: list[tuple[Node, bool]]) -> None:
+        """Compare cached directories with the disk and report the differences.
+
+        Entries that vanished in one place and appeared in another with the same
+        identity are reported as ``moved``. Directories whose mtime is unchanged since
+        they were last listed are not listed again: their cached names are stat'ed.
+        """
+        diff = _Diff(self)
+        for top, recursive in tops:
+            if not self._attached(top):
+                continue
+            if self._verify_top(top):
+                diff.walk(top, recursive)
+        diff.settle()
+
+    def _verify_top(self, top: Node) -> bool:
+        """Is ``top`` still the directory the cache says? If not, reconcile it instead."""
+        root = self._root_by_top.get(id(top))
+        if root is not None:
+            try:
+                st: os.stat_result | None = os.stat(top.name)
+            except OSError:
+                st = None
+        else:
+            st = lstat(top.path())
+        if st is not None and top.same(st):
+            change = top.refresh(st)
+            if change == "attrib" and (root is None or root.only is None):
+                self._emit(Change.ATTRIB, root.path if root else top.path(), True)
+            return True
+        if root is not None:
+            self._end_root(root)
+        elif top.parent is not None:
+            self._reconcile(top.parent, top.name)
+        return False
+
+    # ------------------------------------------------------------------ output
+
+    def _emit(
+        self,
+        kind: Change,
+        path: str,
+        is_dir: bool,
+        *,
+        src: str | None = None,
+        pid: int | None = None,
+    ) -> None:
+        if (
+            kind in (Change.MODIFIED, Change.ATTRIB, Change.ACCESSED)
+            and self.out
+            and self.out[-1].kind is kind
+            and self.out[-1].path == path
+        ):
+            return  # a burst of writes to one file is one change
+        self.out.append(Event(kind, path, is_dir, src, pid))
+
+    def take(self) -> list[Event]:
+        """The events produced since the last call."""
+        out, self.out = self.out, []
+        return out
+
+
+class _Diff:
+    """One rescan: walk, then settle what appeared and vanished."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.e = engine
+        self.appeared: list[tuple[Node, str, os.stat_result]] = []
+        self.vanished: list[Node] = []
+        self.matched: set[int] = set()
+        self.region: dict[tuple[int, int, str], Node] = {}
+        self.gone: list[Node] = []
+        self.where: dict[tuple[int, int, str], tuple[Node, str, os.stat_result]] = {}
+        self.busy: set[int] = set()
+
+    def walk(self, top: Node, recursive: bool) -> None:
+        e = self.e
+        root = e.root_of(top)
+        if root is None:
+            return
+        per_dir = not root.backend.capabilities.recursive
+        stack = [(top, top.depth())]
+        while stack:
+            node, depth = stack.pop()
+            if depth >= root.max_depth:
+                continue
+            unwatched = per_dir and node.handle is None and node is not root.node
+            if unwatched and not e._watch_dir(node, root):
+                continue
+            entries = self._entries(node, root)
+            if entries is None:
+                continue
+            seen = set()
+            for name, st in entries:
+                seen.add(name)
+                cur = node.children.get(name)
+                if cur is not None and cur.same(st):
+                    self.matched.add(id(cur))
+                    self._refresh(cur, st)
+                    if cur.is_dir and recursive:
+                        stack.append((cur, depth + 1))
+                    continue
+                self.appeared.append((node, name, st))
+                if cur is not None:
+                    self.vanished.append(cur)
+            for name, child in node.children.items():
+                if name not in seen:
+                    self.vanished.append(child)
+
+    def _entries(self, node: Node, root: Root) -> list[tuple[str, os.stat_result]] | None:
+        e = self.e
+        if root.only is not None and node is root.node:
+            names: Iterable[str] = sorted(root.only)
+        elif node.listed is not None and node.listed == node.mtime:
+            names = list(node.children)  # unchanged since listed: just stat what we know
+        else:
+            entries = e._list(node)
+            if entries is None:
+                return None
+            if e.ignore:
+                entries = [(n, s) for n, s in entries if not e._ignored(root, node, n)]
+            return entries
+        base = node.path()
+        out = []
+        for name in names:
+            st = lstat(os.path.join(base, name))
+            if st is not None:
+                out.append((name, st))
+        return out
+
+    def _refresh(self, node: Node, st: os.stat_result) -> None:
+        change = node.refresh(st)
+        if change == "modified":
+            self.e._emit(Change.MODIFIED, node.path(), node.is_dir)
+        elif change == "attrib":
+            self.e._emit(Change.ATTRIB, node.path(), node.is_dir)
+
+    def settle(self) -> None:
+        if not self.appeared and not self.vanished:
+            return
+        for gone in self.vanished:
+            for sub in gone.walk():
+                self.region.setdefault(sub.identity(), sub)
+                self.gone.append(sub)
+        i = 0
+        while i < len(self.appeared):  # grows while moved directories are diffed
+            parent, name, st = self.appeared[i]
+            self.where.setdefault((st.st_dev, st.st_ino, kind_of(st)), (parent, name, st))
+            i += 1
+        i = 0
+        while i < len(self.appeared):
+            self._place(*self.appeared[i])
+            i += 1
+        for node in self.gone:  # parents come before their children here
+            if id(node) not in self.matched and self.e._attached(node):
+                self.e._remove(node)
+
+    def _place(self, parent: Node, name: str, st: os.stat_result) -> None:
+        e = self.e
+        if not e._attached(parent):
+            return
+        cur = parent.children.get(name)
+        if cur is not None and cur.same(st):
+            if id(cur) not in self.matched:
+                self.matched.add(id(cur))
+                self._refresh(cur, st)
+            return
+        ident = (st.st_dev, st.st_ino, kind_of(st))
+        mover = self.region.get(ident)
+        if mover is not None and (
+            id(mover) in self.matched or mover is cur or mover.is_ancestor_of(parent)
+        ):
+            mover = None
+        if cur is not None:
+            if mover is None and cur.kind != DIR and kind_of(st) != DIR:
+                self.matched.add(id(cur))
+                cur.refresh(st)  # replaced by another file: new content
+                e._emit(Change.MODIFIED, cur.path(), False)
+                return
+            self._evict(cur)
+            if mover is not None and not e._attached(mover):
+                mover = None  # it was inside what had to be deleted
+        if mover is not None:
+            self.matched.add(id(mover))
+            src = mover.path()
+            if mover.parent is not None:
+                mover.parent.children.pop(mover.name, None)
+            mover.parent, mover.name = parent, name
+            parent.children[name] = mover
+            e._emit(Change.MOVED, mover.path(), mover.is_dir, src=src)
+            mover.refresh(st)
+            if mover.is_dir:
+                self.walk(mover, True)
+                self.where.update(
+                    ((s.st_dev, s.st_ino, kind_of(s)), (p, n, s))
+                    for p, n, s in self.appeared
+                    if (s.st_dev, s.st_ino, kind_of(s)) not in self.where
+                )
+            return
+        if e._tracked(parent, name):
+            node = e._create(parent, name, st)
+            self.matched.add(id(node))
+
+    def _evict(self, cur: Node) -> None:
+        """Make room at ``cur``'s place: move it where the disk has it now, or delete it."""
+        target = self.where.get(cur.identity())
+        elsewhere = target is not None and (target[0] is not cur.parent or target[1] != cur.name)
+        if target is not None and elsewhere and id(cur) not in self.busy:
+            self.busy.add(id(cur))
+            self._place(*target)
+        if cur.attached_to_parent() and self.e._attached(cur):
+            self.e._remove(cur)

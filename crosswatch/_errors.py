@@ -1,0 +1,43 @@
+"""Exceptions and warnings; each message says what the user can do about it."""
+
+from __future__ import annotations
+
+
+class CrosswatchError(Exception):
+    """Base class of every error crosswatch raises on purpose."""
+
+
+class ConfigError(CrosswatchError, ValueError):
+    """An option, environment variable or config file holds a value crosswatch rejects."""
+
+
+class WatchPathError(CrosswatchError, OSError):
+    """A path given to watch cannot be watched (missing, unreadable, not a directory …)."""
+
+
+class UnknownBackendError(ConfigError):
+    """A backend was named that no installed plugin provides."""
+
+
+class BackendUnavailableError(CrosswatchError):
+    """No acceptable backend can watch a root, or a forced one cannot."""
+
+
+class PluginError(CrosswatchError):
+    """A plugin broke the registration contract (duplicate name, bad class …)."""
+
+
+class WatchError(OSError):
+    """Raised by a backend's ``watch``; the engine decides what it means."""
+
+
+class WatchGoneError(WatchError):
+    """The path vanished (or changed type) before a watch could be placed: not an error."""
+
+
+class WatchLimitError(WatchError):
+    """The OS refused more watches or handles; the engine falls back for that part."""
+
+
+class CrosswatchWarning(UserWarning):
+    """Something was skipped but watching goes on (an unreadable directory …)."""

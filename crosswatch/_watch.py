@@ -1,0 +1,407 @@
+"""The synchronous API: :class:`Watcher` and :func:`watch`.
+
+One thread per watcher runs the engine: it waits on the backends' descriptors and
+deadlines (nothing else wakes it, so an idle watcher costs nothing), applies what
+they report and hands batches of events to the consumer.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import selectors
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+from . import _config, _select
+from ._backend import Backend, Options
+from ._engine import Engine, Ignore
+from ._errors import ConfigError, CrosswatchWarning, WatchPathError
+from ._events import ACCESS_KINDS, Change, Event
+from ._plugins import Plugins
+
+Paths = str | bytes | os.PathLike[str] | os.PathLike[bytes]
+BackendSpec = str | Sequence[str] | type[Backend] | None
+Callback = Callable[[list[Event]], object]
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, CrosswatchWarning, stacklevel=2)
+
+
+def _roots(paths: Iterable[Paths], recursive: bool) -> list[str]:
+    """Absolute, existing, de-duplicated roots; a root inside another one is covered by it."""
+    roots: list[str] = []
+    for raw in paths:
+        path = os.path.abspath(os.fsdecode(raw))
+        try:
+            os.stat(path)
+        except FileNotFoundError:
+            raise WatchPathError(
+                f"cannot watch {path!r}: it does not exist; check the path or create it first"
+            ) from None
+        except OSError as exc:
+            raise WatchPathError(f"cannot watch {path!r}: {exc.strerror}") from None
+        if path not in roots:
+            roots.append(path)
+    dirs = [r for r in roots if os.path.isdir(r)]
+
+    def covered(root: str) -> bool:
+        for d in dirs:
+            if d == root:
+                continue
+            inside = root.startswith(d.rstrip(os.sep) + os.sep)
+            if inside and (recursive or (os.path.dirname(root) == d and not os.path.isdir(root))):
+                return True
+        return False
+
+    return [r for r in roots if not covered(r)]
+
+
+class Watcher:
+    """Watches paths and delivers batches of :class:`Event`, in order.
+
+    Iterate over it (``for batch in watcher``) or pass ``callback``, which is then
+    called with each batch on the watcher's thread. ``start()`` returns once every
+    root has been read: any change made after that is reported. ``close()`` can be
+    called from any thread and releases every descriptor and thread.
+
+    ``max_queue`` bounds the events waiting for a slow consumer; past it the
+    watcher stops reading the OS, which sheds load in the kernel (an overflow the
+    engine repairs with a rescan) instead of growing memory.
+    """
+
+    def __init__(
+        self,
+        *paths: Paths,
+        recursive: bool = True,
+        backend: BackendSpec = None,
+        deny: Iterable[str] | None = None,
+        ignore: Iterable[str] | None = None,
+        kinds: Iterable[Change | str] | None = None,
+        access: bool = False,
+        debounce: float | None = None,
+        poll_interval: float | None = None,
+        callback: Callback | None = None,
+        max_queue: int = 100_000,
+        pair_wait: float = 0.02,
+        plugins: Plugins | None = None,
+        config_file: str | None = None,
+        on_warning: Callable[[str], None] | None = None,
+    ) -> None:
+        if not paths:
+            raise ConfigError("watch() needs at least one path")
+        forced = backend if isinstance(backend, type) else None
+        args: dict[str, object] = {
+            "backend": None if forced else backend,
+            "deny": list(deny) if deny is not None else None,
+            "ignore": list(ignore) if ignore is not None else None,
+            "debounce": debounce,
+            "poll_interval": poll_interval,
+        }
+        self.settings = _config.resolve(args=args, config_file=config_file)
+        self.roots = _roots(paths, recursive)
+        self.recursive = recursive
+        self.kinds = self._kinds(kinds, access)
+        self.max_queue = max(1, max_queue)
+        self._forced = forced
+        self._plugins = plugins
+        self._callback = callback
+        self._debounce = self.settings.debounce or 0.0
+        self._options = Options(
+            access=access,
+            poll_interval=self.settings.poll_interval or 0.5,
+        )
+        self._engine = Engine(
+            access=access,
+            ignore=Ignore(self.settings.ignore),
+            pair_wait=pair_wait,
+            warn=on_warning or _warn,
+        )
+        self._backends: dict[type[Backend], Backend] = {}
+        self._chosen: dict[str, str] = {}
+        self._queue: collections.deque[list[Event]] = collections.deque()
+        self._queued = 0
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._wake_r, self._wake_w = -1, -1
+        self._closing = False
+        self._finished = False
+        self._error: BaseException | None = None
+        self._paused = False
+        self._started = False
+        self._release_lock = threading.Lock()
+
+    @staticmethod
+    def _kinds(kinds: Iterable[Change | str] | None, access: bool) -> frozenset[Change] | None:
+        if kinds is None:
+            return None
+        try:
+            chosen = frozenset(Change(k) for k in kinds)
+        except ValueError as exc:
+            accepted = ", ".join(c.value for c in Change)
+            raise ConfigError(f"unknown event kind: {exc}; use one of {accepted}") from None
+        if chosen & ACCESS_KINDS and not access:
+            raise ConfigError("access kinds were asked for without access=True")
+        return chosen
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def backends(self) -> dict[str, str]:
+        """Which backend watches each root (after :meth:`start`)."""
+        return dict(self._chosen)
+
+    def backend(self, name: str) -> Backend:
+        """The open backend instance called ``name`` (for tests and diagnostics)."""
+        for instance in self._backends.values():
+            if instance.name == name:
+                return instance
+        raise KeyError(name)
+
+    def start(self) -> Watcher:
+        """Pick a backend per root, read every root, and start delivering."""
+        if self._started:
+            return self
+        self._started = True
+        try:
+            self._open()
+        except BaseException:
+            self._release()
+            raise
+        self._thread = threading.Thread(target=self._run, name="crosswatch", daemon=True)
+        self._thread.start()
+        return self
+
+    def _open(self) -> None:
+        plugins = self._plugins
+        if self._forced is None and plugins is None:
+            plugins = Plugins()
+        for root in self.roots:
+            if self._forced is not None:
+                cls = self._forced
+            else:
+                assert plugins is not None
+                cls, _ = _select.select_backend(
+                    root, self.settings.backend, self.settings.deny, plugins
+                )
+            instance = self._backends.get(cls)
+            if instance is None:
+                instance = self._backends[cls] = cls(self._options)
+            try:
+                self._engine.add_root(root, instance, recursive=self.recursive)
+            except FileNotFoundError:
+                raise WatchPathError(f"cannot watch {root!r}: it vanished while starting") from None
+            self._chosen[root] = cls.name
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+
+    def close(self) -> None:
+        """Stop watching and release everything; safe to call twice, from any thread.
+
+        In callback mode, an error that stopped the watcher's thread is raised here.
+        """
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._wake()
+        thread = self._thread
+        if thread is threading.current_thread():
+            return  # called from the callback: the loop releases all when it returns
+        if thread is not None:
+            thread.join()
+        self._release()
+        if self._callback is not None and self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _release(self) -> None:
+        with self._release_lock:
+            self._release_locked()
+
+    def _release_locked(self) -> None:
+        for instance in self._backends.values():
+            try:
+                instance.close()
+            except OSError:
+                pass
+        self._backends.clear()
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+
+    def _wake(self) -> None:
+        if self._wake_w >= 0:
+            try:
+                os.write(self._wake_w, b"!")
+            except (BlockingIOError, OSError):
+                pass  # already awake (pipe full) or closed
+
+    def __enter__(self) -> Watcher:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closing or self._finished
+
+    # ------------------------------------------------------------- consuming
+
+    def __iter__(self) -> Iterator[list[Event]]:
+        if self._callback is not None:
+            raise TypeError("this watcher delivers to its callback; do not also iterate it")
+        self.start()
+        while True:
+            batch = self.get()
+            if batch is None:
+                return
+            yield batch
+
+    def get(self, timeout: float | None = None) -> list[Event] | None:
+        """The next batch; ``[]`` if ``timeout`` passed first, ``None`` once the stream ended."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._queue:
+                if self._error is not None:
+                    error, self._error = self._error, None
+                    raise error
+                if self._closing or self._finished:
+                    return None
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return []
+                self._cond.wait(remaining)
+            batch = self._queue.popleft()
+            self._queued -= len(batch)
+            resume = self._paused and self._queued <= self.max_queue // 2
+        if resume:
+            self._wake()
+        return batch
+
+    # -------------------------------------------------------------- the loop
+
+    def _run(self) -> None:
+        selector = selectors.DefaultSelector()
+        try:
+            selector.register(self._wake_r, selectors.EVENT_READ, None)
+            self._loop(selector)
+        except BaseException as exc:  # handed to the consumer, never lost
+            with self._cond:
+                self._error = exc
+        finally:
+            selector.close()
+            with self._cond:
+                self._finished = True
+                self._cond.notify_all()
+            if self._closing:
+                self._release()
+
+    def _loop(self, selector: selectors.BaseSelector) -> None:
+        engine = self._engine
+        watched: dict[int, Backend] = {}
+        batch: list[Event] = []
+        batch_due: float | None = None
+        while not self._closing:
+            self._paused = self._queued >= self.max_queue
+            self._sync_fds(selector, watched)
+            timeout = self._timeout(batch_due)
+            for key, _ in selector.select(timeout):
+                if key.data is None:
+                    self._drain_wake()
+                elif not self._paused:
+                    backend: Backend = key.data
+                    engine.apply(backend, backend.read())
+            if not self._paused:
+                now = time.monotonic()
+                for backend in engine.backends():
+                    due = backend.deadline()
+                    if due is not None and due <= now:
+                        engine.apply(backend, backend.read())
+            engine.expire()
+            events = self._filter(engine.take())
+            if events:
+                if not batch and self._debounce > 0:
+                    batch_due = time.monotonic() + self._debounce
+                batch.extend(events)
+            if batch and (batch_due is None or time.monotonic() >= batch_due):
+                self._deliver(batch)
+                batch, batch_due = [], None
+            if not engine.roots:
+                if batch:
+                    self._deliver(batch)
+                return
+
+    def _sync_fds(self, selector: selectors.BaseSelector, watched: dict[int, Backend]) -> None:
+        """Listen to backends' descriptors, except while the consumer is too far behind."""
+        wanted: dict[int, Backend] = {}
+        if not self._paused:
+            for backend in self._engine.backends():
+                fd = backend.fileno()
+                if fd is not None:
+                    wanted[fd] = backend
+        for fd in list(watched):
+            if wanted.get(fd) is not watched[fd]:
+                selector.unregister(fd)
+                del watched[fd]
+        for fd, backend in wanted.items():
+            if fd not in watched:
+                selector.register(fd, selectors.EVENT_READ, backend)
+                watched[fd] = backend
+
+    def _timeout(self, batch_due: float | None) -> float | None:
+        dues: list[float] = []
+        if batch_due is not None:
+            dues.append(batch_due)
+        pending = self._engine.next_deadline()
+        if pending is not None:
+            dues.append(pending)
+        if not self._paused:
+            for backend in self._engine.backends():
+                due = backend.deadline()
+                if due is not None:
+                    dues.append(due)
+        if not dues:
+            return None  # idle: sleep until a descriptor or close() wakes us
+        return max(0.0, min(dues) - time.monotonic())
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self._wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _filter(self, events: list[Event]) -> list[Event]:
+        if self.kinds is None:
+            return events
+        return [e for e in events if e.kind in self.kinds]
+
+    def _deliver(self, batch: list[Event]) -> None:
+        if self._callback is not None:
+            self._callback(batch)
+            return
+        with self._cond:
+            self._queue.append(batch)
+            self._queued += len(batch)
+            self._cond.notify_all()
+
+
+def watch(*paths: Paths, **options: Any) -> Watcher:
+    """Watch ``paths``; use as ``with watch("src") as w: for batch in w: ...``.
+
+    Keyword options are those of :class:`Watcher`.
+    """
+    return Watcher(*paths, **options)
