@@ -33,6 +33,8 @@ from ._tree import DIR, Node, kind_of, lstat
 #: A directory modified this recently (ns) when listed may change again within the
 #: same timestamp tick (or a network server's clock skew), so it is listed again.
 RACY_NS = 1_000_000_000
+#: The coarsest file timestamp tick we expect (jiffies at HZ=100).
+TICK_NS = 10_000_000
 
 _ACCESS = {
     Action.OPENED: Change.OPENED,
@@ -113,7 +115,7 @@ class Engine:
         self._pending: dict[tuple[int, Hashable], _Pending] = {}
         self._adjacent: dict[Backend, tuple[int, Hashable]] = {}
         self._warned: set[str] = set()
-        self._blind_seq = 0
+        self._deferred: dict[int, Node] = {}
 
     # ----------------------------------------------------------------- roots
 
@@ -157,6 +159,7 @@ class Engine:
 
     def _end_root(self, root: Root) -> None:
         """The root is gone: report it deleted and forget everything below it."""
+        self._settle_pending_below(root.node)
         if root.only is None:
             self._emit(Change.DELETED, root.path, True)
         else:
@@ -191,6 +194,7 @@ class Engine:
             self._apply_one(backend, obs)
         if dirty:
             self._diff_dirty(dirty)
+        self._run_deferred()
 
     def _apply_one(self, backend: Backend, obs: Observation) -> None:
         if self._pending and self._hold(backend, obs):
@@ -256,6 +260,8 @@ class Engine:
             elif action is Action.ATTRIB:
                 self._emit(Change.ATTRIB, node.path(), node.is_dir, pid=obs.pid)
             elif not node.is_dir:
+                # No stat: a write whose event is lost later must still show in a rescan.
+                node.reported_modified(time.time_ns() - TICK_NS)
                 self._emit(Change.MODIFIED, node.path(), False, pid=obs.pid)
         elif action in _ACCESS:
             node = parent.children.get(name)
@@ -312,6 +318,9 @@ class Engine:
             return
         path = os.path.join(parent.path(), name)
         st = lstat(path)
+        if not self._path_valid(parent):
+            self._defer(parent)
+            return
         cur = parent.children.get(name)
         if cur is None:
             if st is not None:
@@ -326,6 +335,38 @@ class Engine:
         else:
             self._remove(cur, pid=pid)
             self._create(parent, name, st, pid)
+
+    def _path_valid(self, node: Node) -> bool:
+        """Does ``node``'s cached path still lead to it?
+
+        Observations are read after the fact: an ancestor may have been renamed since,
+        and the rename is still in the queue. Through such a stale path ``lstat``
+        proves nothing, so the caller looks again once the batch has been applied.
+        """
+        if node.parent is None:
+            return True
+        st = lstat(node.path())
+        return st is not None and node.same(st)
+
+    def _defer(self, node: Node) -> None:
+        self._deferred[id(node)] = node
+
+    def _run_deferred(self) -> None:
+        """Diff the directories whose paths were stale, now that the batch is applied."""
+        if not self._deferred:
+            return
+        nodes = list(self._deferred.values())
+        self._deferred.clear()
+        tops: list[tuple[Node, bool]] = []
+        for node in nodes:
+            if not node.is_dir or not self._attached(node):
+                continue
+            if self._path_valid(node):
+                tops.append((node, False))
+            else:
+                self._defer(node)  # its ancestor's rename has not been read yet
+        if tops:
+            self._diff(tops)
 
     def _create(self, parent: Node, name: str, st: os.stat_result, pid: int | None = None) -> Node:
         node = Node(name, parent, st)
@@ -343,6 +384,7 @@ class Engine:
         if root is not None:
             self._end_root(root)
             return
+        self._settle_pending_below(node)
         if emit:
             self._emit(Change.DELETED, node.path(), node.is_dir, pid=pid)
         parent = node.parent
@@ -414,12 +456,14 @@ class Engine:
         try:
             handle = root.backend.watch(path, recursive=False)
         except WatchGoneError:
+            self._defer(node)  # gone, or its path is stale: look again after the batch
             return False
         except WatchLimitError as exc:
             self._warn_once(f"limit:{root.path}", f"{exc} (first refused at {path!r})")
             return True
         except (WatchError, OSError) as exc:
             if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                self._defer(node)
                 return False
             self._warn_once(path, f"cannot watch {path!r}: {exc}; changes below it are unseen")
             return True
@@ -439,6 +483,7 @@ class Engine:
                     except OSError:
                         continue  # removed since the listing: its event will follow
         except (FileNotFoundError, NotADirectoryError):
+            self._defer(node)
             return None
         except OSError as exc:
             self._warn_once(path, f"cannot read directory {path!r} ({exc.strerror}); skipped")
@@ -520,6 +565,10 @@ class Engine:
                 self._reconcile(dst_parent, dst_name, pid)
             return
         dst_path = os.path.join(dst_parent.path(), dst_name)
+        if dst_path == src_path:
+            if src_name not in src_parent.children:
+                src_parent.children[src_name] = node
+            return
         st = lstat(dst_path)
         if st is None or not node.same(st):
             back = lstat(src_path)
@@ -528,6 +577,11 @@ class Engine:
                 self._reconcile(dst_parent, dst_name, pid)
                 return
         occupant = dst_parent.children.get(dst_name)
+        if occupant is not None and occupant.identity() == node.identity():
+            # A listing read after the rename already found this entry at its new
+            # place; that reading is newer, so it stays and the old node goes.
+            self._drop_detached(node, src_path, pid)
+            return
         if occupant is not None:
             self._remove(occupant, emit=False)  # a move onto a path replaces it
         node.parent, node.name = dst_parent, dst_name
@@ -547,9 +601,10 @@ class Engine:
         everything else goes on at once.
         """
         targets: list[tuple[Hashable, str]] = []
+        partner: _Pending | None = None
         if isinstance(obs, EntryChange):
-            if obs.action is Action.MOVED_TO and self._is_partner(backend, obs.cookie):
-                return False
+            if obs.action is Action.MOVED_TO:
+                partner = self._partner(backend, obs.cookie)
             targets.append((obs.handle, obs.name))
         elif isinstance(obs, Renamed):
             targets += [(obs.old_handle, obs.old_name), (obs.new_handle, obs.new_name)]
@@ -563,16 +618,17 @@ class Engine:
                 continue
             first = name.split(os.sep, 1)[0] if name else ""
             for pending in self._pending.values():
+                if pending is partner:
+                    continue
                 inside = pending.node is not None and pending.node.is_ancestor_of(node)
                 if inside or (pending.parent is node and pending.name == first):
                     pending.held.append((backend, obs))
                     return True
         return False
 
-    def _is_partner(self, backend: Backend, cookie: int | None) -> bool:
-        if cookie is None:
-            return backend in self._adjacent
-        return (id(backend), cookie) in self._pending
+    def _partner(self, backend: Backend, cookie: int | None) -> _Pending | None:
+        key = self._adjacent.get(backend) if cookie is None else (id(backend), cookie)
+        return self._pending.get(key) if key is not None else None
 
     def _replay(self, pending: _Pending) -> None:
         for backend, obs in pending.held:
@@ -585,10 +641,12 @@ class Engine:
     def expire(self, now: float | None = None) -> None:
         """Settle each ``moved_from`` whose partner did not come in time: deleted."""
         now = self.clock() if now is None else now
-        for key, pending in list(self._pending.items()):
-            if pending.deadline <= now:
+        for key in list(self._pending):
+            pending = self._pending.get(key)  # replaying held observations may pair others
+            if pending is not None and pending.deadline <= now:
                 del self._pending[key]
                 self._settle_unpaired(pending)
+        self._run_deferred()
 
     def _settle_unpaired(self, pending: _Pending) -> None:
         node = pending.node
@@ -600,6 +658,20 @@ class Engine:
             else:
                 self._drop_detached(node, path, None)
         self._replay(pending)
+
+    def _settle_pending_below(self, node: Node) -> None:
+        """Report pending moves out of ``node``'s subtree as deleted, before it goes.
+
+        Their observations held back concern entries that go with the subtree.
+        """
+        if not self._pending or not node.is_dir:
+            return
+        for key, pending in list(self._pending.items()):
+            if node.is_ancestor_of(pending.parent):
+                del self._pending[key]
+                if pending.node is not None:
+                    path = os.path.join(pending.parent.path(), pending.name)
+                    self._drop_detached(pending.node, path, None)
 
     def _unpend_all(self) -> None:
         """Put every detached node back and forget held observations (a rescan follows)."""
@@ -628,10 +700,12 @@ class Engine:
         root = self._root_by_top.get(id(node))
         if root is not None:
             self._check_root(root)
-        elif self._attached(node) and node.parent is not None:
+        elif not self._attached(node) or node.parent is None:
+            return
+        elif self._path_valid(node):  # still there: unmounted below, or the watch was dropped
+            self.rescan([node], notice=True)
+        else:
             self._reconcile(node.parent, node.name)
-            if self._attached(node):  # still there: unmounted below, or the watch was dropped
-                self.rescan([node], notice=True)
 
     def _check_root(self, root: Root) -> None:
         """A root said it was deleted or moved: end it unless it is still there."""
@@ -856,7 +930,9 @@ class _Diff:
             mover.parent, mover.name = parent, name
             parent.children[name] = mover
             e._emit(Change.MOVED, mover.path(), mover.is_dir, src=src)
-            mover.refresh(st)
+            # Same inode but new content: moved and written, or a freed inode number
+            # reused at once (ext4 does). Either way the consumer must read it again.
+            self._refresh(mover, st)
             if mover.is_dir:
                 self.walk(mover, True)
                 self.where.update(

@@ -80,14 +80,23 @@ class Node:
     def refresh(self, st: os.stat_result) -> str | None:
         """Take ``st`` as the new state; return ``"modified"``/``"attrib"`` if it differs."""
         change = None
-        if self.kind != DIR and (st.st_size != self.size or st.st_mtime_ns != self.mtime):
+        if self.kind == DIR:
+            pass
+        elif self.size < 0:  # reported modified at time ``mtime``: only later writes count
+            change = "modified" if st.st_mtime_ns > self.mtime else None
+        elif st.st_size != self.size or st.st_mtime_ns != self.mtime:
             change = "modified"
-        elif (st.st_mode, st.st_uid, st.st_gid) != self.meta:
+        if change is None and (st.st_mode, st.st_uid, st.st_gid) != self.meta:
             change = "attrib"
         self.dev, self.ino = st.st_dev, st.st_ino
         self.size, self.mtime = st.st_size, st.st_mtime_ns
         self.meta = (st.st_mode, st.st_uid, st.st_gid)
         return change
+
+    def reported_modified(self, now_ns: int) -> None:
+        """A write was reported without a stat: later rescans count writes after ``now_ns``."""
+        self.size = -1
+        self.mtime = now_ns
 
     def path(self) -> str:
         parts = []

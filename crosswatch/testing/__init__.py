@@ -1,0 +1,40 @@
+"""Tools for testing crosswatch and its backends.
+
+- :class:`ScriptedBackend`: a backend whose observations the test pushes, to drive
+  the engine deterministically; with :class:`FileOps` attached it reports file
+  operations the way a per-directory kernel backend (inotify) does.
+- :class:`Mirror` and :func:`snapshot`: a consumer that rebuilds a tree from events
+  and fails on any broken guarantee, and the disk state to compare it with.
+- :class:`BackendConformance`: the suite every backend's tests subclass (needs pytest).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._mirror import GuaranteeError, Mirror, snapshot
+from ._scripted import FileOps, ScriptedBackend
+
+if TYPE_CHECKING:
+    from ._conformance import BackendConformance, collect, converge, open_fds
+
+__all__ = [
+    "BackendConformance",
+    "FileOps",
+    "GuaranteeError",
+    "Mirror",
+    "ScriptedBackend",
+    "collect",
+    "converge",
+    "open_fds",
+    "snapshot",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The suite imports pytest; load it only when asked for.
+    if name in ("BackendConformance", "collect", "converge", "open_fds"):
+        from . import _conformance
+
+        return getattr(_conformance, name)
+    raise AttributeError(name)

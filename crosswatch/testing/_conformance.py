@@ -1,0 +1,320 @@
+"""The conformance suite every backend's tests subclass.
+
+Each test changes real files, collects the watcher's events, feeds them to a strict
+:class:`Mirror` (which fails on duplicates, bad order or unknown entries) and
+checks that the mirror equals the disk once things are quiet. Waits are generous;
+nothing depends on timing beyond that.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from .._backend import Backend
+from .._events import Change, Event
+from .._watch import Watcher
+from ._mirror import Mirror, snapshot
+from ._scripted import FileOps
+
+
+def open_fds() -> set[int]:
+    """This process's open descriptors (Linux, via /proc)."""
+    return {int(n) for n in os.listdir("/proc/self/fd")}
+
+
+def collect(
+    watcher: Watcher,
+    until: Callable[[list[Event]], bool],
+    *,
+    timeout: float = 10.0,
+    settle: float = 0.0,
+) -> list[Event]:
+    """Events until ``until(events)`` holds (or ``timeout``), then ``settle`` seconds more."""
+    events: list[Event] = []
+    deadline = time.monotonic() + timeout
+    while not until(events) and time.monotonic() < deadline:
+        batch = watcher.get(timeout=0.05)
+        if batch is None:
+            break
+        events.extend(batch)
+    end = time.monotonic() + settle
+    while time.monotonic() < end:
+        batch = watcher.get(timeout=max(0.0, end - time.monotonic()))
+        if batch is None:
+            break
+        events.extend(batch)
+    return events
+
+
+def converge(
+    watcher: Watcher, mirror: Mirror, *, timeout: float = 15.0, settle: float = 0.3
+) -> list[Event]:
+    """Apply events to ``mirror`` until it equals the disk, then ``settle`` s more; check."""
+    applied = 0
+
+    def done(events: list[Event]) -> bool:
+        nonlocal applied
+        mirror.apply(events[applied:])
+        applied = len(events)
+        return mirror.entries == snapshot(*mirror.roots)
+
+    events = collect(watcher, done, timeout=timeout)
+    done(events)
+    late = collect(watcher, lambda _: False, timeout=0, settle=settle)
+    mirror.apply(late)
+    disk = snapshot(*mirror.roots)
+    assert mirror.entries == disk, mirror.diff(disk)
+    return events + late
+
+
+def kinds(events: list[Event], path: str) -> list[str]:
+    return [e.kind.value for e in events if e.path == path]
+
+
+class BackendConformance:
+    """Subclass with ``backend = "name"`` (or a Backend class) to run the suite."""
+
+    backend: ClassVar[str | type[Backend]]
+    #: Extra time to wait after expectations are met, to catch late duplicates.
+    settle: ClassVar[float] = 0.3
+    poll_interval: ClassVar[float] = 0.05
+
+    @pytest.fixture
+    def root(self, tmp_path: Path) -> str:
+        path = tmp_path / "root"
+        path.mkdir()
+        return str(path)
+
+    @pytest.fixture
+    def ops(self) -> FileOps:
+        return FileOps()
+
+    @pytest.fixture
+    def open_watcher(self, ops: FileOps) -> Iterator[Callable[..., Watcher]]:
+        opened: list[Watcher] = []
+
+        def open_(*paths: str, **options: Any) -> Watcher:
+            options.setdefault("poll_interval", self.poll_interval)
+            w = Watcher(*paths, backend=self.backend, **options).start()
+            opened.append(w)
+            self.connect(w, ops)
+            return w
+
+        yield open_
+        for w in opened:
+            w.close()
+
+    def connect(self, watcher: Watcher, ops: FileOps) -> None:
+        """Hook for emulated backends: make ``ops`` report to the watcher's backend."""
+
+    # ------------------------------------------------------------- the tests
+
+    def test_file_lifecycle(self, root: str, ops: FileOps, open_watcher: Any) -> None:
+        w = open_watcher(root)
+        mirror = Mirror.of(root)
+        f = os.path.join(root, "f.txt")
+        ops.write(f, b"one")
+        events = converge(w, mirror)
+        assert kinds(events, f)[:1] == ["created"]
+        ops.write(f, b"two two", append=True)
+        events = collect(w, lambda ev: "modified" in kinds(ev, f), settle=self.settle)
+        assert "modified" in kinds(events, f)
+        mirror.apply(events)
+        ops.remove(f)
+        events = converge(w, mirror)
+        assert kinds(events, f) == ["deleted"]
+
+    def test_nested_directories_reported_once_parents_first(
+        self, root: str, ops: FileOps, open_watcher: Any
+    ) -> None:
+        w = open_watcher(root)
+        mirror = Mirror.of(root)
+        deep = os.path.join(root, "a", "b", "c")
+        ops.makedirs(deep)
+        ops.write(os.path.join(deep, "f"))
+        events = converge(w, mirror)  # the strict mirror rejects duplicates and bad order
+        created = [e.path for e in events if e.kind is Change.CREATED]
+        assert created == [
+            os.path.join(root, "a"),
+            os.path.join(root, "a", "b"),
+            deep,
+            os.path.join(deep, "f"),
+        ]
+
+    def test_rename_file_is_one_move(self, root: str, ops: FileOps, open_watcher: Any) -> None:
+        src, dst = os.path.join(root, "old"), os.path.join(root, "new")
+        ops.write(src)
+        w = open_watcher(root)
+        mirror = Mirror.of(root)
+        ops.rename(src, dst)
+        events = converge(w, mirror)
+        assert [(e.kind, e.src_path, e.path) for e in events] == [(Change.MOVED, src, dst)]
+
+    def test_renamed_directory_carries_its_subtree(
+        self, root: str, ops: FileOps, open_watcher: Any
+    ) -> None:
+        ops.makedirs(os.path.join(root, "d", "sub"))
+        ops.write(os.path.join(root, "d", "sub", "f"))
+        w = open_watcher(root)
+        mirror = Mirror.of(root)
+        ops.rename(os.path.join(root, "d"), os.path.join(root, "e"))
+        events = converge(w, mirror)
+        assert [e.kind for e in events] == [Change.MOVED]
+        moved_file = os.path.join(root, "e", "sub", "f")
+        ops.write(moved_file, b"more", append=True)
+        events = collect(w, lambda ev: "modified" in kinds(ev, moved_file), settle=self.settle)
+        assert "modified" in kinds(events, moved_file)
+
+    def test_delete_tree(self, root: str, ops: FileOps, open_watcher: Any) -> None:
+        ops.makedirs(os.path.join(root, "t", "u"))
+        for name in ("a", "b"):
+            ops.write(os.path.join(root, "t", "u", name))
+        w = open_watcher(root)
+        mirror = Mirror.of(root)
+        ops.rmtree(os.path.join(root, "t"))
+        events = converge(w, mirror)
+        assert kinds(events, os.path.join(root, "t")) == ["deleted"]
+
+    def test_moves_across_the_tree_boundary(
+        self, root: str, tmp_path: Path, ops: FileOps, open_watcher: Any
+    ) -> None:
+        outside = str(tmp_path / "outside")
+        ops.makedirs(os.path.join(outside, "in", "deep"))
+        ops.write(os.path.join(outside, "in", "deep", "f"))
+        ops.write(os.path.join(root, "leaving"))
+        w = open_watcher(root)
+        mirror = Mirror.of(root)
+        ops.rename(os.path.join(outside, "in"), os.path.join(root, "in"))
+        ops.rename(os.path.join(root, "leaving"), os.path.join(outside, "leaving"))
+        events = converge(w, mirror)
+        assert kinds(events, os.path.join(root, "in", "deep", "f")) == ["created"]
+        assert kinds(events, os.path.join(root, "leaving")) == ["deleted"]
+
+    def test_single_file_survives_atomic_save(
+        self, root: str, ops: FileOps, open_watcher: Any
+    ) -> None:
+        target = os.path.join(root, "config.toml")
+        ops.write(target, b"a = 1")
+        ops.write(os.path.join(root, "sibling"))
+        w = open_watcher(target)
+        for n in range(2):
+            tmp = os.path.join(root, f".config.toml.tmp{n}")
+            ops.write(tmp, b"a = %d" % (n + 2))
+            ops.rename(tmp, target)
+            events = collect(w, lambda ev: bool(kinds(ev, target)), settle=self.settle)
+            assert kinds(events, target) == ["modified"]
+            assert {e.path for e in events} == {target}  # siblings are not reported
+        ops.remove(target)
+        events = collect(w, lambda ev: bool(kinds(ev, target)), settle=self.settle)
+        assert kinds(events, target) == ["deleted"]
+        ops.write(target, b"back")
+        events = collect(w, lambda ev: bool(kinds(ev, target)), settle=self.settle)
+        assert kinds(events, target)[:1] == ["created"]
+
+    def test_root_deleted_ends_the_stream(
+        self, root: str, ops: FileOps, open_watcher: Any
+    ) -> None:
+        ops.write(os.path.join(root, "f"))
+        w = open_watcher(root)
+        ops.rmtree(root)
+        events: list[Event] = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            batch = w.get(timeout=0.1)
+            if batch is None:
+                break
+            events.extend(batch)
+        else:
+            pytest.fail("the stream did not end after its only root was deleted")
+        assert (Change.DELETED, root) in [(e.kind, e.path) for e in events]
+
+    def test_close_releases_descriptors_and_threads(
+        self, root: str, ops: FileOps, open_watcher: Any
+    ) -> None:
+        ops.makedirs(os.path.join(root, "x", "y"))
+        fds, threads = open_fds(), set(threading.enumerate())
+        w = Watcher(root, backend=self.backend, poll_interval=self.poll_interval).start()
+        self.connect(w, ops)
+        ops.write(os.path.join(root, "x", "y", "f"))
+        collect(w, bool, timeout=5)
+        w.close()
+        w.close()  # twice is fine
+        assert open_fds() == fds
+        assert set(threading.enumerate()) == threads
+
+    def test_names_that_are_not_utf8_round_trip(
+        self, root: str, ops: FileOps, open_watcher: Any
+    ) -> None:
+        w = open_watcher(root)
+        mirror = Mirror.of(root)
+        raw = os.path.join(os.fsencode(root), b"caf\xe9-\xff")
+        ops.write(os.fsdecode(raw))
+        events = converge(w, mirror)
+        assert [os.fsencode(e.path) for e in events if e.kind is Change.CREATED] == [raw]
+
+    def test_ignore_patterns(self, root: str, ops: FileOps, open_watcher: Any) -> None:
+        w = open_watcher(root, ignore=[".git", "build/*.o"])
+        ops.makedirs(os.path.join(root, ".git", "objects"))
+        ops.makedirs(os.path.join(root, "build"))
+        ops.write(os.path.join(root, "build", "x.o"))
+        ops.write(os.path.join(root, "build", "x.c"))
+        want = os.path.join(root, "build", "x.c")
+        events = collect(w, lambda ev: bool(kinds(ev, want)), settle=self.settle)
+        assert {e.path for e in events} == {os.path.join(root, "build"), want}
+
+    def test_not_recursive(self, root: str, ops: FileOps, open_watcher: Any) -> None:
+        ops.makedirs(os.path.join(root, "sub"))
+        w = open_watcher(root, recursive=False)
+        ops.write(os.path.join(root, "sub", "hidden"))
+        ops.write(os.path.join(root, "top"))
+        top = os.path.join(root, "top")
+        events = collect(w, lambda ev: bool(kinds(ev, top)), settle=self.settle)
+        assert [e.path for e in events if e.kind is Change.CREATED] == [top]
+
+    def test_idle_watcher_reports_nothing(self, root: str, open_watcher: Any) -> None:
+        w = open_watcher(root)
+        assert collect(w, lambda _: False, timeout=0, settle=self.settle) == []
+
+    @pytest.mark.parametrize("seed", [1, 2, 3])
+    def test_random_operations_converge(
+        self, root: str, ops: FileOps, open_watcher: Any, seed: int
+    ) -> None:
+        rng = random.Random(seed)
+        w = open_watcher(root)
+        mirror = Mirror.of(root)
+        for _ in range(150):
+            random_operation(rng, root, ops)
+        converge(w, mirror)
+
+
+def random_operation(rng: random.Random, root: str, ops: FileOps) -> None:
+    """One random create, write, mkdir, rename or delete somewhere under ``root``."""
+    entries = [root]
+    for path, is_dir in snapshot(root).items():
+        if is_dir:
+            entries.append(path)
+    where = rng.choice(entries)
+    name = os.path.join(where, f"n{rng.randrange(40)}")
+    existing = [p for p in snapshot(root) if not p.startswith(name + os.sep)]
+    op = rng.random()
+    try:
+        if op < 0.3:
+            ops.write(name, b"x" * rng.randrange(10), append=rng.random() < 0.5)
+        elif op < 0.45:
+            ops.mkdir(name)
+        elif op < 0.75 and existing:
+            src = rng.choice(existing)
+            if not name.startswith(src + os.sep):
+                ops.rename(src, name)
+        elif existing:
+            ops.rmtree(rng.choice(existing))
+    except (FileExistsError, IsADirectoryError, NotADirectoryError, OSError):
+        pass  # a collision with what is there: the operation simply did not happen

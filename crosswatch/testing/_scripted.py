@@ -1,0 +1,196 @@
+"""A backend driven by the test: observations are pushed, nothing comes from the OS.
+
+It behaves like a per-directory kernel backend: ``watch`` returns one small integer
+per directory inode (the same one for a directory watched twice), and the engine
+lists a directory only after watching it. Tests either push observations by hand
+(:meth:`ScriptedBackend.push`) or attach a :class:`FileOps` whose operations are
+reported the way inotify reports them, for the directories watched at that moment.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Hashable, Sequence
+
+from .._backend import (
+    Action,
+    Backend,
+    Capabilities,
+    EntryChange,
+    Gone,
+    Observation,
+    Options,
+    Probe,
+)
+from .._errors import WatchGoneError
+
+
+class ScriptedBackend(Backend):
+    """Reports exactly what it is told to, when it is told to."""
+
+    name = "scripted"
+    description = "observations pushed by a test (crosswatch.testing)"
+    capabilities = Capabilities(recursive=False, pairs_renames=True, access_events=True)
+
+    @classmethod
+    def probe(cls, path: str) -> Probe:
+        return Probe(cls.name, True, "test backend", score=0)
+
+    def __init__(self, options: Options | None = None) -> None:
+        super().__init__(options or Options())
+        self._lock = threading.Lock()
+        self._queue: list[Observation] = []
+        self._by_inode: dict[tuple[int, int], int] = {}
+        self._inode_of: dict[int, tuple[int, int]] = {}
+        self._next = itertools.count(1)
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._r, False)
+        os.set_blocking(self._w, False)
+        self.watch_calls: list[str] = []
+
+    # ------------------------------------------------------------ Backend API
+
+    def fileno(self) -> int | None:
+        return self._r
+
+    def watch(self, path: str, *, recursive: bool) -> Hashable:
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise WatchGoneError(f"{path!r} is gone") from None
+        if not os.path.isdir(path):
+            raise WatchGoneError(f"{path!r} is not a directory")
+        key = (st.st_dev, st.st_ino)
+        with self._lock:
+            self.watch_calls.append(path)
+            handle = self._by_inode.get(key)
+            if handle is None:
+                handle = next(self._next)
+                self._by_inode[key] = handle
+                self._inode_of[handle] = key
+            return handle
+
+    def unwatch(self, handle: Hashable) -> None:
+        with self._lock:
+            key = self._inode_of.pop(handle, None)  # type: ignore[call-overload]
+            if key is not None:
+                del self._by_inode[key]
+
+    def read(self) -> Sequence[Observation]:
+        try:
+            while os.read(self._r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        with self._lock:
+            out, self._queue = self._queue, []
+        return out
+
+    def close(self) -> None:
+        for fd in (self._r, self._w):
+            if fd >= 0:
+                os.close(fd)
+        self._r = self._w = -1
+
+    # ------------------------------------------------------------ test side
+
+    def push(self, *observations: Observation) -> None:
+        """Queue observations and wake the watcher."""
+        with self._lock:
+            self._queue.extend(observations)
+        if self._w >= 0:
+            try:
+                os.write(self._w, b".")
+            except BlockingIOError:
+                pass
+
+    def handle_of(self, path: str) -> int | None:
+        """The handle of the watched directory at ``path`` now, if it is watched."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        with self._lock:
+            return self._by_inode.get((st.st_dev, st.st_ino))
+
+    def watched(self) -> int:
+        with self._lock:
+            return len(self._by_inode)
+
+
+class FileOps:
+    """File operations for tests; attached backends hear of each one as a kernel would."""
+
+    def __init__(self) -> None:
+        self._listeners: list[ScriptedBackend] = []
+        self._cookies = itertools.count(1)
+
+    def attach(self, backend: ScriptedBackend) -> None:
+        self._listeners.append(backend)
+
+    def _report(self, path: str, action: Action, is_dir: bool, cookie: int | None = None) -> None:
+        parent, name = os.path.split(path)
+        for backend in self._listeners:
+            handle = backend.handle_of(parent)
+            if handle is not None:
+                backend.push(EntryChange(handle, name, action, is_dir, cookie))
+
+    def write(self, path: str, data: bytes = b"x", *, append: bool = False) -> None:
+        existed = os.path.lexists(path)
+        with open(path, "ab" if append else "wb") as f:
+            if not existed:
+                self._report(path, Action.CREATED, False)
+            f.write(data)
+        self._report(path, Action.MODIFIED, False)
+
+    def mkdir(self, path: str) -> None:
+        os.mkdir(path)
+        self._report(path, Action.CREATED, True)
+
+    def makedirs(self, path: str) -> None:
+        missing = []
+        while not os.path.isdir(path):
+            missing.append(path)
+            path = os.path.dirname(path)
+        for p in reversed(missing):
+            self.mkdir(p)
+
+    def symlink(self, target: str, path: str) -> None:
+        os.symlink(target, path)
+        self._report(path, Action.CREATED, False)
+
+    def remove(self, path: str) -> None:
+        os.unlink(path)
+        self._report(path, Action.DELETED, False)
+
+    def rmdir(self, path: str) -> None:
+        handles = [(b, b.handle_of(path)) for b in self._listeners]
+        os.rmdir(path)
+        for backend, handle in handles:
+            if handle is not None:
+                backend.push(Gone(handle))
+        self._report(path, Action.DELETED, True)
+
+    def rmtree(self, path: str) -> None:
+        if os.path.isdir(path) and not os.path.islink(path):
+            for name in os.listdir(path):
+                self.rmtree(os.path.join(path, name))
+            self.rmdir(path)
+        else:
+            self.remove(path)
+
+    def rename(self, src: str, dst: str) -> None:
+        is_dir = os.path.isdir(src) and not os.path.islink(src)
+        same = os.path.lexists(dst) and os.path.samestat(os.lstat(src), os.lstat(dst))
+        os.rename(src, dst)
+        if same:
+            return  # renaming onto the same file does nothing, and the kernel says nothing
+        cookie = next(self._cookies)
+        self._report(src, Action.MOVED_FROM, is_dir, cookie)
+        self._report(dst, Action.MOVED_TO, is_dir, cookie)
+
+    def chmod(self, path: str, mode: int) -> None:
+        os.chmod(path, mode)
+        self._report(path, Action.ATTRIB, os.path.isdir(path))
