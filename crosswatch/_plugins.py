@@ -29,7 +29,7 @@ class BackendRegistry:
         self._origin: dict[str, str] = {}
         self._current = "<direct>"
 
-    def __call__(self, backend: type[Backend]) -> type[Backend]:
+    def __call__(self, backend: type) -> type[Backend]:
         if not (isinstance(backend, type) and issubclass(backend, Backend)):
             raise PluginError(
                 f"plugin {self._current!r} registered {backend!r}, which is not a "
@@ -100,9 +100,9 @@ class Plugins:
         if autoload:
             for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
                 self._register_entry_point(ep)
-        direct: list[type[Backend]] = []
+        direct: list[type] = []
         for obj in extra:
-            if isinstance(obj, type) and issubclass(obj, Backend):
+            if isinstance(obj, type):  # a class is a backend; the registry checks it
                 direct.append(obj)
             else:
                 self.manager.register(obj)
@@ -120,8 +120,16 @@ class Plugins:
         self.manager.register(importlib.import_module(module), name=name)
 
     def _register_entry_point(self, ep: importlib.metadata.EntryPoint) -> None:
-        if self.manager.is_blocked(ep.name) or self.manager.has_plugin(ep.name):
+        if self.manager.is_blocked(ep.name):
             return
+        known = self.manager.get_plugin(ep.name)
+        if known is not None:
+            if getattr(known, "__name__", None) == ep.value:
+                return  # the same module reached twice
+            raise PluginError(
+                f"two plugins are named {ep.name!r}: {getattr(known, '__name__', known)!r} "
+                f"and {ep.value!r}; uninstall one or disable it with CROSSWATCH_DISABLE_PLUGINS"
+            )
         try:
             plugin = ep.load()
         except Exception as exc:  # a broken plugin must not stop watching

@@ -1,0 +1,51 @@
+"""A storm of random file operations from several processes, for convergence tests.
+
+``python -m crosswatch.testing._storm ROOT SEED SECONDS`` runs one writer; use
+:func:`storm` to run several at once and wait for them.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import time
+
+from ._conformance import random_operation
+from ._scripted import FileOps
+
+
+def write_storm(root: str, seed: int, seconds: float) -> int:
+    """Random creates, writes, mkdirs, renames and deletes under ``root``; returns the count."""
+    rng = random.Random(seed)
+    ops = FileOps()
+    end = time.monotonic() + seconds
+    count = 0
+    while time.monotonic() < end:
+        random_operation(rng, root, ops)
+        count += 1
+    return count
+
+
+def storm(root: str, *, processes: int, seconds: float, seed: int) -> int:
+    """Run ``processes`` writers on ``root`` for ``seconds``; returns the operations made."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "crosswatch.testing._storm", root, str(seed * 1000 + i),
+             str(seconds)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(processes)
+    ]
+    total = 0
+    for proc in procs:
+        out, _ = proc.communicate(timeout=seconds + 60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"storm writer failed with exit code {proc.returncode}")
+        total += int(out.strip() or 0)
+    return total
+
+
+if __name__ == "__main__":
+    print(write_storm(sys.argv[1], int(sys.argv[2]), float(sys.argv[3])))

@@ -1,0 +1,232 @@
+"""The synchronous API: delivery, callbacks, errors, backpressure and bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+import crosswatch
+from crosswatch import Change, ConfigError, Event, Watcher, WatchPathError
+from crosswatch.testing import Mirror, ScriptedBackend, collect, converge
+
+POLL = {"backend": "polling", "poll_interval": 0.05}
+
+
+def paths(events: Sequence[Event], kind: Change | None = None) -> list[str]:
+    return [e.path for e in events if kind is None or e.kind is kind]
+
+
+def test_nonexistent_path_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    with pytest.raises(WatchPathError, match="does not exist"):
+        Watcher(missing)
+
+
+def test_no_path_and_bad_values_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="at least one path"):
+        Watcher()
+    with pytest.raises(ConfigError, match="unknown event kind"):
+        Watcher(tmp_path, kinds=["exploded"])
+    with pytest.raises(ConfigError, match="access=True"):
+        Watcher(tmp_path, kinds=["opened"])
+    with pytest.raises(ConfigError):
+        Watcher(tmp_path, poll_interval=-1)
+    with pytest.raises(crosswatch.UnknownBackendError, match="polling"):
+        Watcher(tmp_path, backend="pollinng").start()
+
+
+def test_same_root_twice_and_nested_roots_report_once(tmp_path: Path) -> None:
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    w = Watcher(tmp_path, str(tmp_path) + "/", sub, sub / ".." / "sub", **POLL)  # type: ignore[arg-type]
+    assert w.roots == [str(tmp_path)]
+    with w:
+        (sub / "f").write_text("x")
+        events = collect(w, lambda ev: bool(ev), settle=0.3)
+    assert paths(events, Change.CREATED) == [str(sub / "f")]
+
+
+def test_callback_mode_delivers_on_the_watcher_thread(tmp_path: Path) -> None:
+    got: list[Event] = []
+    done = threading.Event()
+    threads: set[str] = set()
+
+    def on_batch(batch: list[Event]) -> None:
+        threads.add(threading.current_thread().name)
+        got.extend(batch)
+        done.set()
+
+    w = Watcher(tmp_path, callback=on_batch, **POLL).start()
+    try:
+        (tmp_path / "f").write_text("x")
+        assert done.wait(10)
+        with pytest.raises(TypeError, match="callback"):
+            iter(w).__next__()
+    finally:
+        w.close()
+    assert paths(got, Change.CREATED) == [str(tmp_path / "f")]
+    assert threads == {"crosswatch"}
+
+
+def test_close_from_the_callback_is_allowed(tmp_path: Path) -> None:
+    closed = threading.Event()
+
+    def on_batch(batch: list[Event]) -> None:
+        w.close()
+        closed.set()
+
+    w = Watcher(tmp_path, callback=on_batch, **POLL).start()
+    (tmp_path / "f").write_text("x")
+    assert closed.wait(10)
+    w.close()
+    assert w.closed
+
+
+class Exploding(ScriptedBackend):
+    name = "exploding"
+
+    def read(self):  # type: ignore[no-untyped-def]
+        raise RuntimeError("the OS said no")
+
+
+def test_an_error_in_the_watcher_thread_reaches_the_consumer(tmp_path: Path) -> None:
+    with Watcher(tmp_path, backend=Exploding) as w:
+        w.backend("exploding").push()  # type: ignore[attr-defined]
+        with pytest.raises(RuntimeError, match="the OS said no"):
+            collect(w, lambda _: False, timeout=10)
+
+
+def test_a_slow_consumer_does_not_grow_the_queue(tmp_path: Path) -> None:
+    """Past ``max_queue`` the watcher stops reading; nothing is lost, it catches up."""
+    with Watcher(tmp_path, max_queue=10, **POLL) as w:
+        mirror = Mirror.of(str(tmp_path))
+        for n in range(40):  # batches of new files, while nobody consumes
+            (tmp_path / f"d{n}").mkdir()
+            for m in range(5):
+                (tmp_path / f"d{n}" / f"f{m}").write_text("x")
+            if n % 20 == 0:
+                mirror.apply(w.get(timeout=0.01) or [])
+        time.sleep(0.5)  # several poll ticks pass while the queue is full
+        assert w._queued <= w.max_queue + 6 * 40
+        converge(w, mirror)
+
+
+def test_debounce_gathers_a_burst_into_one_batch(tmp_path: Path) -> None:
+    with Watcher(tmp_path, debounce=0.5, **POLL) as w:
+        for n in range(5):
+            (tmp_path / f"f{n}").write_text("x")
+            time.sleep(0.06)
+        batch = w.get(timeout=10)
+    assert batch is not None
+    assert len(paths(batch, Change.CREATED)) == 5
+
+
+def test_kinds_filter(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    with Watcher(tmp_path, kinds=["deleted"], **POLL) as w:
+        (tmp_path / "g").write_text("x")
+        (tmp_path / "f").unlink()
+        events = collect(w, bool, settle=0.3)
+    assert [(e.kind, e.path) for e in events] == [(Change.DELETED, str(tmp_path / "f"))]
+
+
+def test_symlinks_are_entries_and_loops_are_harmless(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    os.symlink("..", tmp_path / "d" / "up")  # a loop if it were followed
+    os.symlink("loop", tmp_path / "loop")  # a link to itself
+    with Watcher(tmp_path, **POLL) as w:
+        os.symlink("d", tmp_path / "alias")
+        events = collect(w, bool, settle=0.3)
+    assert [(e.kind, e.path, e.is_dir) for e in events] == [
+        (Change.CREATED, str(tmp_path / "alias"), False)
+    ]
+
+
+def test_a_tree_deeper_than_the_recursion_limit(tmp_path: Path) -> None:
+    depth = sys.getrecursionlimit() + 200
+    deep = str(tmp_path)
+    for _ in range(depth):  # os.makedirs itself recurses
+        deep = os.path.join(deep, "d")
+        os.mkdir(deep)
+    with Watcher(tmp_path, **POLL) as w:
+        with open(os.path.join(deep, "bottom"), "w"):
+            pass
+        events = collect(w, bool, settle=0.2)
+    assert paths(events, Change.CREATED) == [os.path.join(deep, "bottom")]
+
+
+def test_a_single_file_root_ends_with_its_directory(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "f").write_text("x")
+    with Watcher(d / "f", **POLL) as w:
+        (d / "f").unlink()
+        d.rmdir()
+        events = collect(w, lambda ev: False, timeout=0, settle=0.5)
+        assert w.get(timeout=5) is None
+    assert [(e.kind, e.path) for e in events] == [(Change.DELETED, str(d / "f"))]
+
+
+UNREADABLE = textwrap.dedent(
+    """
+    import os, sys, time
+    import crosswatch
+    root = sys.argv[1]
+    plugins = crosswatch.Plugins()
+    if os.geteuid() == 0:
+        os.setgroups([])
+        os.setresgid(65534, 65534, 65534)
+        os.setresuid(65534, 65534, 65534)
+    warnings = []
+    w = crosswatch.Watcher(root, backend="polling", poll_interval=0.05, plugins=plugins,
+                           on_warning=warnings.append)
+    with w:
+        open(os.path.join(root, "open", "new"), "w").close()
+        got = []
+        end = time.monotonic() + 10
+        while time.monotonic() < end and not got:
+            got += w.get(timeout=0.1) or []
+        time.sleep(0.3)  # more ticks: the warning must not repeat
+        got += w.get(timeout=0.1) or []
+    print(len(warnings), warnings[0] if warnings else "")
+    print([(e.kind.value, os.path.relpath(e.path, root)) for e in got])
+    """
+)
+
+
+def test_unreadable_directories_are_skipped_with_one_warning() -> None:
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    with tempfile.TemporaryDirectory(dir=base) as tmp:
+        os.chmod(tmp, 0o755)
+        root = os.path.join(tmp, "root")
+        for d in ("", "open", "closed", os.path.join("closed", "inner")):
+            os.mkdir(os.path.join(root, d))
+        os.chmod(root, 0o777)
+        os.chmod(os.path.join(root, "open"), 0o777)
+        os.chmod(os.path.join(root, "closed"), 0o000)
+        try:
+            out = subprocess.run(
+                [sys.executable, "-c", UNREADABLE, root],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=tmp,
+                env={**os.environ, "PYTHONPATH": str(Path(crosswatch.__file__).parent.parent)},
+            )
+        finally:
+            os.chmod(os.path.join(root, "closed"), 0o755)
+    assert out.returncode == 0, out.stderr
+    count, rest = out.stdout.splitlines()[0].split(" ", 1)
+    assert count == "1"
+    assert "cannot read directory" in rest
+    assert "closed" in rest
+    assert out.stdout.splitlines()[1] == "[('created', 'open/new')]"
