@@ -748,15 +748,23 @@ class Engine:
         they were last listed are not listed again: their cached names are stat'ed.
         """
         diff = _Diff(self)
+        missing = []
         for top, recursive in tops:
             if not self._attached(top):
                 continue
             if self._verify_top(top):
                 diff.walk(top, recursive)
+            else:
+                missing.append(top)
         diff.settle()
+        # A top that is not where the cache has it is settled only now: the diff of
+        # its parent (dirty in the same batch) may have found where it went.
+        for top in missing:
+            if self._attached(top):
+                self._top_gone(top)
 
     def _verify_top(self, top: Node) -> bool:
-        """Is ``top`` still the directory the cache says? If not, reconcile it instead."""
+        """Is ``top`` still the directory the cache says it is?"""
         root = self._root_by_top.get(id(top))
         if root is not None:
             try:
@@ -765,16 +773,19 @@ class Engine:
                 st = None
         else:
             st = lstat(top.path())
-        if st is not None and top.same(st):
-            change = top.refresh(st)
-            if change == "attrib" and (root is None or root.only is None):
-                self._emit(Change.ATTRIB, root.path if root else top.path(), True)
-            return True
+        if st is None or not top.same(st):
+            return False
+        change = top.refresh(st)
+        if change == "attrib" and (root is None or root.only is None):
+            self._emit(Change.ATTRIB, root.path if root else top.path(), True)
+        return True
+
+    def _top_gone(self, top: Node) -> None:
+        root = self._root_by_top.get(id(top))
         if root is not None:
-            self._end_root(root)
+            self._check_root(root)
         elif top.parent is not None:
             self._reconcile(top.parent, top.name)
-        return False
 
     # ------------------------------------------------------------------ output
 
@@ -910,7 +921,10 @@ class _Diff:
         ident = (st.st_dev, st.st_ino, kind_of(st))
         mover = self.region.get(ident)
         if mover is not None and (
-            id(mover) in self.matched or mover is cur or mover.is_ancestor_of(parent)
+            id(mover) in self.matched
+            or mover is cur
+            or mover.is_ancestor_of(parent)
+            or not e._attached(mover)
         ):
             mover = None
         if cur is not None:

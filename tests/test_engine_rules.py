@@ -165,6 +165,11 @@ CASES = [
         [Step(["mv d1/x d2/x"], ["dirty d1", "dirty d2"], ["moved d1/x -> d2/x"])],
     ),
     Case(
+        "a renamed directory dirty together with its parent is one move",
+        ["a/", "a/f"],
+        [Step(["mv a b"], ["dirty .", "dirty a"], ["moved a -> b/"])],
+    ),
+    Case(
         "a directory replaced by a file is deleted then created",
         ["p/", "p/q"],
         [Step(["rmtree p", "write p"], ["created . p"], ["deleted p/", "created p"])],

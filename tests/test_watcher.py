@@ -157,11 +157,17 @@ def test_a_tree_deeper_than_the_recursion_limit(tmp_path: Path) -> None:
     for _ in range(depth):  # os.makedirs itself recurses
         deep = os.path.join(deep, "d")
         os.mkdir(deep)
-    with Watcher(tmp_path, **POLL) as w:
-        with open(os.path.join(deep, "bottom"), "w"):
-            pass
-        events = collect(w, bool, settle=0.2)
-    assert paths(events, Change.CREATED) == [os.path.join(deep, "bottom")]
+    try:
+        with Watcher(tmp_path, **POLL) as w:
+            with open(os.path.join(deep, "bottom"), "w"):
+                pass
+            events = collect(w, bool, settle=0.2)
+        assert paths(events, Change.CREATED) == [os.path.join(deep, "bottom")]
+    finally:  # shutil.rmtree (and pytest's cleanup) would recurse too deep
+        os.unlink(os.path.join(deep, "bottom"))
+        while deep != str(tmp_path):
+            os.rmdir(deep)
+            deep = os.path.dirname(deep)
 
 
 def test_a_single_file_root_ends_with_its_directory(tmp_path: Path) -> None:
