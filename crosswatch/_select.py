@@ -178,13 +178,19 @@ def _check_known(names: Iterable[str], registry: BackendRegistry) -> None:
         return
     known = list(registry)
     parts = []
+    typo = False
     for name in unknown:
         close = difflib.get_close_matches(name, known, n=1)
+        typo = typo or bool(close)
         parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    hint = (
+        "check the spelling"
+        if typo
+        else f"install its plugin (pip install crosswatch-{unknown[0]})"
+    )
     raise UnknownBackendError(
         f"unknown backend {', '.join(parts)}; registered backends: "
-        f"{', '.join(known) or 'none'}. Check the spelling, or install the plugin "
-        f"(pip install crosswatch-{unknown[0]})"
+        f"{', '.join(known) or 'none'}; {hint}"
     )
 
 

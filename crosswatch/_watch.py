@@ -62,6 +62,23 @@ def _roots(paths: Iterable[Paths], recursive: bool) -> list[str]:
     return [r for r in roots if not covered(r)]
 
 
+def _listed(value: Iterable[str] | None) -> object:
+    """A list from an iterable of names, leaving a single string whole."""
+    return value if value is None or isinstance(value, str) else list(value)
+
+
+def _check_readable(path: str) -> None:
+    if not os.path.isdir(path):
+        return
+    try:
+        os.scandir(path).close()
+    except PermissionError:
+        raise WatchPathError(
+            f"cannot watch {path!r}: permission denied listing it; "
+            "grant read and search access, or watch a directory above or below it"
+        ) from None
+
+
 class Watcher:
     """Watches paths and delivers batches of :class:`Event`, in order.
 
@@ -98,8 +115,8 @@ class Watcher:
         forced = backend if isinstance(backend, type) else None
         args: dict[str, object] = {
             "backend": None if forced else backend,
-            "deny": list(deny) if deny is not None else None,
-            "ignore": list(ignore) if ignore is not None else None,
+            "deny": _listed(deny),
+            "ignore": _listed(ignore),
             "debounce": debounce,
             "poll_interval": poll_interval,
         }
@@ -189,6 +206,7 @@ class Watcher:
                 cls, _ = _select.select_backend(
                     root, self.settings.backend, self.settings.deny, plugins
                 )
+            _check_readable(root)
             instance = self._backends.get(cls)
             if instance is None:
                 instance = self._backends[cls] = cls(self._options)

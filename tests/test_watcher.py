@@ -44,6 +44,12 @@ def test_no_path_and_bad_values_are_config_errors(tmp_path: Path) -> None:
         Watcher(tmp_path, backend="pollinng").start()
 
 
+def test_single_strings_are_one_name_not_characters(tmp_path: Path) -> None:
+    w = Watcher(tmp_path, deny="polling", ignore="*.tmp")
+    assert w.settings.deny == frozenset({"polling"})
+    assert w.settings.ignore == ("*.tmp",)
+
+
 def test_same_root_twice_and_nested_roots_report_once(tmp_path: Path) -> None:
     sub = tmp_path / "sub"
     sub.mkdir()
@@ -203,6 +209,13 @@ UNREADABLE = textwrap.dedent(
             got += w.get(timeout=0.1) or []
         time.sleep(0.3)  # more ticks: the warning must not repeat
         got += w.get(timeout=0.1) or []
+    try:
+        crosswatch.Watcher(os.path.join(root, "closed"), backend="polling",
+                           plugins=plugins).start()
+    except crosswatch.WatchPathError as exc:
+        assert "permission denied" in str(exc), exc
+    else:
+        raise AssertionError("an unreadable root was accepted")
     print(len(warnings), warnings[0] if warnings else "")
     print([(e.kind.value, os.path.relpath(e.path, root)) for e in got])
     """

@@ -1,0 +1,594 @@
+"""The ``crosswatch`` command line: stream events (``watch``) and explain selection (``backends``).
+
+Exit codes are listed in ``EXIT_*`` below and in ``docs/cli.md``; every error crosswatch
+raises on purpose becomes one ``crosswatch: error: ...`` line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import string
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TextIO
+
+from . import __version__, _config
+from ._backend import Capabilities
+from ._errors import (
+    BackendUnavailableError,
+    ConfigError,
+    CrosswatchError,
+    CrosswatchWarning,
+    WatchPathError,
+)
+from ._events import ACCESS_KINDS, Change, Event
+from ._plugins import Plugins
+from ._select import ProbeReport, probe
+from ._watch import Watcher, watch
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_TIMEOUT = 3
+EXIT_UNWATCHABLE = 4
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+
+PROG = "crosswatch"
+FIELDS = ("kind", "path", "src", "is_dir", "dir", "pid", "time")
+# Windows cannot interrupt a lock wait with Ctrl-C, so wait there in slices.
+_WAIT_SLICE: float | None = 0.5 if os.name == "nt" else None
+
+Render = Callable[[Event], bytes]
+
+
+class _WatcherFailed(Exception):
+    """The watcher's thread stopped with an error; exit 1."""
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _write_bytes(data: bytes) -> None:
+    """Write to stdout as bytes and flush at once, so piped readers see every record."""
+    stream = sys.stdout
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:  # stdout replaced by a text-only object
+        stream.write(data.decode("utf-8", "surrogateescape"))
+        stream.flush()
+    else:
+        buffer.write(data)
+        buffer.flush()
+
+
+def _text(path: str) -> str:
+    """Text that always encodes: bytes of a name that are not UTF-8 become ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+def _slash(event: Event) -> bytes:
+    return b"/" if event.is_dir else b""
+
+
+def render_plain(event: Event) -> bytes:
+    """``kind<TAB>path`` (``/`` after directories), plus ``<TAB>src`` for moves."""
+    record = event.kind.value.encode() + b"\t" + os.fsencode(event.path) + _slash(event)
+    if event.src_path is not None:
+        record += b"\t" + os.fsencode(event.src_path) + _slash(event)
+    return record
+
+
+def render_json(event: Event) -> bytes:
+    """One JSON object, ASCII only, so it never fails on odd names."""
+    record = {
+        "kind": event.kind.value,
+        "path": _text(event.path),
+        "src_path": None if event.src_path is None else _text(event.src_path),
+        "is_dir": event.is_dir,
+        "pid": event.pid,
+        "time": _now(),
+    }
+    return json.dumps(record, ensure_ascii=True).encode("ascii")
+
+
+def _field(event: Event, name: str) -> bytes:
+    """The bytes of one ``--format`` placeholder."""
+    if name == "kind":
+        return event.kind.value.encode()
+    if name == "path":
+        return os.fsencode(event.path)
+    if name == "src":
+        return b"" if event.src_path is None else os.fsencode(event.src_path)
+    if name == "is_dir":
+        return b"true" if event.is_dir else b"false"
+    if name == "dir":
+        return _slash(event)
+    if name == "pid":
+        return b"" if event.pid is None else str(event.pid).encode()
+    return _now().encode()
+
+
+def compile_format(template: str) -> Render:
+    """Check a ``--format`` template once; return the function that fills it in."""
+    pieces: list[tuple[bytes, str | None]] = []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{exc} in {template!r}; write a literal brace as '{{{{' or '}}}}'"
+        ) from None
+    for literal, name, spec, conversion in parsed:
+        if name is not None and name not in FIELDS:
+            raise argparse.ArgumentTypeError(
+                f"unknown placeholder {{{name}}} in {template!r}; "
+                f"use {', '.join('{' + f + '}' for f in FIELDS)}"
+            )
+        if spec or conversion:
+            raise argparse.ArgumentTypeError(
+                f"placeholder {{{name}}} in {template!r} has a conversion or format spec; "
+                "only plain placeholders such as {path} are supported"
+            )
+        pieces.append((os.fsencode(literal), name))
+
+    def render(event: Event) -> bytes:
+        out = bytearray()
+        for literal, name in pieces:
+            out += literal
+            if name is not None:
+                out += _field(event, name)
+        return bytes(out)
+
+    return render
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _seconds(text: str, *, zero_ok: bool = False) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        least = "0 or more" if zero_ok else "more than 0"
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds ({least})")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type: seconds > 0."""
+    return _seconds(text)
+
+
+def seconds_or_zero(text: str) -> float:
+    """argparse type: seconds >= 0."""
+    return _seconds(text, zero_ok=True)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return value
+
+
+def kinds(text: str) -> list[Change]:
+    """argparse type: comma-separated event kinds."""
+    chosen: list[Change] = []
+    for part in text.split(","):
+        try:
+            chosen.append(Change(part.strip()))
+        except ValueError:
+            accepted = ", ".join(c.value for c in Change)
+            raise argparse.ArgumentTypeError(
+                f"unknown event kind {part.strip()!r}; kinds: {accepted}"
+            ) from None
+    return chosen
+
+
+def _names(values: list[str] | None) -> list[str] | None:
+    """Repeated and comma-separated ``--deny`` values as one list; ``None`` if not given."""
+    if values is None:
+        return None
+    return [part.strip() for value in values for part in value.split(",")]
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _selection_options() -> argparse.ArgumentParser:
+    """Options shared by ``watch`` and ``backends``: which backend and which config."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("backend selection")
+    group.add_argument(
+        "--backend",
+        metavar="NAME[,NAME...]",
+        help="backend to use, or a preference list tried in order; 'auto' picks the best",
+    )
+    group.add_argument(
+        "--deny",
+        metavar="NAME[,NAME...]",
+        action="append",
+        help="never use these backends (repeatable)",
+    )
+    group.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config file (default: nearest crosswatch.toml, or pyproject.toml with "
+        "[tool.crosswatch], from the current directory upward)",
+    )
+    return parent
+
+
+def _add_watch(subparsers: Any, parent: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "watch",
+        parents=[parent],
+        help="print one record per change under PATH...",
+        description="Print one record per change under PATH..., flushed as it happens.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="file or directory to watch")
+    out = p.add_argument_group("output")
+    style = out.add_mutually_exclusive_group()
+    style.add_argument(
+        "--format",
+        type=compile_format,
+        metavar="FMT",
+        help=f"record template with {', '.join('{' + f + '}' for f in FIELDS)}",
+    )
+    style.add_argument("--json", action="store_true", help="one JSON object per record")
+    out.add_argument(
+        "-0", "--null", action="store_true", help="end records with NUL instead of newline"
+    )
+    out.add_argument("-v", "--verbose", action="store_true", help="say on stderr what is watched")
+    what = p.add_argument_group("what to report")
+    what.add_argument(
+        "-e",
+        "--event",
+        type=kinds,
+        action="append",
+        metavar="KIND[,KIND...]",
+        help=f"report only these kinds (repeatable): {', '.join(c.value for c in Change)}",
+    )
+    what.add_argument(
+        "--access", action="store_true", help="also report opened, accessed and closed_* events"
+    )
+    what.add_argument(
+        "--ignore", action="append", metavar="PATTERN", help="do not report matches (repeatable)"
+    )
+    what.add_argument(
+        "--no-recursive", action="store_true", help="do not descend into subdirectories"
+    )
+    what.add_argument(
+        "--debounce", type=seconds_or_zero, metavar="SECONDS", help="gather events this long"
+    )
+    what.add_argument(
+        "--poll-interval",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help="seconds between scans, for backends that poll",
+    )
+    stop = p.add_argument_group("when to stop")
+    stop.add_argument("-n", "--count", type=positive_int, metavar="N", help="exit after N records")
+    stop.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help="exit after SECONDS; with code 3 if nothing was printed",
+    )
+    p.set_defaults(func=cmd_watch)
+
+
+def _add_backends(subparsers: Any, parent: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "backends",
+        parents=[parent],
+        help="list backends and which one watching PATH would use",
+        description="List every registered backend, what it can do, and which one "
+        "watching PATH would use.",
+    )
+    p.add_argument("path", nargs="?", default=".", metavar="PATH", help="default: .")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_backends)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Tell what changed in directory trees.",
+        epilog="exit codes: 0 ok, 1 failure, 2 usage or config error, 3 timeout with no "
+        "event, 4 path cannot be watched or no backend available, 130 interrupted, "
+        "141 output pipe closed",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    parent = _selection_options()
+    _add_watch(subparsers, parent)
+    _add_backends(subparsers, parent)
+    return parser
+
+
+# --------------------------------------------------------------------------- watch
+
+
+def _stderr(line: str) -> None:
+    try:
+        print(f"{PROG}: {line}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass  # nowhere left to report to
+
+
+def _warn(message: str) -> None:
+    _stderr(f"warning: {message}")
+
+
+def _config_file(args: argparse.Namespace) -> str | None:
+    given: str | None = args.config
+    return given if given is not None else _config.find_config_file(os.getcwd())
+
+
+def _chosen_kinds(args: argparse.Namespace) -> tuple[list[Change] | None, bool]:
+    """The ``kinds=`` filter and whether access events are needed for it."""
+    if args.event is None:
+        return None, bool(args.access)
+    chosen = [kind for group in args.event for kind in group]
+    return chosen, bool(args.access) or any(kind in ACCESS_KINDS for kind in chosen)
+
+
+def _open_watcher(args: argparse.Namespace) -> Watcher:
+    chosen, access = _chosen_kinds(args)
+    return watch(
+        *args.paths,
+        recursive=not args.no_recursive,
+        backend=args.backend,
+        deny=_names(args.deny),
+        ignore=args.ignore,
+        kinds=chosen,
+        access=access,
+        debounce=args.debounce,
+        poll_interval=args.poll_interval,
+        config_file=_config_file(args),
+        on_warning=_warn,
+    )
+
+
+def _renderer(args: argparse.Namespace) -> Render:
+    if args.json:
+        return render_json
+    template: Render | None = args.format
+    return template if template is not None else render_plain
+
+
+def _describe(watcher: Watcher) -> str:
+    names = sorted(set(watcher.backends.values()))
+    count = len(watcher.roots)
+    return f"watching {count} path{'s' if count != 1 else ''} with {', '.join(names)}"
+
+
+def _next_batch(watcher: Watcher, deadline: float | None) -> list[Event] | None:
+    """The next batch, ``[]`` when the deadline or a wait slice passed, ``None`` at the end."""
+    wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+    if _WAIT_SLICE is not None:
+        wait = _WAIT_SLICE if wait is None else min(wait, _WAIT_SLICE)
+    try:
+        return watcher.get(wait)
+    except Exception as exc:
+        raise _WatcherFailed(f"the watcher stopped: {type(exc).__name__}: {exc}") from exc
+
+
+def stream(
+    watcher: Watcher, render: Render, end: bytes, count: int | None, timeout: float | None
+) -> int:
+    """Print events until ``count`` records, the timeout, or the end of every root."""
+    printed = 0
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while deadline is None or time.monotonic() < deadline:
+        batch = _next_batch(watcher, deadline)
+        if batch is None:
+            return EXIT_OK  # every root was deleted: nothing is left to watch
+        for event in batch:
+            _write_bytes(render(event) + end)
+            printed += 1
+            if count is not None and printed >= count:
+                return EXIT_OK
+    return EXIT_OK if printed else EXIT_TIMEOUT
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """``crosswatch watch``."""
+    watcher = _open_watcher(args)
+    try:
+        watcher.start()
+        if args.verbose:
+            _stderr(_describe(watcher))
+        end = b"\0" if args.null else b"\n"
+        return stream(watcher, _renderer(args), end, args.count, args.timeout)
+    finally:
+        watcher.close()
+
+
+# --------------------------------------------------------------------------- backends
+
+
+def _true_flags(capabilities: Capabilities) -> list[str]:
+    """The names of the capabilities a backend has, in declaration order."""
+    return [f.name for f in dataclasses.fields(capabilities) if getattr(capabilities, f.name)]
+
+
+def _report(args: argparse.Namespace, plugins: Plugins) -> tuple[ProbeReport, frozenset[str]]:
+    """Probe ``args.path`` with the settings ``watch`` would use there."""
+    settings = _config.resolve(
+        args={"backend": args.backend, "deny": _names(args.deny)},
+        config_file=_config_file(args),
+    )
+    backend = "auto" if settings.backend is None else list(settings.backend)
+    return probe(args.path, backend=backend, deny=settings.deny, plugins=plugins), settings.deny
+
+
+def _backend_rows(
+    report: ProbeReport, plugins: Plugins, deny: frozenset[str]
+) -> list[dict[str, Any]]:
+    rows = []
+    for result in report.results:
+        cls = plugins.backends[result.backend]
+        rows.append(
+            {
+                "name": result.backend,
+                "available": result.available,
+                "denied": result.backend in deny,
+                "reason": _text(result.reason),
+                "score": result.score,
+                "limit": result.limit,
+                "needed": result.needed,
+                "plugin": plugins.backends.origin(result.backend),
+                "description": cls.description,
+                "capabilities": _true_flags(cls.capabilities),
+                "chosen": result.backend == report.choice,
+            }
+        )
+    return rows
+
+
+def _human_row(row: dict[str, Any]) -> list[str]:
+    status = "available" if row["available"] else "unavailable"
+    if row["denied"]:
+        status += ", denied"
+    mark = "*" if row["chosen"] else " "
+    lines = [f"{mark} {row['name']}  {status}, score {row['score']}, plugin {row['plugin']}"]
+    if row["reason"]:
+        lines.append(f"    {row['reason']}")
+    if row["limit"] is not None or row["needed"] is not None:
+        lines.append(f"    handles free: {row['limit']}, needed here: {row['needed']}")
+    lines.append(f"    capabilities: {', '.join(row['capabilities']) or 'none'}")
+    return lines
+
+
+def _human_report(report: ProbeReport, rows: list[dict[str, Any]]) -> str:
+    lines = [f"backends for {report.path}:"]
+    for row in rows:
+        lines.extend(_human_row(row))
+    if not rows:
+        lines.append("  (none registered)")
+    if report.choice is None:
+        lines.append(f"no backend can watch it: {report.reason}")
+    else:
+        lines.append(f"watch would use: {report.choice} ({report.reason})")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    """``crosswatch backends``."""
+    plugins = Plugins()
+    report, deny = _report(args, plugins)
+    rows = _backend_rows(report, plugins, deny)
+    if args.json:
+        whole = {
+            "path": _text(report.path),
+            "choice": report.choice,
+            "reason": _text(report.reason),
+            "backends": rows,
+        }
+        _write_bytes(json.dumps(whole, ensure_ascii=True, indent=2).encode("ascii") + b"\n")
+    else:
+        _write_bytes(os.fsencode(_human_report(report, rows)))
+    return EXIT_OK if report.choice is not None else EXIT_UNWATCHABLE
+
+
+# --------------------------------------------------------------------------- main
+
+
+_default_showwarning = warnings.showwarning
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Print crosswatch's own warnings (plugin imports …) as one ``warning:`` line."""
+    if issubclass(category, CrosswatchWarning):
+        _warn(str(message))
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe, point stdout at devnull so the exit flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _fail(code: int, message: str) -> int:
+    _stderr(f"error: {message}")
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the command; turn the errors crosswatch raises on purpose into exit codes."""
+    verbose = bool(getattr(args, "verbose", False))
+    try:
+        code: int = args.func(args)
+        return code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except ConfigError as exc:  # UnknownBackendError included
+        return _fail(EXIT_USAGE, str(exc))
+    except (WatchPathError, BackendUnavailableError) as exc:
+        return _fail(EXIT_UNWATCHABLE, str(exc))
+    except CrosswatchError as exc:
+        return _fail(EXIT_FAILURE, str(exc))
+    except _WatcherFailed as exc:
+        if verbose and exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__, file=sys.stderr)
+        return _fail(EXIT_FAILURE, str(exc))
+    except OSError as exc:
+        return _fail(EXIT_FAILURE, str(exc))
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    try:
+        args = _parse(parser, argv)
+    except SystemExit as exc:  # argparse: --help, --version or a usage error
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or EXIT_OK
+        return EXIT_USAGE
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _run(args)

@@ -1,0 +1,587 @@
+"""The command line, run as a real process on real files.
+
+Every process uses the polling backend with a short interval, so these tests work
+on every OS; waits are generous deadlines, never sleeps that a slow machine could
+outrun.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+import crosswatch
+from crosswatch._cli import compile_format, main, render_json, render_plain
+from crosswatch._events import Change, Event
+
+PROJECT = Path(crosswatch.__file__).resolve().parent.parent
+FAST = ["--backend", "polling", "--poll-interval", "0.05"]
+WAIT = 20.0  # seconds: generous, only reached when something is wrong
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """A clean environment: no CROSSWATCH_* settings, no third-party plugins."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSWATCH_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT), env.get("PYTHONPATH")) if p)
+    env["CROSSWATCH_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    env.update(extra)
+    return env
+
+
+def run(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[bytes]:
+    """Run the CLI to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "crosswatch", *args],
+        capture_output=True,
+        cwd=cwd,
+        env=_env(**env),
+        timeout=WAIT,
+        check=False,
+    )
+
+
+def _pump(stream: object, into: queue.Queue[bytes]) -> None:
+    read = stream.read1  # type: ignore[attr-defined]
+    while chunk := read(65536):
+        into.put(chunk)
+    into.put(b"")
+
+
+class Cli:
+    """A running ``crosswatch watch`` whose output is read as it comes."""
+
+    def __init__(self, args: list[str], cwd: Path | None, env: dict[str, str], sep: bytes) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "crosswatch", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=_env(**env),
+        )
+        self.sep = sep
+        self._out: queue.Queue[bytes] = queue.Queue()
+        self._err: queue.Queue[bytes] = queue.Queue()
+        self._out_buf = b""
+        self.stderr = b""
+        self._readers = [
+            threading.Thread(target=_pump, args=(self.proc.stdout, self._out), daemon=True),
+            threading.Thread(target=_pump, args=(self.proc.stderr, self._err), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _take_err(self, timeout: float) -> bool:
+        try:
+            chunk = self._err.get(timeout=timeout)
+        except queue.Empty:
+            return True
+        self.stderr += chunk
+        return bool(chunk)
+
+    def ready(self) -> None:
+        """Wait for the ``-v`` line, printed once the initial scan is done."""
+        deadline = time.monotonic() + WAIT
+        while b"watching" not in self.stderr:
+            left = deadline - time.monotonic()
+            assert left > 0, f"never ready; stderr: {self.stderr!r}"
+            assert self._take_err(left), f"exited before ready; stderr: {self.stderr!r}"
+
+    def record(self) -> bytes:
+        """The next record, without its separator."""
+        deadline = time.monotonic() + WAIT
+        while self.sep not in self._out_buf:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no record; got {self._out_buf!r}, stderr {self.stderr!r}"
+            try:
+                chunk = self._out.get(timeout=left)
+            except queue.Empty:
+                continue
+            assert chunk, f"output ended; got {self._out_buf!r}, stderr {self.stderr!r}"
+            self._out_buf += chunk
+        record, self._out_buf = self._out_buf.split(self.sep, 1)
+        return record
+
+    def text(self) -> str:
+        return os.fsdecode(self.record())
+
+    def wait(self) -> int:
+        """Wait for the exit; collect the rest of both streams."""
+        code = self.proc.wait(timeout=WAIT)
+        for reader in self._readers:
+            reader.join(timeout=WAIT)
+        while not self._err.empty():
+            self.stderr += self._err.get()
+        while not self._out.empty():
+            self._out_buf += self._out.get()
+        return code
+
+    def rest(self) -> bytes:
+        """Whatever stdout held after the last record read (call after :meth:`wait`)."""
+        return self._out_buf
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=WAIT)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+StartCli = Callable[..., Cli]
+
+
+@pytest.fixture
+def start() -> Iterator[StartCli]:
+    """Start ``crosswatch watch ...``; every process is killed when the test ends."""
+    started: list[Cli] = []
+
+    def _start(*args: str, cwd: Path | None = None, sep: bytes = b"\n", **env: str) -> Cli:
+        cli = Cli(["watch", *args], cwd, env, sep)
+        started.append(cli)
+        return cli
+
+    try:
+        yield _start
+    finally:
+        for cli in started:
+            cli.kill()
+
+
+def touch(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def assert_no_traceback(stderr: bytes) -> None:
+    assert b"Traceback" not in stderr, stderr.decode(errors="replace")
+
+
+# --------------------------------------------------------------------------- output
+
+
+def test_default_format_streams_each_record_at_once(tmp_path: Path, start: StartCli) -> None:
+    cli = start(str(tmp_path), *FAST, "-v")
+    cli.ready()
+    touch(tmp_path / "a")
+    assert cli.text() == f"created\t{tmp_path / 'a'}"
+    assert cli.proc.poll() is None  # the record came while still watching: flushed
+    (tmp_path / "sub").mkdir()
+    assert cli.text() == f"created\t{tmp_path / 'sub'}/"
+    (tmp_path / "a").rename(tmp_path / "b")
+    assert cli.text() == f"moved\t{tmp_path / 'b'}\t{tmp_path / 'a'}"
+
+
+def test_verbose_line_goes_to_stderr_only(tmp_path: Path, start: StartCli) -> None:
+    cli = start(str(tmp_path), *FAST, "-v", "--timeout", "0.5")
+    cli.ready()
+    assert cli.wait() == 3
+    assert b"watching 1 path with polling" in cli.stderr
+    assert cli.rest() == b""
+
+
+def test_format_placeholders(tmp_path: Path, start: StartCli) -> None:
+    fmt = "{kind}|{path}|{dir}|{is_dir}|{src}|{pid}|{{literal}}|{time}"
+    cli = start(str(tmp_path), *FAST, "-v", "--format", fmt)
+    cli.ready()
+    (tmp_path / "sub").mkdir()
+    kind, path, slash, is_dir, src, pid, literal, when = cli.text().split("|")
+    assert (kind, path, slash, is_dir, src, pid) == (
+        "created",
+        str(tmp_path / "sub"),
+        "/",
+        "true",
+        "",
+        "",
+    )
+    assert literal == "{literal}"
+    assert datetime.fromisoformat(when).tzinfo is not None
+    (tmp_path / "sub").rename(tmp_path / "moved")
+    fields = cli.text().split("|")
+    assert fields[:5] == ["moved", str(tmp_path / "moved"), "/", "true", str(tmp_path / "sub")]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "fragment"),
+    [
+        ("{kind} {bogus}", b"unknown placeholder {bogus}"),
+        ("{0}", b"unknown placeholder {0}"),
+        ("{path:>20}", b"format spec"),
+        ("{kind", b"'{{'"),
+    ],
+)
+def test_bad_format_is_a_usage_error(tmp_path: Path, fmt: str, fragment: bytes) -> None:
+    result = run("watch", str(tmp_path), *FAST, "--format", fmt)
+    assert result.returncode == 2
+    assert fragment in result.stderr
+    assert result.stdout == b""
+
+
+def test_json_records_survive_non_utf8_names(tmp_path: Path, start: StartCli) -> None:
+    cli = start(str(tmp_path), *FAST, "-v", "--json")
+    cli.ready()
+    try:
+        fd = os.open(os.path.join(os.fsencode(tmp_path), b"bad\xff"), os.O_CREAT | os.O_WRONLY)
+    except (OSError, UnicodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    os.close(fd)
+    record = json.loads(cli.record())
+    assert record["kind"] == "created"
+    assert record["path"] == str(tmp_path / "bad") + "\\xff"
+    assert record["src_path"] is None
+    assert record["is_dir"] is False
+    assert record["pid"] is None or isinstance(record["pid"], int)
+    assert datetime.fromisoformat(record["time"])
+    touch(tmp_path / "plain")
+    assert json.loads(cli.record())["path"] == str(tmp_path / "plain")
+
+
+def test_default_format_writes_the_exact_bytes_of_names(tmp_path: Path, start: StartCli) -> None:
+    cli = start(str(tmp_path), *FAST, "-v")
+    cli.ready()
+    name = os.path.join(os.fsencode(tmp_path), b"bad\xff")
+    try:
+        os.close(os.open(name, os.O_CREAT | os.O_WRONLY))
+    except (OSError, UnicodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    assert cli.record() == b"created\t" + name
+
+
+def test_null_separated_records(tmp_path: Path, start: StartCli) -> None:
+    cli = start(str(tmp_path), *FAST, "-v", "-0", sep=b"\0")
+    cli.ready()
+    name = tmp_path / "two\nlines"
+    try:
+        touch(name)
+    except OSError:
+        pytest.skip("this file system refuses newlines in names")
+    assert cli.text() == f"created\t{name}"
+    touch(tmp_path / "next")
+    assert cli.text() == f"created\t{tmp_path / 'next'}"
+
+
+def test_json_and_format_exclude_each_other(tmp_path: Path) -> None:
+    result = run("watch", str(tmp_path), "--json", "--format", "{path}")
+    assert result.returncode == 2
+    assert b"not allowed with" in result.stderr
+
+
+# --------------------------------------------------------------------------- filters
+
+
+def test_event_filter(tmp_path: Path, start: StartCli) -> None:
+    touch(tmp_path / "old")
+    touch(tmp_path / "keep")
+    cli = start(str(tmp_path), *FAST, "-v", "-e", "deleted", "--event", "moved")
+    cli.ready()
+    touch(tmp_path / "new")  # exists before "old" goes, so seen by then, and filtered out
+    (tmp_path / "old").unlink()
+    assert cli.text() == f"deleted\t{tmp_path / 'old'}"
+    (tmp_path / "keep").rename(tmp_path / "kept")
+    assert cli.text() == f"moved\t{tmp_path / 'kept'}\t{tmp_path / 'keep'}"
+    (tmp_path / "new").unlink()
+    assert cli.text() == f"deleted\t{tmp_path / 'new'}"
+
+
+def test_event_filter_takes_comma_lists(tmp_path: Path, start: StartCli) -> None:
+    cli = start(str(tmp_path), *FAST, "-v", "-e", "deleted,created")
+    cli.ready()
+    touch(tmp_path / "a")
+    assert cli.text() == f"created\t{tmp_path / 'a'}"
+
+
+def test_unknown_kind_lists_the_kinds(tmp_path: Path) -> None:
+    result = run("watch", str(tmp_path), "-e", "created,chnaged")
+    assert result.returncode == 2
+    assert b"unknown event kind 'chnaged'" in result.stderr
+    for kind in Change:
+        assert kind.value.encode() in result.stderr
+
+
+def test_ignore_option(tmp_path: Path, start: StartCli) -> None:
+    cli = start(str(tmp_path), *FAST, "-v", "--ignore", "*.tmp")
+    cli.ready()
+    touch(tmp_path / "x.tmp")
+    touch(tmp_path / "y.txt")
+    assert cli.text() == f"created\t{tmp_path / 'y.txt'}"
+
+
+# --------------------------------------------------------------------------- stopping
+
+
+def test_count_exits_after_n_records(tmp_path: Path, start: StartCli) -> None:
+    cli = start(str(tmp_path), *FAST, "-v", "-n", "2")
+    cli.ready()
+    for name in ("a", "b", "c"):
+        touch(tmp_path / name)
+    assert cli.wait() == 0
+    lines = cli.rest().splitlines()
+    assert len(lines) == 2
+    assert all(line.startswith(b"created\t") for line in lines)
+
+
+def test_timeout_without_events_exits_3(tmp_path: Path) -> None:
+    result = run("watch", str(tmp_path), *FAST, "--timeout", "0.3")
+    assert result.returncode == 3
+    assert result.stdout == b""
+    assert_no_traceback(result.stderr)
+
+
+def test_timeout_with_events_exits_0(tmp_path: Path, start: StartCli) -> None:
+    cli = start(str(tmp_path), *FAST, "-v", "--timeout", "4")
+    cli.ready()
+    touch(tmp_path / "a")
+    assert cli.text() == f"created\t{tmp_path / 'a'}"
+    assert cli.wait() == 0
+
+
+def test_deleting_every_root_ends_the_stream(tmp_path: Path, start: StartCli) -> None:
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    cli = start(str(root), *FAST, "-v")
+    cli.ready()
+    shutil.rmtree(root)
+    assert cli.wait() == 0
+    assert f"deleted\t{root}/".encode() in cli.rest().splitlines()
+    assert_no_traceback(cli.stderr)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+def test_sigint_exits_130_quietly(tmp_path: Path, start: StartCli) -> None:
+    # A handled signal is reset to its default in the child, an ignored one stays
+    # ignored: so handle it here, in case this test runs as a background job.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        cli = start(str(tmp_path), *FAST, "-v")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    cli.ready()
+    cli.proc.send_signal(signal.SIGINT)
+    assert cli.wait() == 130
+    assert_no_traceback(cli.stderr)
+
+
+def test_closed_pipe_exits_quietly(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crosswatch", "watch", str(tmp_path), *FAST, "-v"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    try:
+        assert proc.stderr is not None
+        assert proc.stdout is not None
+        assert b"watching" in proc.stderr.readline()
+        proc.stdout.close()  # like `| head -0`: nobody reads any more
+        deadline = time.monotonic() + WAIT
+        n = 0
+        while proc.poll() is None and time.monotonic() < deadline:
+            touch(tmp_path / f"f{n}")  # the next record written notices the closed pipe
+            n += 1
+            time.sleep(0.05)
+        assert proc.wait(timeout=WAIT) == 141
+        assert_no_traceback(proc.stderr.read())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=WAIT)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_nonexistent_path_exits_4(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    result = run("watch", str(missing), *FAST)
+    assert result.returncode == 4
+    assert result.stderr.startswith(b"crosswatch: error: cannot watch")
+    assert b"does not exist" in result.stderr
+    assert result.stdout == b""
+    assert_no_traceback(result.stderr)
+
+
+def test_unknown_backend_exits_2_naming_the_backends(tmp_path: Path) -> None:
+    result = run("watch", str(tmp_path), "--backend", "pollign")
+    assert result.returncode == 2
+    assert result.stderr.startswith(b"crosswatch: error: unknown backend 'pollign'")
+    assert b"polling" in result.stderr.split(b"registered backends:", 1)[1]
+    assert_no_traceback(result.stderr)
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--poll-interval", "0"],
+        ["--poll-interval", "soon"],
+        ["--debounce", "-1"],
+        ["--timeout", "nan"],
+        ["--count", "0"],
+    ],
+)
+def test_bad_option_values_are_usage_errors(option: list[str], tmp_path: Path) -> None:
+    assert main(["watch", str(tmp_path), *option]) == 2
+
+
+def test_bad_deny_list_is_a_usage_error(tmp_path: Path) -> None:
+    result = run("watch", str(tmp_path), "--deny", "polling,,x")
+    assert result.returncode == 2
+    assert b"crosswatch: error:" in result.stderr
+    assert b"empty name" in result.stderr
+
+
+def test_denied_only_backend_exits_4(tmp_path: Path) -> None:
+    result = run("watch", str(tmp_path), "--deny", "polling")
+    assert result.returncode == 4
+    assert b"crosswatch: error: no backend can watch" in result.stderr
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX permissions")
+def test_unreadable_directory_is_a_warning(tmp_path: Path, start: StartCli) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0)
+    try:
+        if os.access(locked, os.R_OK):
+            pytest.skip("running with privileges that read any directory")
+        cli = start(str(tmp_path), *FAST, "-v")
+        cli.ready()
+        assert b"crosswatch: warning: cannot read directory" in cli.stderr
+    finally:
+        locked.chmod(0o700)
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_config_file_in_the_current_directory(tmp_path: Path, start: StartCli) -> None:
+    (tmp_path / "crosswatch.toml").write_text(
+        'backend = "polling"\npoll_interval = 0.05\nignore = ["*.tmp"]\n', encoding="utf-8"
+    )
+    cli = start(".", "-v", cwd=tmp_path)
+    cli.ready()
+    assert b"with polling" in cli.stderr
+    touch(tmp_path / "x.tmp")
+    touch(tmp_path / "y.txt")
+    # "." is the working directory as the OS names it, symbolic links resolved
+    assert cli.text() == f"created\t{os.path.realpath(tmp_path / 'y.txt')}"
+
+
+def test_precedence_argument_environment_file(tmp_path: Path) -> None:
+    (tmp_path / "crosswatch.toml").write_text('backend = "nosuch"\n', encoding="utf-8")
+    quick = ["watch", ".", "--timeout", "0.2", "--poll-interval", "0.05"]
+    from_file = run(*quick, cwd=tmp_path)
+    assert from_file.returncode == 2
+    assert b"unknown backend 'nosuch'" in from_file.stderr
+    assert run(*quick, cwd=tmp_path, CROSSWATCH_BACKEND="polling").returncode == 3
+    argument = run(*quick, "--backend", "polling", cwd=tmp_path, CROSSWATCH_BACKEND="nosuch")
+    assert argument.returncode == 3
+
+
+def test_explicit_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "elsewhere.toml"
+    config.write_text("debounce = -1\n", encoding="utf-8")
+    result = run("watch", str(tmp_path), "--config", str(config))
+    assert result.returncode == 2
+    assert b"crosswatch: error:" in result.stderr
+    assert b"debounce" in result.stderr
+    missing = run("watch", str(tmp_path), "--config", str(tmp_path / "missing.toml"))
+    assert missing.returncode == 2
+    assert b"cannot read config file" in missing.stderr
+
+
+# --------------------------------------------------------------------------- backends
+
+
+def test_backends_table(tmp_path: Path) -> None:
+    result = run("backends", str(tmp_path))
+    assert result.returncode == 0
+    out = result.stdout.decode()
+    assert "* polling  available" in out
+    assert "plugin polling" in out
+    assert "capabilities: recursive" in out
+    assert out.rstrip().endswith(
+        "watch would use: polling (highest score (10) among the available backends)"
+    )
+
+
+def test_backends_defaults_to_the_current_directory(tmp_path: Path) -> None:
+    result = run("backends", cwd=tmp_path)
+    assert result.returncode == 0
+    assert f"backends for {os.path.realpath(tmp_path)}:".encode() in result.stdout
+
+
+def test_backends_json(tmp_path: Path) -> None:
+    result = run("backends", str(tmp_path), "--json")
+    assert result.returncode == 0
+    report = json.loads(result.stdout)
+    assert report["path"] == str(tmp_path)
+    assert report["choice"] == "polling"
+    (polling,) = (b for b in report["backends"] if b["name"] == "polling")
+    assert polling["available"] is True
+    assert polling["chosen"] is True
+    assert polling["plugin"] == "polling"
+    assert polling["score"] == 10
+    assert "recursive" in polling["capabilities"]
+
+
+def test_backends_with_nothing_usable_exits_4(tmp_path: Path) -> None:
+    result = run("backends", str(tmp_path), "--json", "--deny", "polling")
+    assert result.returncode == 4
+    report = json.loads(result.stdout)
+    assert report["choice"] is None
+    assert report["backends"][0]["denied"] is True
+
+
+def test_backends_nonexistent_path_exits_4(tmp_path: Path) -> None:
+    result = run("backends", str(tmp_path / "missing"))
+    assert result.returncode == 4
+    assert b"crosswatch: error: cannot probe" in result.stderr
+
+
+# --------------------------------------------------------------------------- global
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.decode().strip() == f"crosswatch {crosswatch.__version__}"
+
+
+def test_no_command_prints_help_and_exits_2() -> None:
+    result = run()
+    assert result.returncode == 2
+    assert b"usage: crosswatch" in result.stderr
+    assert b"backends" in result.stderr
+    assert result.stdout == b""
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def test_render_plain_and_json_of_a_moved_directory() -> None:
+    event = Event(Change.MOVED, "/w/new", True, "/w/old", 42)
+    assert render_plain(event) == b"moved\t/w/new/\t/w/old/"
+    record = json.loads(render_json(event))
+    assert record["src_path"] == "/w/old"
+    assert record["is_dir"] is True
+    assert record["pid"] == 42
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows names are UTF-16, never undecodable bytes")
+def test_format_of_a_file_with_surrogate_escapes() -> None:
+    render = compile_format("{kind} {path}{dir} [{src}] {pid}")
+    event = Event(Change.MODIFIED, os.fsdecode(b"/w/caf\xe9"))
+    assert render(event) == b"modified /w/caf\xe9 [] "
