@@ -230,8 +230,8 @@ class Engine:
         node = self._handles.get(backend, {}).get(handle)
         if node is None:
             return None
-        if not name:
-            return (node.parent, node.name) if node.parent is not None else (node, "")
+        if not name:  # about the watched directory itself
+            return node, ""
         parts = name.split(os.sep)
         for part in parts[:-1]:
             child = node.children.get(part)

@@ -336,19 +336,24 @@ class Watcher:
             self._paused = self._queued >= self.max_queue
             self._sync_fds(selector, watched)
             timeout = self._timeout(batch_due)
+            drained = True
             for key, _ in selector.select(timeout):
                 if key.data is None:
                     self._drain_wake()
                 elif not self._paused:
                     backend: Backend = key.data
                     engine.apply(backend, backend.read())
+                    drained = False
             if not self._paused:
                 now = time.monotonic()
                 for backend in engine.backends():
                     due = backend.deadline()
                     if due is not None and due <= now:
                         engine.apply(backend, backend.read())
-            engine.expire()
+            if drained:
+                # Only once the backends had nothing more to say: a moved_to still
+                # in the kernel's queue must not find its moved_from settled already.
+                engine.expire()
             events = self._filter(engine.take())
             if events:
                 if not batch and self._debounce > 0:

@@ -165,13 +165,16 @@ class FileOps:
         os.unlink(path)
         self._report(path, Action.DELETED, False)
 
+    def _watches(self, path: str) -> list[tuple[ScriptedBackend, int]]:
+        return [(b, h) for b in self._listeners if (h := b.handle_of(path)) is not None]
+
     def rmdir(self, path: str) -> None:
-        handles = [(b, b.handle_of(path)) for b in self._listeners]
+        watches = self._watches(path)
         os.rmdir(path)
-        for backend, handle in handles:
-            if handle is not None:
-                backend.push(Gone(handle))
         self._report(path, Action.DELETED, True)
+        for backend, handle in watches:  # IN_DELETE_SELF, then IN_IGNORED: the watch ends
+            backend.push(EntryChange(handle, "", Action.DELETED, True), Gone(handle))
+            backend.unwatch(handle)
 
     def rmtree(self, path: str) -> None:
         if os.path.isdir(path) and not os.path.islink(path):
@@ -190,6 +193,8 @@ class FileOps:
         cookie = next(self._cookies)
         self._report(src, Action.MOVED_FROM, is_dir, cookie)
         self._report(dst, Action.MOVED_TO, is_dir, cookie)
+        for backend, handle in self._watches(dst) if is_dir else ():
+            backend.push(EntryChange(handle, "", Action.MOVED_FROM, True))  # IN_MOVE_SELF
 
     def chmod(self, path: str, mode: int) -> None:
         os.chmod(path, mode)

@@ -1,0 +1,217 @@
+"""The inotify backend: the system calls, the probe, and the watch limit."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import sys
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from crosswatch import (
+    Backend,
+    Capabilities,
+    Observation,
+    Options,
+    Probe,
+    WatchError,
+    WatchGoneError,
+    WatchLimitError,
+)
+
+from . import _abi
+
+#: File systems where the kernel never hears of changes made by other hosts.
+REMOTE_FS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs"})
+#: Bytes read from the descriptor per call; the queue drains over several calls.
+READ_SIZE = 256 * 1024
+#: How many directories the probe counts before it calls the tree "large".
+PROBE_DIR_BUDGET = 20_000
+
+
+def _libc() -> Any:
+    libc = ctypes.CDLL(None, use_errno=True)
+    for fn, args in (
+        ("inotify_init1", [ctypes.c_int]),
+        ("inotify_add_watch", [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]),
+        ("inotify_rm_watch", [ctypes.c_int, ctypes.c_int]),
+    ):
+        getattr(libc, fn).argtypes = args
+        getattr(libc, fn).restype = ctypes.c_int
+    return libc
+
+
+def watch_limit() -> int | None:
+    """The watches one user may hold here: the tightest of the limits that apply.
+
+    In a user namespace, ``/proc/sys/user/max_inotify_watches`` is that namespace's
+    own limit; ``fs.inotify.max_user_watches`` is the initial namespace's.
+    """
+    limits = []
+    for path in ("/proc/sys/fs/inotify/max_user_watches", "/proc/sys/user/max_inotify_watches"):
+        try:
+            with open(path) as f:
+                limits.append(int(f.read()))
+        except (OSError, ValueError):
+            continue
+    return min(limits) if limits else None
+
+
+def watches_in_use() -> int:
+    """Watches held by this user's processes (from /proc/*/fdinfo); best effort."""
+    uid, used = os.getuid(), 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        base = f"/proc/{pid}"
+        try:
+            if os.stat(base).st_uid != uid:
+                continue
+            fds = os.listdir(f"{base}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"{base}/fd/{fd}") != "anon_inode:inotify":
+                    continue
+                with open(f"{base}/fdinfo/{fd}") as f:
+                    used += sum(1 for line in f if line.startswith("inotify wd:"))
+            except OSError:
+                continue
+    return used
+
+
+def count_dirs(path: str, budget: int) -> tuple[int, bool]:
+    """Directories in the tree at ``path``, counting at most ``budget``; (n, complete)."""
+    count, stack = 0, [path]
+    while stack:
+        count += 1
+        if count > budget:
+            return count, False
+        try:
+            with os.scandir(stack.pop()) as it:
+                stack.extend(e.path for e in it if e.is_dir(follow_symlinks=False))
+        except OSError:
+            continue
+    return count, True
+
+
+def fs_type(path: str) -> str | None:
+    """The type of the file system holding ``path``, from /proc/self/mountinfo."""
+    real = os.path.realpath(path)
+    best, kind = "", None
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split()
+                mount = fields[4].encode().decode("unicode_escape")
+                sep = fields.index("-")
+                inside = real == mount or real.startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) >= len(best):
+                    best, kind = mount, fields[sep + 1]
+    except (OSError, ValueError, IndexError):
+        return None
+    return kind
+
+
+class InotifyBackend(Backend):
+    """Linux inotify: one watch per directory, names and rename cookies, no recursion."""
+
+    name = "inotify"
+    description = "Linux inotify(7): exact names and renames, one watch per directory"
+    capabilities = Capabilities(
+        recursive=False,
+        names=True,
+        pairs_renames=True,
+        content_changes=True,
+        access_events=True,
+        remote_changes=False,
+        mmap_writes=False,
+        mounts=False,
+    )
+
+    @classmethod
+    def probe(cls, path: str) -> Probe:
+        if not sys.platform.startswith("linux"):
+            return Probe.unavailable(cls.name, "needs Linux")
+        limit = watch_limit()
+        kind = fs_type(path)
+        if kind in REMOTE_FS or (kind or "").startswith("fuse"):
+            return Probe(
+                cls.name,
+                True,
+                f"{kind}: changes made by other hosts (or behind FUSE) are not seen",
+                score=5,
+                limit=limit,
+            )
+        if not os.path.isdir(path):
+            return Probe(cls.name, True, "watches the file's directory", score=100, limit=limit)
+        needed, complete = count_dirs(path, PROBE_DIR_BUDGET)
+        shown = f"{needed}" if complete else f"more than {PROBE_DIR_BUDGET}"
+        if limit is None or needed * 4 < limit:
+            return Probe(cls.name, True, f"{shown} directories", 100, limit, needed)
+        left = limit - watches_in_use()
+        if needed <= left:
+            return Probe(cls.name, True, f"{shown} directories, {left} watches left", 100, left,
+                         needed)
+        return Probe(
+            cls.name,
+            True,
+            f"the tree has {shown} directories but only {left} inotify watches are left: "
+            "the rest would be polled; raise fs.inotify.max_user_watches",
+            score=50,
+            limit=left,
+            needed=needed,
+        )
+
+    def __init__(self, options: Options | None = None) -> None:
+        super().__init__(options or Options())
+        self._libc = _libc()
+        fd = self._libc.inotify_init1(_abi.IN_NONBLOCK | _abi.IN_CLOEXEC)
+        if fd < 0:
+            err = ctypes.get_errno()
+            if err == errno.EMFILE:
+                raise WatchLimitError(
+                    err,
+                    "inotify instance limit reached; raise fs.inotify.max_user_instances "
+                    "or use backend='polling'",
+                )
+            raise WatchError(err, f"inotify_init1 failed: {os.strerror(err)}")
+        self._fd = fd
+        self._mask = _abi.BASE_MASK | (_abi.ACCESS_MASK if self.options.access else 0)
+
+    def fileno(self) -> int | None:
+        return self._fd if self._fd >= 0 else None
+
+    def watch(self, path: str, *, recursive: bool) -> Hashable:
+        wd = self._libc.inotify_add_watch(self._fd, os.fsencode(path), self._mask)
+        if wd >= 0:
+            return int(wd)
+        err = ctypes.get_errno()
+        if err in (errno.ENOENT, errno.ENOTDIR):
+            raise WatchGoneError(err, os.strerror(err), path)
+        if err == errno.ENOSPC:
+            raise WatchLimitError(
+                err,
+                f"inotify watch limit reached ({watch_limit()}); raise "
+                "fs.inotify.max_user_watches (sysctl) or use backend='polling'",
+                path,
+            )
+        raise WatchError(err, os.strerror(err), path)
+
+    def unwatch(self, handle: Hashable) -> None:
+        if self._fd >= 0 and isinstance(handle, int):
+            self._libc.inotify_rm_watch(self._fd, handle)  # EINVAL for a dead watch: fine
+
+    def read(self) -> Sequence[Observation]:
+        try:
+            buf = os.read(self._fd, READ_SIZE)
+        except BlockingIOError:
+            return []
+        return _abi.observations(buf)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
