@@ -100,12 +100,14 @@ class Engine:
         access: bool = False,
         ignore: Ignore | None = None,
         pair_wait: float = 0.02,
+        fallback_interval: float = 1.0,
         warn: Callable[[str], None] = lambda message: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.access = access
         self.ignore = ignore or Ignore()
         self.pair_wait = pair_wait
+        self.fallback_interval = fallback_interval
         self.warn = warn
         self.clock = clock
         self.out: list[Event] = []
@@ -116,6 +118,8 @@ class Engine:
         self._adjacent: dict[Backend, tuple[int, Hashable]] = {}
         self._warned: set[str] = set()
         self._deferred: dict[int, Node] = {}
+        self._unwatched: dict[int, Node] = {}
+        self._fallback_due: float | None = None
 
     # ----------------------------------------------------------------- roots
 
@@ -398,6 +402,7 @@ class Engine:
         handles = self._handles.get(backend, {})
         for sub in node.walk():
             handle = sub.handle
+            self._unwatched.pop(id(sub), None)
             if handle is not None and handles.get(handle) is sub:
                 del handles[handle]
                 try:
@@ -459,7 +464,15 @@ class Engine:
             self._defer(node)  # gone, or its path is stale: look again after the batch
             return False
         except WatchLimitError as exc:
-            self._warn_once(f"limit:{root.path}", f"{exc} (first refused at {path!r})")
+            # Never silent: the directories past the limit are polled instead.
+            self._warn_once(
+                f"limit:{root.path}",
+                f"{exc.strerror} (first refused at {path!r}); the directories past the "
+                f"limit are polled every {self.fallback_interval:g} s instead",
+            )
+            self._unwatched[id(node)] = node
+            if self._fallback_due is None:
+                self._fallback_due = self.clock() + self.fallback_interval
             return True
         except (WatchError, OSError) as exc:
             if exc.errno in (errno.ENOENT, errno.ENOTDIR):
@@ -468,6 +481,7 @@ class Engine:
             self._warn_once(path, f"cannot watch {path!r}: {exc}; changes below it are unseen")
             return True
         self._bind(node, handle, root.backend)
+        self._unwatched.pop(id(node), None)
         return True
 
     def _list(self, node: Node) -> list[tuple[str, os.stat_result]] | None:
@@ -589,6 +603,7 @@ class Engine:
         self._emit(Change.MOVED, dst_path, node.is_dir, src=src_path, pid=pid)
 
     def _drop_detached(self, node: Node, path: str, pid: int | None) -> None:
+        self._settle_pending_below(node)
         self._emit(Change.DELETED, path, node.is_dir, pid=pid)
         owner = self.root_of(node)
         if owner is not None:
@@ -635,8 +650,11 @@ class Engine:
             self._apply_one(backend, obs)
 
     def next_deadline(self) -> float | None:
-        """When the oldest unpaired ``moved_from`` must be settled."""
-        return min((p.deadline for p in self._pending.values()), default=None)
+        """When :meth:`expire` has work: an unpaired ``moved_from``, or a fallback poll."""
+        due = min((p.deadline for p in self._pending.values()), default=None)
+        if self._fallback_due is not None:
+            due = self._fallback_due if due is None else min(due, self._fallback_due)
+        return due
 
     def expire(self, now: float | None = None) -> None:
         """Settle each ``moved_from`` whose partner did not come in time: deleted."""
@@ -647,6 +665,25 @@ class Engine:
                 del self._pending[key]
                 self._settle_unpaired(pending)
         self._run_deferred()
+        if self._fallback_due is not None and self._fallback_due <= now:
+            self._poll_unwatched()
+            self._fallback_due = (now + self.fallback_interval) if self._unwatched else None
+
+    @staticmethod
+    def _has_ancestor_in(node: Node, nodes: dict[int, Node]) -> bool:
+        parent = node.parent
+        while parent is not None:
+            if id(parent) in nodes:
+                return True
+            parent = parent.parent
+        return False
+
+    def _poll_unwatched(self) -> None:
+        """Diff the subtrees whose watches the OS refused; the walk retries the watches."""
+        nodes = [n for n in self._unwatched.values() if self._attached(n)]
+        self._unwatched = {id(n): n for n in nodes}
+        tops = [n for n in nodes if not self._has_ancestor_in(n, self._unwatched)]
+        self._diff([(top, True) for top in tops])
 
     def _settle_unpaired(self, pending: _Pending) -> None:
         node = pending.node
@@ -672,6 +709,34 @@ class Engine:
                 if pending.node is not None:
                     path = os.path.join(pending.parent.path(), pending.name)
                     self._drop_detached(pending.node, path, None)
+
+    def _unpend_below(self, tops: Sequence[Node]) -> None:
+        """Put back the pending moves out of ``tops``' subtrees before they are diffed.
+
+        While a ``moved_from`` waits, its node is out of the cache but still in the
+        consumer's view; a diff would take the name for new. Put back, the entry is
+        found by the diff (which pairs by identity) or by the ``moved_to`` later.
+        """
+        while tops:
+            below = [
+                key
+                for key, pending in self._pending.items()
+                if any(top.is_ancestor_of(pending.parent) for top in tops)
+            ]
+            if not below:
+                return
+            for key in below:
+                pending = self._pending.pop(key, None)  # a replay may have settled it
+                if pending is None:
+                    continue
+                node = pending.node
+                if node is not None and pending.name not in pending.parent.children:
+                    pending.parent.children[pending.name] = node
+                elif node is not None:
+                    self._drop_detached(node, node.path(), None)
+                # Replayed observations may start new pending moves below ``tops``:
+                # the loop puts those back too.
+                self._replay(pending)
 
     def _unpend_all(self) -> None:
         """Put every detached node back and forget held observations (a rescan follows)."""
@@ -747,6 +812,7 @@ class Engine:
         identity are reported as ``moved``. Directories whose mtime is unchanged since
         they were last listed are not listed again: their cached names are stat'ed.
         """
+        self._unpend_below([top for top, _ in tops])
         diff = _Diff(self)
         missing = []
         for top, recursive in tops:

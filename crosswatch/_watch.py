@@ -137,6 +137,7 @@ class Watcher:
             access=access,
             ignore=Ignore(self.settings.ignore),
             pair_wait=pair_wait,
+            fallback_interval=self._options.poll_interval,
             warn=on_warning or _warn,
         )
         self._backends: dict[type[Backend], Backend] = {}

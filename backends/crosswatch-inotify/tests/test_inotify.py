@@ -1,0 +1,279 @@
+"""inotify specifics: the ABI, the kernel mask, limits, overflow, root lifecycle."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from crosswatch_inotify import _abi
+from crosswatch_inotify._backend import InotifyBackend
+
+import crosswatch
+from crosswatch import Action, Change, EntryChange, Gone, SubtreeLost, Watcher
+from crosswatch.testing import Mirror, collect, converge
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux")
+
+
+def record(wd: int, mask: int, cookie: int = 0, name: bytes = b"") -> bytes:
+    """A struct inotify_event as the kernel writes it: name NUL-padded to 16 bytes."""
+    padded = name + b"\0" * (-len(name) % 16 or (16 if name else 0)) if name else b""
+    return struct.pack("=iIII", wd, mask, cookie, len(padded)) + padded
+
+
+# ------------------------------------------------------------------ the ABI
+
+
+def test_records_decode_names_cookies_and_flags() -> None:
+    buf = (
+        record(1, _abi.IN_CREATE | _abi.IN_ISDIR, 0, b"sub")
+        + record(1, _abi.IN_MOVED_FROM, 77, b"old")
+        + record(2, _abi.IN_MOVED_TO, 77, b"new\xff")
+        + record(2, _abi.IN_MODIFY, 0, b"f")
+    )
+    assert _abi.observations(buf) == [
+        EntryChange(1, "sub", Action.CREATED, True),
+        EntryChange(1, "old", Action.MOVED_FROM, False, 77),
+        EntryChange(2, os.fsdecode(b"new\xff"), Action.MOVED_TO, False, 77),
+        EntryChange(2, "f", Action.MODIFIED, False),
+    ]
+
+
+def test_overflow_ignored_unmount_and_self_events() -> None:
+    buf = (
+        record(-1, _abi.IN_Q_OVERFLOW)
+        + record(3, _abi.IN_UNMOUNT)
+        + record(3, _abi.IN_IGNORED)
+        + record(4, _abi.IN_DELETE_SELF)
+        + record(5, _abi.IN_MOVE_SELF)
+    )
+    assert _abi.observations(buf) == [
+        SubtreeLost(None),
+        Gone(3),
+        EntryChange(4, "", Action.DELETED, True),
+        EntryChange(5, "", Action.MOVED_FROM, True),
+    ]
+
+
+def test_a_truncated_record_is_not_decoded() -> None:
+    assert list(_abi.records(record(1, _abi.IN_CREATE, 0, b"x")[:10])) == []
+
+
+# ------------------------------------------------------------- the kernel
+
+
+def watch_masks() -> dict[str, list[int]]:
+    """This process's inotify descriptors and their watches' masks, as the kernel says."""
+    masks: dict[str, list[int]] = {}
+    for fd in os.listdir("/proc/self/fdinfo"):
+        try:
+            with open(f"/proc/self/fdinfo/{fd}") as f:
+                for line in f:
+                    if line.startswith("inotify wd:"):
+                        field = next(p for p in line.split() if p.startswith("mask:"))
+                        masks.setdefault(fd, []).append(int(field[5:], 16))
+        except OSError:
+            continue
+    return masks
+
+
+@pytest.mark.parametrize("access", [False, True])
+def test_the_kernel_mask_holds_only_what_was_asked(tmp_path: Path, access: bool) -> None:
+    (tmp_path / "sub").mkdir()
+    before = watch_masks()
+    with Watcher(tmp_path, backend="inotify", access=access):
+        masks = [m for fd, ms in watch_masks().items() if fd not in before for m in ms]
+    assert len(masks) == 2  # the root and its subdirectory
+    for mask in masks:
+        assert bool(mask & _abi.ACCESS_MASK) is access
+        assert mask & _abi.IN_MOVED_FROM
+        assert mask & _abi.IN_CREATE
+
+
+def test_access_events_on_request(tmp_path: Path) -> None:
+    f = tmp_path / "f"
+    f.write_text("data")
+    with Watcher(tmp_path, backend="inotify", access=True) as w:
+        with open(f) as fh:
+            fh.read()
+        events = collect(w, lambda ev: Change.CLOSED_NOWRITE in {e.kind for e in ev}, settle=0.2)
+    assert [e.kind for e in events if e.path == str(f)] == [
+        Change.OPENED,
+        Change.ACCESSED,
+        Change.CLOSED_NOWRITE,
+    ]
+
+
+def test_no_access_events_unless_asked(tmp_path: Path) -> None:
+    f = tmp_path / "f"
+    f.write_text("data")
+    with Watcher(tmp_path, backend="inotify") as w:
+        with open(f) as fh:
+            fh.read()
+        f.write_text("more")
+        events = collect(w, bool, settle=0.3)
+    assert {e.kind for e in events} == {Change.MODIFIED}
+
+
+def test_watching_a_path_that_vanished_is_not_an_error(tmp_path: Path) -> None:
+    backend = InotifyBackend()
+    try:
+        with pytest.raises(crosswatch.WatchGoneError):
+            backend.watch(str(tmp_path / "gone"), recursive=False)
+        (tmp_path / "file").write_text("x")
+        with pytest.raises(crosswatch.WatchGoneError):  # IN_ONLYDIR
+            backend.watch(str(tmp_path / "file"), recursive=False)
+    finally:
+        backend.close()
+
+
+def test_the_root_moved_away_is_deleted_and_ends(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    with Watcher(root, backend="inotify") as w:
+        root.rename(tmp_path / "elsewhere")
+        events = collect(w, lambda ev: False, timeout=0, settle=0.5)
+        assert w.get(timeout=5) is None
+    assert [(e.kind, e.path) for e in events] == [(Change.DELETED, str(root))]
+
+
+@pytest.fixture
+def shm() -> Iterator[str]:
+    base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    with tempfile.TemporaryDirectory(dir=base) as tmp:
+        root = os.path.join(tmp, "root")
+        os.mkdir(root)
+        yield root
+
+
+CREATOR = """
+import os, sys
+for i in range(int(sys.argv[2])):
+    open(os.path.join(sys.argv[1], f"f{i}"), "w").close()
+"""
+
+
+def test_overflow_while_the_consumer_is_slow_is_recovered(shm: str) -> None:
+    """The consumer pauses; the engine stops reading; the kernel queue overflows."""
+    with Watcher(shm, backend="inotify", max_queue=100) as w:
+        mirror = Mirror.of(shm)
+        subprocess.run([sys.executable, "-c", CREATOR, shm, "30000"], check=True)
+        events = converge(w, mirror, timeout=60)
+    created = {e.path for e in events if e.kind is Change.CREATED}
+    assert len(created) == 30000
+    assert Change.RESCAN in {e.kind for e in events}
+
+
+# ------------------------------------------------------------ the watch limit
+
+LIMITED = textwrap.dedent(
+    """
+    import json, os, sys, time
+    import crosswatch
+    from crosswatch.testing import Mirror, converge
+    root = sys.argv[1]
+    for d in range(30):
+        os.makedirs(os.path.join(root, f"d{d}", "sub"))
+    report = crosswatch.probe(root)
+    inotify = next(p for p in report.results if p.backend == "inotify")
+    warnings = []
+    with crosswatch.Watcher(root, backend="inotify", poll_interval=0.1,
+                            on_warning=warnings.append) as w:
+        mirror = Mirror.of(root)
+        for d in (0, 29):
+            open(os.path.join(root, f"d{d}", "sub", "new"), "w").close()
+        os.rename(os.path.join(root, "d28"), os.path.join(root, "d28-renamed"))
+        events = converge(w, mirror, timeout=20)
+    print(json.dumps({
+        "probe": [inotify.available, inotify.score, inotify.reason],
+        "warnings": warnings,
+        "created": sorted(os.path.relpath(e.path, root) for e in events
+                          if e.kind.value == "created"),
+    }))
+    """
+)
+
+
+def test_the_watch_limit_is_never_silent_and_falls_back_to_polling(shm: str) -> None:
+    if not shutil.which("unshare"):
+        pytest.skip("needs unshare(1)")
+    code = "echo 20 > /proc/sys/user/max_inotify_watches && exec \"$0\" -c \"$1\" \"$2\""
+    try:
+        out = subprocess.run(
+            ["unshare", "-Ur", "sh", "-c", code, sys.executable, LIMITED, shm],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+    except OSError as exc:
+        pytest.skip(f"user namespaces unavailable: {exc}")
+    if out.returncode != 0 and "unshare" in out.stderr:
+        pytest.skip(f"user namespaces unavailable: {out.stderr.strip()}")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    available, score, reason = result["probe"]
+    assert available
+    assert score < 100
+    assert "max_user_watches" in reason
+    assert len(result["warnings"]) == 1
+    assert "raise fs.inotify.max_user_watches" in result["warnings"][0]
+    assert "polled" in result["warnings"][0]
+    assert result["created"] == ["d0/sub/new", "d29/sub/new"]
+
+
+# ------------------------------------------------------------------ storms
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("paused", [False, True], ids=["full-speed", "reader-paused"])
+def test_a_mirror_converges_under_a_storm(shm: str, seed: int, paused: bool) -> None:
+    """Ten processes create, write, rename and delete at random; the mirror ends true.
+
+    Paused: the consumer reads nothing while the storm runs and ``max_queue`` is
+    small, so the engine stops draining the kernel and its queue overflows.
+    """
+    import threading
+
+    from crosswatch.testing._storm import storm
+
+    with Watcher(shm, backend="inotify", max_queue=50 if paused else 100_000) as w:
+        mirror = Mirror.of(shm)
+        consumed: list[crosswatch.Event] = []
+        stop = threading.Event()
+
+        def consume() -> None:
+            while not stop.is_set():
+                consumed.extend(w.get(timeout=0.05) or [])
+
+        reader = threading.Thread(target=consume)
+        burst = None
+        if paused:  # more events than the kernel queue holds (16,384 by default)
+            os.mkdir(os.path.join(shm, "burst"))
+            burst = subprocess.Popen(
+                [sys.executable, "-c", CREATOR, os.path.join(shm, "burst"), "30000"]
+            )
+        else:
+            reader.start()
+        try:
+            storm(shm, processes=10, seconds=3.0, seed=seed)
+            if burst is not None:
+                assert burst.wait(timeout=120) == 0
+        finally:
+            stop.set()
+            if not paused:
+                reader.join()
+        mirror.apply(consumed)
+        rest = converge(w, mirror, timeout=60)
+    if paused:
+        assert Change.RESCAN in {e.kind for e in rest}
