@@ -5,16 +5,20 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import select
 import sys
+import time
 from collections.abc import Hashable, Sequence
 from typing import Any
 
 from crosswatch import (
     Backend,
     Capabilities,
+    Gone,
     Observation,
     Options,
     Probe,
+    SubtreeLost,
     WatchError,
     WatchGoneError,
     WatchLimitError,
@@ -26,6 +30,8 @@ from . import _abi
 REMOTE_FS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs"})
 #: Bytes read from the descriptor per call; the queue drains over several calls.
 READ_SIZE = 256 * 1024
+#: While reads happen anyway, the mount table is re-read at most this often (s).
+MOUNT_RECHECK = 1.0
 #: How many directories the probe counts before it calls the tree "large".
 PROBE_DIR_BUDGET = 20_000
 
@@ -97,22 +103,33 @@ def count_dirs(path: str, budget: int) -> tuple[int, bool]:
     return count, True
 
 
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes."""
+    return os.fsdecode(field.encode("latin-1").decode("unicode_escape").encode("latin-1"))
+
+
+def mounts(text: str) -> dict[str, str]:
+    """Mount point -> file-system type, from the text of /proc/self/mountinfo."""
+    out = {}
+    for line in text.splitlines():
+        fields = line.split()
+        try:
+            out[_unescape(fields[4])] = fields[fields.index("-") + 1]
+        except (ValueError, IndexError):
+            continue
+    return out
+
+
 def fs_type(path: str) -> str | None:
-    """The type of the file system holding ``path``, from /proc/self/mountinfo."""
+    """The type of the file system holding ``path``."""
     real = os.path.realpath(path)
-    best, kind = "", None
     try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                fields = line.split()
-                mount = fields[4].encode().decode("unicode_escape")
-                sep = fields.index("-")
-                inside = real == mount or real.startswith(mount.rstrip("/") + "/")
-                if inside and len(mount) >= len(best):
-                    best, kind = mount, fields[sep + 1]
-    except (OSError, ValueError, IndexError):
+        with open("/proc/self/mountinfo", encoding="latin-1") as f:
+            table = mounts(f.read())
+    except OSError:
         return None
-    return kind
+    inside = [m for m in table if real == m or real.startswith(m.rstrip("/") + "/")]
+    return table[max(inside, key=len)] if inside else None
 
 
 class InotifyBackend(Backend):
@@ -180,13 +197,31 @@ class InotifyBackend(Backend):
             raise WatchError(err, f"inotify_init1 failed: {os.strerror(err)}")
         self._fd = fd
         self._mask = _abi.BASE_MASK | (_abi.ACCESS_MASK if self.options.access else 0)
+        # Where each watch was placed (paths go stale on renames; good enough to place
+        # a mount point, which is rarely renamed).
+        self._paths: dict[str, int] = {}
+        self._path_of: dict[int, str] = {}
+        # inotify never reports mounts; the mount table's descriptor turns readable
+        # (POLLPRI) when it changes. One epoll set waits for both.
+        self._epoll = select.epoll()
+        self._epoll.register(fd, select.EPOLLIN)
+        self._mountinfo: Any = None
+        self._mounts: dict[str, str] = {}
+        self._mounts_read = time.monotonic()
+        try:
+            self._mountinfo = open("/proc/self/mountinfo", encoding="latin-1")  # noqa: SIM115
+            self._mounts = mounts(self._mountinfo.read())
+            self._epoll.register(self._mountinfo.fileno(), select.EPOLLPRI | select.EPOLLERR)
+        except OSError:
+            self._mountinfo = None
 
     def fileno(self) -> int | None:
-        return self._fd if self._fd >= 0 else None
+        return self._epoll.fileno() if self._fd >= 0 else None
 
     def watch(self, path: str, *, recursive: bool) -> Hashable:
         wd = self._libc.inotify_add_watch(self._fd, os.fsencode(path), self._mask)
         if wd >= 0:
+            self._place(int(wd), path)
             return int(wd)
         err = ctypes.get_errno()
         if err in (errno.ENOENT, errno.ENOTDIR):
@@ -200,18 +235,68 @@ class InotifyBackend(Backend):
             )
         raise WatchError(err, os.strerror(err), path)
 
+    def _place(self, wd: int, path: str) -> None:
+        self._forget(wd)
+        self._paths[path] = wd
+        self._path_of[wd] = path
+
+    def _forget(self, wd: int) -> None:
+        path = self._path_of.pop(wd, None)
+        if path is not None and self._paths.get(path) == wd:
+            del self._paths[path]
+
     def unwatch(self, handle: Hashable) -> None:
         if self._fd >= 0 and isinstance(handle, int):
             self._libc.inotify_rm_watch(self._fd, handle)  # EINVAL for a dead watch: fine
+            self._forget(handle)
 
     def read(self) -> Sequence[Observation]:
+        out: list[Observation] = []
+        ready = self._epoll.poll(0)
+        for fd, _ in ready:
+            if fd == self._fd:
+                out += self._read_events()
+        # The mount table's readiness is used up by the first poll that sees it,
+        # which may be the caller's poll of our epoll descriptor: woken with nothing
+        # ready means the table changed. A change that came together with inotify
+        # data is caught by the recheck that rides on later reads.
+        stale = time.monotonic() - self._mounts_read > MOUNT_RECHECK
+        if self._mountinfo is not None and (not ready or stale or len(ready) > 1):
+            out += self._mount_changes()
+        return out
+
+    def _read_events(self) -> list[Observation]:
         try:
-            buf = os.read(self._fd, READ_SIZE)
+            observed = _abi.observations(os.read(self._fd, READ_SIZE))
         except BlockingIOError:
             return []
-        return _abi.observations(buf)
+        for obs in observed:
+            if isinstance(obs, Gone) and isinstance(obs.handle, int):
+                self._forget(obs.handle)
+        return observed
+
+    def _mount_changes(self) -> list[Observation]:
+        """A rescan where a file system was mounted or unmounted inside a watched tree."""
+        assert self._mountinfo is not None
+        self._mounts_read = time.monotonic()
+        self._mountinfo.seek(0)
+        now = mounts(self._mountinfo.read())
+        changed = now.keys() ^ self._mounts.keys()
+        self._mounts = now
+        out: list[Observation] = []
+        for point in sorted(changed):
+            parent = os.path.dirname(point)
+            while parent not in self._paths and parent != os.path.dirname(parent):
+                parent = os.path.dirname(parent)
+            wd = self._paths.get(parent)
+            if wd is not None and point != parent:
+                out.append(SubtreeLost(wd, os.path.relpath(point, parent)))
+        return out
 
     def close(self) -> None:
         if self._fd >= 0:
+            self._epoll.close()
+            if self._mountinfo is not None:
+                self._mountinfo.close()
             os.close(self._fd)
             self._fd = -1

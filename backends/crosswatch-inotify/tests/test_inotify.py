@@ -10,6 +10,8 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -243,8 +245,6 @@ def test_a_mirror_converges_under_a_storm(shm: str, seed: int, paused: bool) -> 
     Paused: the consumer reads nothing while the storm runs and ``max_queue`` is
     small, so the engine stops draining the kernel and its queue overflows.
     """
-    import threading
-
     from crosswatch.testing._storm import storm
 
     with Watcher(shm, backend="inotify", max_queue=50 if paused else 100_000) as w:
@@ -277,3 +277,86 @@ def test_a_mirror_converges_under_a_storm(shm: str, seed: int, paused: bool) -> 
         rest = converge(w, mirror, timeout=60)
     if paused:
         assert Change.RESCAN in {e.kind for e in rest}
+
+
+# -------------------------------------------------------- mounts, idle, trials
+
+
+def test_a_file_system_mounted_inside_the_tree_is_rescanned(shm: str) -> None:
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("needs root and mount(8)")
+    point = os.path.join(shm, "mnt")
+    os.mkdir(point)
+    Path(point, "under").write_text("hidden by the mount")
+    with Watcher(shm, backend="inotify") as w:
+        mirror = Mirror.of(shm)
+        if subprocess.run(["mount", "-t", "tmpfs", "tmpfs", point]).returncode != 0:
+            pytest.skip("cannot mount tmpfs here")
+        try:
+            events = converge(w, mirror)  # inotify says nothing; the mount table does
+            assert (Change.CREATED, point) in [(e.kind, e.path) for e in events]
+            Path(point, "inside").write_text("on the mounted file system")
+            events = converge(w, mirror)
+            assert [e.kind for e in events if e.path == os.path.join(point, "inside")][:1] == [
+                Change.CREATED
+            ]
+        finally:
+            subprocess.run(["umount", point], check=True)
+        events = converge(w, mirror)  # IN_UNMOUNT: the directory below shows again
+        assert (Change.CREATED, os.path.join(point, "under")) in [(e.kind, e.path) for e in events]
+
+
+def context_switches(tid: int) -> int:
+    with open(f"/proc/self/task/{tid}/status") as f:
+        return sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+
+
+def test_an_idle_watcher_never_wakes_up(shm: str) -> None:
+    for d in range(50):
+        os.makedirs(os.path.join(shm, f"d{d}", "sub"))
+    with Watcher(shm, backend="inotify") as w:
+        Path(shm, "f").write_text("x")
+        assert collect(w, bool, timeout=10)
+        thread = next(t for t in threading.enumerate() if t.name == "crosswatch")
+        assert thread.native_id is not None
+        time.sleep(0.5)  # let it go back to sleep after delivering that batch
+        for _ in range(5):  # a window in which the mount table (which wakes it) stood still
+            table = Path("/proc/self/mountinfo").read_text()
+            before = context_switches(thread.native_id)
+            time.sleep(3)
+            after = context_switches(thread.native_id)
+            if Path("/proc/self/mountinfo").read_text() == table:
+                break
+    assert after == before, "the watcher's thread woke up while nothing happened"
+
+
+MKDIR_P = """
+import os, sys
+for i in range(int(sys.argv[2])):
+    deep = os.path.join(sys.argv[1], f"t{i}", "a", "b", "c")
+    os.makedirs(deep)
+    open(os.path.join(deep, "f"), "w").close()
+"""
+
+
+def test_mkdir_p_then_touch_reports_each_entry_exactly_once(shm: str) -> None:
+    with Watcher(shm, backend="inotify") as w:
+        mirror = Mirror.of(shm)  # strict: a duplicate or out-of-order event fails here
+        subprocess.run([sys.executable, "-c", MKDIR_P, shm, "200"], check=True)
+        events = converge(w, mirror)
+    created = [e.path for e in events if e.kind is Change.CREATED]
+    assert len(created) == len(set(created)) == 200 * 5
+
+
+def test_names_with_newlines_and_invalid_utf8(shm: str) -> None:
+    with Watcher(shm, backend="inotify") as w:
+        mirror = Mirror.of(shm)
+        odd = os.path.join(shm, "line\nbreak")
+        os.mkdir(odd)
+        Path(odd, "tab\there").write_text("x")
+        raw = os.path.join(os.fsencode(odd), b"\xff\xfe name")
+        with open(raw, "w"):
+            pass
+        events = converge(w, mirror)
+    assert os.path.join(odd, "tab\there") in {e.path for e in events}
+    assert raw in {os.fsencode(e.path) for e in events}
