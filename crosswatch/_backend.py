@@ -137,6 +137,9 @@ class Capabilities:
     """Sees writes through a shared ``mmap``."""
     mounts: bool = False
     """Sees into file systems mounted under the watched tree."""
+    polls: bool = False
+    """Finds changes by comparing stats, so the engine keeps every file's stat from
+    the first scan (event-driven backends let it skip them)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from ._backend import (
 )
 from ._errors import WatchError, WatchGoneError, WatchLimitError
 from ._events import Change, Event
-from ._tree import DIR, Node, kind_of, lstat
+from ._tree import DIR, Children, Node, kind_of, lstat
 
 #: A directory modified this recently (ns) when listed may change again within the
 #: same timestamp tick (or a network server's clock skew), so it is listed again.
@@ -400,7 +400,7 @@ class Engine:
 
     def _forget(self, node: Node, backend: Backend) -> None:
         handles = self._handles.get(backend, {})
-        for sub in node.walk():
+        for sub in node.walk_dirs():  # only directories hold watches
             handle = sub.handle
             self._unwatched.pop(id(sub), None)
             if handle is not None and handles.get(handle) is sub:
@@ -422,6 +422,11 @@ class Engine:
                 self._fill_only(root, name, emit=emit)
             return
         per_dir = not root.backend.capabilities.recursive
+        stat_files = root.backend.capabilities.polls
+        as_of = time.time_ns() - TICK_NS  # writes after this are reported by events
+        ignore = self.ignore if self.ignore else None
+        # Files go in as packed ints, bypassing the type: see Children.
+        store: Callable[[Children, str, int], None] = dict.__setitem__  # type: ignore[assignment]
         stack = [(top, top.depth())]
         while stack:
             node, depth = stack.pop()
@@ -429,18 +434,35 @@ class Engine:
                 continue
             if per_dir and node is not root.node and not self._watch_dir(node, root):
                 continue
-            entries = self._list(node)
-            if entries is None:
+            it = self._open_dir(node)
+            if it is None:
                 continue
-            for name, st in entries:
-                if name in node.children or (self.ignore and self._ignored(root, node, name)):
-                    continue
-                child = Node(name, node, st)
-                node.children[name] = child
-                if emit:
-                    self._emit(Change.CREATED, child.path(), child.is_dir)
-                if child.is_dir:
-                    stack.append((child, depth + 1))
+            children = node.children
+            children.as_of = as_of
+            base = node.path() if emit else ""
+            with it:
+                for entry in it:  # the hot loop of startup: no calls it can do without
+                    name = entry.name
+                    if name in children or (ignore and self._ignored(root, node, name)):
+                        continue
+                    try:
+                        is_dir = entry.is_dir(follow_symlinks=False)
+                        if stat_files and not is_dir:
+                            children[name] = Node(name, node, entry.stat(follow_symlinks=False))
+                        elif is_dir:
+                            # Stat'ed: a mount point's listed inode is the one it covers.
+                            child = Node(name, node, entry.stat(follow_symlinks=False))
+                            children[name] = child
+                            stack.append((child, depth + 1))
+                        elif entry.is_file(follow_symlinks=False):  # no stat: see Children
+                            store(children, name, entry.inode() << 2 | 1)
+                        else:
+                            code = 2 if entry.is_symlink() else 3
+                            store(children, name, entry.inode() << 2 | code)
+                    except OSError:
+                        continue  # removed since the listing: its event will follow
+                    if emit:
+                        self._emit(Change.CREATED, os.path.join(base, name), is_dir)
 
     def _fill_only(self, root: Root, name: str, *, emit: bool = False) -> None:
         st = lstat(os.path.join(root.node.name, name))
@@ -484,18 +506,12 @@ class Engine:
         self._unwatched.pop(id(node), None)
         return True
 
-    def _list(self, node: Node) -> list[tuple[str, os.stat_result]] | None:
-        """Every entry of a cached directory with its lstat, or None if unreadable."""
+    def _open_dir(self, node: Node) -> os._ScandirIterator[str] | None:
+        """``os.scandir`` of a cached directory, remembering when it was read."""
         path = node.path()
         racy = node.mtime >= time.time_ns() - RACY_NS
-        entries: list[tuple[str, os.stat_result]] = []
         try:
-            with os.scandir(path) as it:
-                for entry in it:
-                    try:
-                        entries.append((entry.name, entry.stat(follow_symlinks=False)))
-                    except OSError:
-                        continue  # removed since the listing: its event will follow
+            it = os.scandir(path)
         except (FileNotFoundError, NotADirectoryError):
             self._defer(node)
             return None
@@ -504,6 +520,20 @@ class Engine:
             node.listed = None
             return None
         node.listed = None if racy else node.mtime
+        return it
+
+    def _list(self, node: Node) -> list[tuple[str, os.stat_result]] | None:
+        """Every entry of a cached directory with its lstat, or None if unreadable."""
+        it = self._open_dir(node)
+        if it is None:
+            return None
+        entries: list[tuple[str, os.stat_result]] = []
+        with it:
+            for entry in it:
+                try:
+                    entries.append((entry.name, entry.stat(follow_symlinks=False)))
+                except OSError:
+                    continue  # removed since the listing: its event will follow
         return entries
 
     def _warn_once(self, key: str, message: str) -> None:
@@ -933,12 +963,10 @@ class _Diff:
         elif node.listed is not None and node.listed == node.mtime:
             names = list(node.children)  # unchanged since listed: just stat what we know
         else:
-            entries = e._list(node)
-            if entries is None:
-                return None
-            if e.ignore:
-                entries = [(n, s) for n, s in entries if not e._ignored(root, node, n)]
-            return entries
+            listed = e._list(node)
+            if listed is None or not e.ignore:
+                return listed
+            return [(n, s) for n, s in listed if not e._ignored(root, node, n)]
         base = node.path()
         out = []
         for name in names:

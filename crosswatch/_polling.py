@@ -31,6 +31,7 @@ class PollingBackend(Backend):
         remote_changes=True,
         mmap_writes=True,
         mounts=True,
+        polls=True,
     )
 
     @classmethod

@@ -25,6 +25,77 @@ def kind_of(st: os.stat_result) -> str:
     return OTHER
 
 
+_CODE_KIND = {1: FILE, 2: LINK, 3: OTHER}
+
+
+class Children(dict[str, "Node"]):
+    """A directory's entries by name.
+
+    A file listed when the directory was first read is stored as a packed int,
+    ``inode << 2 | kind`` (1 file, 2 symlink, 3 other, from ``d_ino``/``d_type``: no
+    stat), until something touches it, and only then becomes a :class:`Node` whose
+    content counts as known up to ``as_of`` (a later rescan reports it modified only
+    if written after that). Reading a large tree so costs a dict entry per file, not
+    an object and a stat. ``in``, ``len``, names and writes are plain dict operations.
+    """
+
+    __slots__ = ("as_of", "owner")
+
+    def __init__(self, owner: Node | None) -> None:
+        super().__init__()
+        self.owner = owner
+        self.as_of = 0
+
+    def _node(self, name: str, value: object, *, keep: bool = True) -> Node:
+        """``value`` as a Node, made from its packed form if need be (and kept)."""
+        if not isinstance(value, int):
+            return value  # type: ignore[return-value]
+        owner = self.owner
+        assert owner is not None
+        node = Node.__new__(Node)
+        node.name, node.parent, node.kind = name, owner, _CODE_KIND[value & 3]
+        node.children, node.handle, node.listed = NO_CHILDREN, None, None
+        node.dev, node.ino = owner.dev, value >> 2
+        node.size, node.mtime, node.meta = -1, self.as_of, None
+        if keep:
+            dict.__setitem__(self, name, node)
+        return node
+
+    def get(self, name: str, default: Node | None = None) -> Node | None:  # type: ignore[override]
+        value = dict.get(self, name)
+        return default if value is None else self._node(name, value)
+
+    def __getitem__(self, name: str) -> Node:
+        return self._node(name, dict.__getitem__(self, name))
+
+    def pop(self, name: str, default: Node | None = None) -> Node | None:  # type: ignore[override]
+        value = dict.pop(self, name, None)
+        return default if value is None else self._node(name, value, keep=False)
+
+    def values(self) -> list[Node]:  # type: ignore[override]
+        return [self._node(n, v) for n, v in dict.items(self)]
+
+    def items(self) -> list[tuple[str, Node]]:  # type: ignore[override]
+        return [(n, self._node(n, v)) for n, v in dict.items(self)]
+
+    def dirs(self) -> list[Node]:
+        """The directory nodes among the entries (never materializes a file)."""
+        raw: dict[str, object] = self  # type: ignore[assignment]
+        return [v for v in dict.values(raw) if isinstance(v, Node) and v.kind == DIR]
+
+
+class _NoChildren(Children):
+    """The entries of anything that is not a directory: always empty."""
+
+    __slots__ = ()
+
+    def __setitem__(self, name: str, node: Node) -> None:
+        raise TypeError(f"{name!r} cannot be added under something that is not a directory")
+
+
+NO_CHILDREN: Children = _NoChildren(None)
+
+
 def lstat(path: str) -> os.stat_result | None:
     """``os.lstat``, or ``None`` when nothing (reachable) is there."""
     try:
@@ -56,7 +127,7 @@ class Node:
         self.name = name
         self.parent = parent
         self.kind = kind_of(st)
-        self.children: dict[str, Node] = {}
+        self.children: Children = Children(self) if self.kind == DIR else NO_CHILDREN
         self.handle: Hashable | None = None
         self.listed: int | None = None
         """Directory mtime (ns) when ``children`` was last read in full; None: read again."""
@@ -64,7 +135,7 @@ class Node:
         self.ino = st.st_ino
         self.size = st.st_size
         self.mtime = st.st_mtime_ns
-        self.meta = (st.st_mode, st.st_uid, st.st_gid)
+        self.meta: tuple[int, int, int] | None = (st.st_mode, st.st_uid, st.st_gid)
 
     @property
     def is_dir(self) -> bool:
@@ -86,11 +157,12 @@ class Node:
             change = "modified" if st.st_mtime_ns > self.mtime else None
         elif st.st_size != self.size or st.st_mtime_ns != self.mtime:
             change = "modified"
-        if change is None and (st.st_mode, st.st_uid, st.st_gid) != self.meta:
+        meta = (st.st_mode, st.st_uid, st.st_gid)
+        if change is None and self.meta is not None and meta != self.meta:
             change = "attrib"
         self.dev, self.ino = st.st_dev, st.st_ino
         self.size, self.mtime = st.st_size, st.st_mtime_ns
-        self.meta = (st.st_mode, st.st_uid, st.st_gid)
+        self.meta = meta
         return change
 
     def reported_modified(self, now_ns: int) -> None:
@@ -136,6 +208,14 @@ class Node:
             node = stack.pop()
             yield node
             stack.extend(node.children.values())
+
+    def walk_dirs(self) -> Iterator[Node]:
+        """This node and the directories below it, without materializing files."""
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(node.children.dirs())
 
     def __repr__(self) -> str:
         return f"<Node {self.kind} {self.path()!r}>"

@@ -245,6 +245,10 @@ class Harness:
             else:
                 with open(path, "w") as f:
                     f.write("0")
+                # Pre-existing: written well before watching began. (A file written
+                # within a timestamp tick of the first scan may be reported modified
+                # by a later rescan, which errs on the side of reporting.)
+                os.utime(path, (0, 1_000_000))
         self.root = os.path.join(self.top, case.root) if case.root else self.top
         self.backend = ScriptedBackend()
         self.engine = Engine(ignore=Ignore(case.ignore), pair_wait=0.0)

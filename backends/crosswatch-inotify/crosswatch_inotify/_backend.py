@@ -32,8 +32,9 @@ REMOTE_FS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "cep
 READ_SIZE = 256 * 1024
 #: While reads happen anyway, the mount table is re-read at most this often (s).
 MOUNT_RECHECK = 1.0
-#: How many directories the probe counts before it calls the tree "large".
-PROBE_DIR_BUDGET = 20_000
+#: Below this many allowed watches the probe counts the tree's directories; above
+#: it, a tree rarely comes close, and counting would cost as much as watching.
+SMALL_LIMIT = 65_536
 
 
 def _libc() -> Any:
@@ -164,9 +165,11 @@ class InotifyBackend(Backend):
             )
         if not os.path.isdir(path):
             return Probe(cls.name, True, "watches the file's directory", score=100, limit=limit)
-        needed, complete = count_dirs(path, PROBE_DIR_BUDGET)
-        shown = f"{needed}" if complete else f"more than {PROBE_DIR_BUDGET}"
-        if limit is None or needed * 4 < limit:
+        if limit is None or limit >= SMALL_LIMIT:
+            return Probe(cls.name, True, f"up to {limit} watches per user", 100, limit)
+        needed, complete = count_dirs(path, limit)
+        shown = f"{needed}" if complete else f"more than {limit}"
+        if needed * 4 < limit:
             return Probe(cls.name, True, f"{shown} directories", 100, limit, needed)
         left = limit - watches_in_use()
         if needed <= left:
