@@ -119,6 +119,7 @@ class Engine:
         self._warned: set[str] = set()
         self._deferred: dict[int, Node] = {}
         self._unwatched: dict[int, Node] = {}
+        self._to_fill: list[Node] = []
         self._fallback_due: float | None = None
 
     # ----------------------------------------------------------------- roots
@@ -198,6 +199,7 @@ class Engine:
             self._apply_one(backend, obs)
         if dirty:
             self._diff_dirty(dirty)
+        self._fill_new_dirs()
         self._run_deferred()
 
     def _apply_one(self, backend: Backend, obs: Observation) -> None:
@@ -363,7 +365,11 @@ class Engine:
         self._deferred.clear()
         tops: list[tuple[Node, bool]] = []
         for node in nodes:
-            if not node.is_dir or not self._attached(node):
+            if not node.is_dir:
+                continue
+            if not self._attached(node):
+                if self._in_pending_move(node):
+                    self._defer(node)  # looked at once the move settles
                 continue
             if self._path_valid(node):
                 tops.append((node, False))
@@ -372,15 +378,50 @@ class Engine:
         if tops:
             self._diff(tops)
 
-    def _create(self, parent: Node, name: str, st: os.stat_result, pid: int | None = None) -> Node:
+    def _create(
+        self,
+        parent: Node,
+        name: str,
+        st: os.stat_result,
+        pid: int | None = None,
+        *,
+        fill_now: bool = False,
+    ) -> Node:
+        """Cache and report a new entry; a directory's contents follow.
+
+        Unless ``fill_now``, a new directory is watched and listed once the batch
+        of observations is applied: an entry renamed into it before it was watched
+        (no ``moved_to`` is ever reported) then meets its ``moved_from``, read
+        later in the same batch, and is reported as the move it was.
+        """
         node = Node(name, parent, st)
         parent.children[name] = node
         self._emit(Change.CREATED, node.path(), node.is_dir, pid=pid)
         if node.is_dir:
             root = self.root_of(parent)
-            if root is not None:
+            if fill_now and root is not None:
                 self._fill(node, root, emit=True)
+            elif not fill_now:
+                self._to_fill.append(node)
         return node
+
+    def _fill_new_dirs(self) -> None:
+        waiting = []
+        while self._to_fill:
+            node = self._to_fill.pop(0)
+            root = self.root_of(node)
+            if root is None:
+                continue
+            if self._attached(node):
+                self._fill(node, root, emit=True)
+            elif self._in_pending_move(node):
+                waiting.append(node)  # listed once the move settles
+        self._to_fill = waiting
+
+    def _in_pending_move(self, node: Node) -> bool:
+        """Is ``node`` detached only because a ``moved_from`` above it waits for its pair?"""
+        return any(p.node is not None and p.node.is_ancestor_of(node)
+                   for p in self._pending.values())
 
     def _remove(self, node: Node, *, emit: bool = True, pid: int | None = None) -> None:
         """Drop ``node`` and its subtree from the cache, releasing their watches."""
@@ -425,6 +466,8 @@ class Engine:
         stat_files = root.backend.capabilities.polls
         as_of = time.time_ns() - TICK_NS  # writes after this are reported by events
         ignore = self.ignore if self.ignore else None
+        pending = self._pending_by_identity() if emit else None
+        adopted: list[tuple[Node, str, tuple[int, Hashable]]] = []
         # Files go in as packed ints, bypassing the type: see Children.
         store: Callable[[Children, str, int], None] = dict.__setitem__  # type: ignore[assignment]
         stack = [(top, top.depth())]
@@ -445,6 +488,11 @@ class Engine:
                     name = entry.name
                     if name in children or (ignore and self._ignored(root, node, name)):
                         continue
+                    if pending:
+                        key = pending.get((node.dev, entry.inode()))
+                        if key is not None:  # renamed in here: a move, not a creation
+                            adopted.append((node, name, key))
+                            continue
                     try:
                         is_dir = entry.is_dir(follow_symlinks=False)
                         if stat_files and not is_dir:
@@ -463,6 +511,35 @@ class Engine:
                         continue  # removed since the listing: its event will follow
                     if emit:
                         self._emit(Change.CREATED, os.path.join(base, name), is_dir)
+        for parent, name, key in adopted:
+            self._adopt(parent, name, key)
+
+    def _pending_by_identity(self) -> dict[tuple[int, int], tuple[int, Hashable]] | None:
+        if not self._pending:
+            return None
+        return {
+            (p.node.dev, p.node.ino): key
+            for key, p in self._pending.items()
+            if p.node is not None
+        }
+
+    def _adopt(self, parent: Node, name: str, key: tuple[int, Hashable]) -> None:
+        """Complete a pending ``moved_from`` whose inode a listing found at ``name``."""
+        pending = self._pending.get(key)
+        node = pending.node if pending is not None else None
+        st = lstat(os.path.join(parent.path(), name))
+        if pending is None or node is None or st is None or not node.same(st) or (
+            name in parent.children
+        ):
+            self._reconcile(parent, name)  # not it (an inode number reused): a new entry
+            return
+        del self._pending[key]
+        self._move(node, pending.parent, pending.name, parent, name, None)
+        if not node.is_dir and node.refresh(st) == "modified":
+            # Written since it was read, or a file that reused a freed inode number:
+            # either way its content must be read again.
+            self._emit(Change.MODIFIED, node.path(), False)
+        self._replay(pending)
 
     def _fill_only(self, root: Root, name: str, *, emit: bool = False) -> None:
         st = lstat(os.path.join(root.node.name, name))
@@ -694,6 +771,7 @@ class Engine:
             if pending is not None and pending.deadline <= now:
                 del self._pending[key]
                 self._settle_unpaired(pending)
+        self._fill_new_dirs()
         self._run_deferred()
         if self._fallback_due is not None and self._fallback_due <= now:
             self._poll_unwatched()
@@ -1050,7 +1128,7 @@ class _Diff:
                 )
             return
         if e._tracked(parent, name):
-            node = e._create(parent, name, st)
+            node = e._create(parent, name, st, fill_now=True)
             self.matched.add(id(node))
 
     def _evict(self, cur: Node) -> None:

@@ -64,6 +64,17 @@ CASES = [
         ],
     ),
     Case(
+        "a rename into a directory not watched yet is one move, not deleted + created",
+        ["src", "sub/"],
+        [
+            Step(
+                ["mkdir d", "mv src d/x", "mv sub d/y"],
+                ["created . d /", "moved_from . src #1", "moved_from . sub #2 /"],
+                ["created d/", "moved src -> d/x", "moved sub -> d/y/"],
+            )
+        ],
+    ),
+    Case(
         "an entry created and deleted before its observation is read is not reported",
         [],
         [Step(["write t", "rm t"], ["created . t", "deleted . t"], [])],
