@@ -122,6 +122,11 @@ class TreeMirror(Collector):
         self.rescans = 0
         self.crosswatch = Mirror.of(root, strict=False) if tool == "crosswatch" else None
         self.entries: dict[str, bool] = snapshot(root)
+        # When each path was in the consumer's mirror ([since, until) in ns): a rename
+        # counts toward the move rate only if its source was there when it was made
+        # (a consumer cannot be told that an entry it never knew moved).
+        self.present: dict[str, list[list[int | None]]] = {p: [[0, None]] for p in self.entries}
+        self._last: set[str] = set(self.entries)
 
     def take(self, now: int, events: list[Ev]) -> None:
         for e in events:
@@ -140,6 +145,12 @@ class TreeMirror(Collector):
         else:
             for e in events:
                 self._apply(e)
+        mirror = set(self.crosswatch.entries if self.crosswatch is not None else self.entries)
+        for path in mirror - self._last:
+            self.present.setdefault(path, []).append([now, None])
+        for path in self._last - mirror:
+            self.present[path][-1][1] = now
+        self._last = mirror
 
     def _apply(self, e: Ev) -> None:
         """watchdog: a move moves the subtree; watchfiles: only added and deleted exist."""
@@ -182,6 +193,7 @@ class TreeMirror(Collector):
             "wrong_kind": len(wrong),
             "examples": [os.path.relpath(p, self.root) for p in (missing + extra + wrong)[:5]],
             "moves": self.moves,
+            "present": self.present,
             "rescans": self.rescans,
         }
 

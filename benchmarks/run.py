@@ -320,7 +320,17 @@ def storm_once(base: str, tool: str, seed: int, sizes: Sizes) -> dict[str, Any]:
             result = proc.message("result", timeout=120)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    renames = Counter(tuple(r) for o in outputs for r in o["renames"])
+    present = result["present"]
+
+    def known(src: str, when: int) -> bool:
+        return any(t0 <= when and (t1 is None or when < t1) for t0, t1 in present.get(src, ()))
+
+    renames = Counter(
+        tuple(r)
+        for o in outputs
+        for r, when in zip(o["renames"], o["rename_times"], strict=True)
+        if known(r[0], when)
+    )
     moves = Counter(tuple(m) for m in result["moves"])
     return {
         "seed": seed,

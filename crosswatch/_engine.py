@@ -33,6 +33,8 @@ from ._tree import DIR, Children, Node, kind_of, lstat
 #: A directory modified this recently (ns) when listed may change again within the
 #: same timestamp tick (or a network server's clock skew), so it is listed again.
 RACY_NS = 1_000_000_000
+#: Reads of the backend's queue before new directories are listed (see Engine.apply).
+DRAIN_READS = 4
 #: The coarsest file timestamp tick we expect (jiffies at HZ=100).
 TICK_NS = 10_000_000
 
@@ -185,7 +187,26 @@ class Engine:
     # ------------------------------------------------------------ observations
 
     def apply(self, backend: Backend, observations: Sequence[Observation]) -> None:
-        """Apply a backend's observations in order; dirty directories are diffed together."""
+        """Apply a backend's observations in order; dirty directories are diffed together.
+
+        New directories are listed at the end. Before that, what the backend has
+        queued meanwhile is read and applied too (a few reads at most): an entry
+        renamed into a new directory before it was watched has no ``moved_to``, and
+        its ``moved_from`` must be pending when the listing finds it, to be reported
+        as the move it was.
+        """
+        self._apply_batch(backend, observations)
+        for _ in range(DRAIN_READS):
+            if not self._to_fill or backend.fileno() is None:
+                break
+            more = backend.read()
+            if not more:
+                break
+            self._apply_batch(backend, more)
+        self._fill_new_dirs()
+        self._run_deferred()
+
+    def _apply_batch(self, backend: Backend, observations: Sequence[Observation]) -> None:
         dirty: list[tuple[Node, bool]] = []
         for obs in observations:
             if isinstance(obs, DirDirty):
@@ -199,8 +220,6 @@ class Engine:
             self._apply_one(backend, obs)
         if dirty:
             self._diff_dirty(dirty)
-        self._fill_new_dirs()
-        self._run_deferred()
 
     def _apply_one(self, backend: Backend, obs: Observation) -> None:
         if self._pending and self._hold(backend, obs):
