@@ -460,7 +460,7 @@ class Engine:
 
     def _forget(self, node: Node, backend: Backend) -> None:
         handles = self._handles.get(backend, {})
-        for sub in node.walk_dirs():  # only directories hold watches
+        for sub in node.walk(dirs_only=True):  # only directories hold watches
             handle = sub.handle
             self._unwatched.pop(id(sub), None)
             if handle is not None and handles.get(handle) is sub:

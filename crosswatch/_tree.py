@@ -201,21 +201,16 @@ class Node:
             node = node.parent
         return False
 
-    def walk(self) -> Iterator[Node]:
-        """This node and every node below it, parents before children (no recursion)."""
-        stack = [self]
-        while stack:
-            node = stack.pop()
-            yield node
-            stack.extend(node.children.values())
+    def walk(self, *, dirs_only: bool = False) -> Iterator[Node]:
+        """This node and every node (or directory) below it, parents first, no recursion.
 
-    def walk_dirs(self) -> Iterator[Node]:
-        """This node and the directories below it, without materializing files."""
+        ``dirs_only`` skips files without materializing them (see :class:`Children`).
+        """
         stack = [self]
         while stack:
             node = stack.pop()
             yield node
-            stack.extend(node.children.dirs())
+            stack.extend(node.children.dirs() if dirs_only else node.children.values())
 
     def __repr__(self) -> str:
         return f"<Node {self.kind} {self.path()!r}>"

@@ -247,8 +247,12 @@ def test_a_mirror_converges_under_a_storm(shm: str, seed: int, paused: bool) -> 
     """
     from crosswatch.testing._storm import storm
 
-    with Watcher(shm, backend="inotify", max_queue=50 if paused else 100_000) as w:
-        mirror = Mirror.of(shm)
+    # The burst gets a root of its own, out of the writers' reach, watched by the
+    # same watcher: it floods the same kernel queue.
+    burst_root = os.path.join(os.path.dirname(shm), "burst")
+    os.mkdir(burst_root)
+    with Watcher(shm, burst_root, backend="inotify", max_queue=50 if paused else 100_000) as w:
+        mirror = Mirror.of(shm, burst_root)
         consumed: list[crosswatch.Event] = []
         stop = threading.Event()
 
@@ -259,10 +263,7 @@ def test_a_mirror_converges_under_a_storm(shm: str, seed: int, paused: bool) -> 
         reader = threading.Thread(target=consume)
         burst = None
         if paused:  # more events than the kernel queue holds (16,384 by default)
-            os.mkdir(os.path.join(shm, "burst"))
-            burst = subprocess.Popen(
-                [sys.executable, "-c", CREATOR, os.path.join(shm, "burst"), "30000"]
-            )
+            burst = subprocess.Popen([sys.executable, "-c", CREATOR, burst_root, "30000"])
         else:
             reader.start()
         try:
