@@ -30,7 +30,7 @@ from . import _abi
 REMOTE_FS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs"})
 #: Bytes read from the descriptor per call; the queue drains over several calls.
 READ_SIZE = 256 * 1024
-#: While reads happen anyway, the mount table is re-read at most this often (s).
+#: After inotify data, the mount table is re-read within this many seconds.
 MOUNT_RECHECK = 1.0
 #: Below this many allowed watches the probe counts the tree's directories; above
 #: it, a tree rarely comes close, and counting would cost as much as watching.
@@ -211,6 +211,7 @@ class InotifyBackend(Backend):
         self._mountinfo: Any = None
         self._mounts: dict[str, str] = {}
         self._mounts_read = time.monotonic()
+        self._recheck_at: float | None = None
         try:
             self._mountinfo = open("/proc/self/mountinfo", encoding="latin-1")  # noqa: SIM115
             self._mounts = mounts(self._mountinfo.read())
@@ -220,6 +221,9 @@ class InotifyBackend(Backend):
 
     def fileno(self) -> int | None:
         return self._epoll.fileno() if self._fd >= 0 else None
+
+    def deadline(self) -> float | None:
+        return self._recheck_at
 
     def watch(self, path: str, *, recursive: bool) -> Hashable:
         wd = self._libc.inotify_add_watch(self._fd, os.fsencode(path), self._mask)
@@ -255,17 +259,22 @@ class InotifyBackend(Backend):
 
     def read(self) -> Sequence[Observation]:
         out: list[Observation] = []
-        ready = self._epoll.poll(0)
-        for fd, _ in ready:
-            if fd == self._fd:
-                out += self._read_events()
+        ready = [fd for fd, _ in self._epoll.poll(0)]
+        if self._fd in ready:
+            out += self._read_events()
         # The mount table's readiness is used up by the first poll that sees it,
         # which may be the caller's poll of our epoll descriptor: woken with nothing
         # ready means the table changed. A change that came together with inotify
-        # data is caught by the recheck that rides on later reads.
+        # data is caught by one recheck a little later (a deadline, not a period:
+        # an idle watcher has none).
+        if self._mountinfo is None:
+            return out
+        mounts_ready = len(ready) > (self._fd in ready)
         stale = time.monotonic() - self._mounts_read > MOUNT_RECHECK
-        if self._mountinfo is not None and (not ready or stale or len(ready) > 1):
+        if not ready or mounts_ready or stale:
             out += self._mount_changes()
+        elif self._recheck_at is None:
+            self._recheck_at = self._mounts_read + MOUNT_RECHECK
         return out
 
     def _read_events(self) -> list[Observation]:
@@ -282,6 +291,7 @@ class InotifyBackend(Backend):
         """A rescan where a file system was mounted or unmounted inside a watched tree."""
         assert self._mountinfo is not None
         self._mounts_read = time.monotonic()
+        self._recheck_at = None
         self._mountinfo.seek(0)
         now = mounts(self._mountinfo.read())
         changed = now.keys() ^ self._mounts.keys()
