@@ -1157,5 +1157,5 @@ class _Diff:
         if target is not None and elsewhere and id(cur) not in self.busy:
             self.busy.add(id(cur))
             self._place(*target)
-        if cur.attached_to_parent() and self.e._attached(cur):
+        if self.e._attached(cur):
             self.e._remove(cur)

@@ -178,9 +178,6 @@ class Node:
             node = node.parent
         return os.path.join(*reversed(parts))
 
-    def attached_to_parent(self) -> bool:
-        return self.parent is not None and self.parent.children.get(self.name) is self
-
     def top(self) -> Node:
         node = self
         while node.parent is not None:

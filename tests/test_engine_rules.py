@@ -354,3 +354,15 @@ def test_engine_rule(case: Case, tmp_path: object) -> None:
             assert h.engine.roots == []
     finally:
         h.backend.close()
+
+
+def test_ignored_directories_are_never_watched(tmp_path: object) -> None:
+    root = os.path.join(str(tmp_path), "root")
+    for d in ("", ".git", ".git/objects", "src", "src/.git"):
+        os.mkdir(os.path.join(root, d))
+    backend = ScriptedBackend()
+    try:
+        Engine(ignore=Ignore([".git"])).add_root(root, backend)
+        assert backend.watched() == 2  # root and src
+    finally:
+        backend.close()

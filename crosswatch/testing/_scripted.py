@@ -48,7 +48,6 @@ class ScriptedBackend(Backend):
         self._r, self._w = os.pipe()
         os.set_blocking(self._r, False)
         os.set_blocking(self._w, False)
-        self.watch_calls: list[str] = []
 
     # ------------------------------------------------------------ Backend API
 
@@ -64,7 +63,6 @@ class ScriptedBackend(Backend):
             raise WatchGoneError(f"{path!r} is not a directory")
         key = (st.st_dev, st.st_ino)
         with self._lock:
-            self.watch_calls.append(path)
             handle = self._by_inode.get(key)
             if handle is None:
                 handle = next(self._next)
