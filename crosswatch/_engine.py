@@ -13,8 +13,11 @@ import errno
 import fnmatch
 import os
 import time
+from array import array
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import filterfalse
+from operator import attrgetter
 
 from ._backend import (
     Action,
@@ -28,7 +31,7 @@ from ._backend import (
 )
 from ._errors import WatchError, WatchGoneError, WatchLimitError
 from ._events import Change, Event
-from ._tree import DIR, Children, Node, kind_of, lstat
+from ._tree import DIR, FILE, LINK, OTHER, Children, Node, kind_of, lstat, pack
 
 #: A directory modified this recently (ns) when listed may change again within the
 #: same timestamp tick (or a network server's clock skew), so it is listed again.
@@ -37,6 +40,20 @@ RACY_NS = 1_000_000_000
 DRAIN_READS = 4
 #: The coarsest file timestamp tick we expect (jiffies at HZ=100).
 TICK_NS = 10_000_000
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_NAME = attrgetter("name")
+_INODE = os.DirEntry.inode
+_IS_FILE = os.DirEntry.is_file  # follows symlinks: see _store_bulk
+_IS_LINK = os.DirEntry.is_symlink
+
+
+def _listed_kind(entry: os.DirEntry[str]) -> str:
+    """The kind of a listed entry that is not a directory, from its ``d_type``."""
+    if entry.is_symlink():
+        return LINK
+    return FILE if entry.is_file(follow_symlinks=False) else OTHER
+
 
 _ACCESS = {
     Action.OPENED: Change.OPENED,
@@ -482,56 +499,108 @@ class Engine:
                 self._fill_only(root, name, emit=emit)
             return
         per_dir = not root.backend.capabilities.recursive
-        stat_files = root.backend.capabilities.polls
         as_of = time.time_ns() - TICK_NS  # writes after this are reported by events
-        ignore = self.ignore if self.ignore else None
         pending = self._pending_by_identity() if emit else None
         adopted: list[tuple[Node, str, tuple[int, Hashable]]] = []
-        # Files go in as packed ints, bypassing the type: see Children.
-        store: Callable[[Children, str, int], None] = dict.__setitem__  # type: ignore[assignment]
-        stack = [(top, top.depth())]
+        bulk = not (emit or self.ignore or root.backend.capabilities.polls)
+        stack = [(top, top.path(), top.depth())]
         while stack:
-            node, depth = stack.pop()
+            node, path, depth = stack.pop()
             if depth >= root.max_depth:
+                if node is not top:  # never listed: its own stat is all there is
+                    self._take_stat(node, path)
                 continue
-            if per_dir and node is not root.node and not self._watch_dir(node, root):
+            if per_dir and node is not root.node and not self._watch_dir(node, root, path):
                 continue
-            it = self._open_dir(node)
-            if it is None:
+            fd = self._open_dir(node, path, fresh=node is not top)
+            if fd < 0:
                 continue
-            children = node.children
-            children.as_of = as_of
-            base = node.path() if emit else ""
-            with it:
-                for entry in it:  # the hot loop of startup: no calls it can do without
-                    name = entry.name
-                    if name in children or (ignore and self._ignored(root, node, name)):
-                        continue
-                    if pending:
-                        key = pending.get((node.dev, entry.inode()))
-                        if key is not None:  # renamed in here: a move, not a creation
-                            adopted.append((node, name, key))
-                            continue
-                    try:
-                        is_dir = entry.is_dir(follow_symlinks=False)
-                        if stat_files and not is_dir:
-                            children[name] = Node(name, node, entry.stat(follow_symlinks=False))
-                        elif is_dir:
-                            # Stat'ed: a mount point's listed inode is the one it covers.
-                            child = Node(name, node, entry.stat(follow_symlinks=False))
-                            children[name] = child
-                            stack.append((child, depth + 1))
-                        elif entry.is_file(follow_symlinks=False):  # no stat: see Children
-                            store(children, name, entry.inode() << 2 | 1)
-                        else:
-                            code = 2 if entry.is_symlink() else 3
-                            store(children, name, entry.inode() << 2 | code)
-                    except OSError:
-                        continue  # removed since the listing: its event will follow
-                    if emit:
-                        self._emit(Change.CREATED, os.path.join(base, name), is_dir)
+            try:  # the entries may stat relative to fd: it stays open while they are used
+                with os.scandir(fd) as it:
+                    entries = list(it)
+                node.children.as_of = as_of
+                if bulk and not node.children:
+                    subdirs = self._store_bulk(node, path, root, entries)
+                else:
+                    subdirs = self._store(node, path, root, entries, emit, pending, adopted)
+            finally:
+                os.close(fd)
+            if subdirs:
+                prefix = path if path.endswith(os.sep) else path + os.sep
+                depth += 1
+                stack += [(sub, prefix + sub.name, depth) for sub in subdirs]
         for parent, name, key in adopted:
             self._adopt(parent, name, key)
+
+    def _store_bulk(
+        self, node: Node, path: str, root: Root, entries: list[os.DirEntry[str]]
+    ) -> list[Node]:
+        """Cache a first listing, no events: the hot path of startup.
+
+        Names and inode numbers are kept as they were listed, in C-level passes (see
+        :meth:`Children.keep_listing`); only the entries that are not regular files,
+        usually a few subdirectories, cost Python code each.
+        """
+        children = node.children
+        store: Callable[[Children, str, object], None] = dict.__setitem__  # type: ignore[assignment]
+        subdirs = []
+        try:
+            for entry in filterfalse(_IS_FILE, entries):  # directories, symlinks, others
+                name = entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    child = Node.listed_dir(name, node, entry.inode())
+                    store(children, name, child)
+                    subdirs.append(child)
+                else:
+                    store(children, name, pack(entry.inode(), _listed_kind(entry)))
+            for entry in filter(_IS_LINK, entries):  # a symlink to a file passed as one
+                store(children, entry.name, pack(entry.inode(), LINK))
+        except OSError:  # removed since the listing, a symlink that cannot be followed...
+            dict.clear(children)
+            return self._store(node, path, root, entries, False, None, [])
+        children.keep_listing(list(map(_NAME, entries)), array("Q", map(_INODE, entries)))
+        return subdirs
+
+    def _store(
+        self,
+        node: Node,
+        path: str,
+        root: Root,
+        entries: list[os.DirEntry[str]],
+        emit: bool,
+        pending: dict[tuple[int, int], tuple[int, Hashable]] | None,
+        adopted: list[tuple[Node, str, tuple[int, Hashable]]],
+    ) -> list[Node]:
+        """Cache a listing entry by entry, reporting each as created if ``emit``."""
+        children = node.children
+        ignore = self.ignore if self.ignore else None
+        stat_files = root.backend.capabilities.polls
+        store: Callable[[Children, str, int], None] = dict.__setitem__  # type: ignore[assignment]
+        subdirs = []
+        for entry in entries:
+            name = entry.name
+            if name in children or (ignore and self._ignored(root, node, name)):
+                continue
+            if pending:
+                key = pending.get((node.dev, entry.inode()))
+                if key is not None:  # renamed in here: a move, not a creation
+                    adopted.append((node, name, key))
+                    continue
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+                if is_dir:
+                    child = Node.listed_dir(name, node, entry.inode())
+                    children[name] = child
+                    subdirs.append(child)
+                elif stat_files:
+                    children[name] = Node(name, node, entry.stat(follow_symlinks=False))
+                else:  # no stat: see Children
+                    store(children, name, pack(entry.inode(), _listed_kind(entry)))
+            except OSError:
+                continue  # removed since the listing: its event will follow
+            if emit:
+                self._emit(Change.CREATED, os.path.join(path, name), is_dir)
+        return subdirs
 
     def _pending_by_identity(self) -> dict[tuple[int, int], tuple[int, Hashable]] | None:
         if not self._pending:
@@ -571,11 +640,12 @@ class Engine:
     def _ignored(self, root: Root, parent: Node, name: str) -> bool:
         return self.ignore.match(name, lambda: self._rel(root, parent, name))
 
-    def _watch_dir(self, node: Node, root: Root) -> bool:
+    def _watch_dir(self, node: Node, root: Root, path: str | None = None) -> bool:
         """Watch one directory; False if it vanished first (its events will say so)."""
         if node.handle is not None:
             return True
-        path = node.path()
+        if path is None:
+            path = node.path()
         try:
             handle = root.backend.watch(path, recursive=False)
         except WatchGoneError:
@@ -602,35 +672,51 @@ class Engine:
         self._unwatched.pop(id(node), None)
         return True
 
-    def _open_dir(self, node: Node) -> os._ScandirIterator[str] | None:
-        """``os.scandir`` of a cached directory, remembering when it was read."""
-        path = node.path()
-        racy = node.mtime >= time.time_ns() - RACY_NS
+    def _open_dir(self, node: Node, path: str, *, fresh: bool = False) -> int:
+        """A descriptor of a cached directory to list, or -1; remembers when it was read.
+
+        A ``fresh`` node (just found in its parent's listing) takes its stat from the
+        open directory: one path lookup fewer than ``lstat``, and right for a mount
+        point, whose listed inode is the one it covers.
+        """
         try:
-            it = os.scandir(path)
+            fd = os.open(path, _DIR_FLAGS)
         except (FileNotFoundError, NotADirectoryError):
             self._defer(node)
-            return None
+            return -1
         except OSError as exc:
             self._warn_once(path, f"cannot read directory {path!r} ({exc.strerror}); skipped")
+            if fresh:
+                self._take_stat(node, path)
             node.listed = None
-            return None
+            return -1
+        if fresh:
+            node.take(os.fstat(fd))
+        racy = node.mtime >= time.time_ns() - RACY_NS
         node.listed = None if racy else node.mtime
-        return it
+        return fd
+
+    def _take_stat(self, node: Node, path: str) -> None:
+        st = lstat(path)
+        if st is not None:
+            node.take(st)
 
     def _list(self, node: Node) -> list[tuple[str, os.stat_result]] | None:
         """Every entry of a cached directory with its lstat, or None if unreadable."""
-        it = self._open_dir(node)
-        if it is None:
+        fd = self._open_dir(node, node.path())
+        if fd < 0:
             return None
-        entries: list[tuple[str, os.stat_result]] = []
-        with it:
-            for entry in it:
-                try:
-                    entries.append((entry.name, entry.stat(follow_symlinks=False)))
-                except OSError:
-                    continue  # removed since the listing: its event will follow
-        return entries
+        listed: list[tuple[str, os.stat_result]] = []
+        try:
+            with os.scandir(fd) as it:
+                for entry in it:
+                    try:
+                        listed.append((entry.name, entry.stat(follow_symlinks=False)))
+                    except OSError:
+                        continue  # removed since the listing: its event will follow
+        finally:
+            os.close(fd)
+        return listed
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Hashable, Iterator
+from array import array
+from collections.abc import Hashable, Iterator, KeysView
 
 DIR, FILE, LINK, OTHER = "d", "f", "l", "o"
 
@@ -26,25 +27,62 @@ def kind_of(st: os.stat_result) -> str:
 
 
 _CODE_KIND = {1: FILE, 2: LINK, 3: OTHER}
+_KIND_CODE = {FILE: 1, LINK: 2, OTHER: 3}
+
+
+def pack(ino: int, kind: str) -> int:
+    """A listed non-directory as an int: a regular file is its bare inode number.
+
+    Bare numbers let a directory's files be stored in bulk, ``dict(zip(names,
+    inodes))``, with no Python code per entry; the rarer symlinks and others are
+    ``-(inode << 2 | code)``.
+    """
+    return ino if kind == FILE else -(ino << 2 | _KIND_CODE[kind])
 
 
 class Children(dict[str, "Node"]):
     """A directory's entries by name.
 
-    A file listed when the directory was first read is stored as a packed int,
-    ``inode << 2 | kind`` (1 file, 2 symlink, 3 other, from ``d_ino``/``d_type``: no
-    stat), until something touches it, and only then becomes a :class:`Node` whose
-    content counts as known up to ``as_of`` (a later rescan reports it modified only
-    if written after that). Reading a large tree so costs a dict entry per file, not
-    an object and a stat. ``in``, ``len``, names and writes are plain dict operations.
+    A file listed when the directory was first read is stored as an int (see
+    :func:`pack`: from ``d_ino``/``d_type``, no stat) until something touches it,
+    and only then becomes a :class:`Node` whose content counts as known up to
+    ``as_of`` (a later rescan reports it modified only if written after that).
+    Reading a large tree so costs a dict entry per file, not an object and a stat.
+    ``in``, ``len``, names and writes are plain dict operations.
+
+    A first listing can be kept whole instead (:meth:`keep_listing`), its names and
+    inode numbers in two flat arrays, and turned into entries the first time the
+    directory is used: most directories of a large tree never are.
     """
 
-    __slots__ = ("as_of", "owner")
+    __slots__ = ("_listing", "as_of", "owner")
 
     def __init__(self, owner: Node | None) -> None:
         super().__init__()
         self.owner = owner
         self.as_of = 0
+        self._listing: tuple[list[str], array[int]] | None = None
+
+    def keep_listing(self, names: list[str], inodes: array[int]) -> None:
+        """Hold a listing whose entries not stored yet are all regular files.
+
+        Entries already stored (directories, symlinks) win over the listing's.
+        """
+        self._listing = (names, inodes)
+        self.__class__ = _Listed
+
+    def _unpack(self) -> None:
+        """Turn a kept listing into entries (see :meth:`keep_listing`); else nothing."""
+        if self._listing is None:
+            return
+        names, inodes = self._listing
+        self._listing = None
+        raw: dict[str, object] = self  # type: ignore[assignment]
+        entries: dict[str, object] = dict(zip(names, inodes, strict=True))
+        entries.update(dict.items(raw))  # what is stored already wins
+        dict.clear(raw)
+        dict.update(raw, entries)
+        self.__class__ = Children
 
     def _node(self, name: str, value: object, *, keep: bool = True) -> Node:
         """``value`` as a Node, made from its packed form if need be (and kept)."""
@@ -53,9 +91,12 @@ class Children(dict[str, "Node"]):
         owner = self.owner
         assert owner is not None
         node = Node.__new__(Node)
-        node.name, node.parent, node.kind = name, owner, _CODE_KIND[value & 3]
+        if value >= 0:
+            node.kind, node.ino = FILE, value
+        else:
+            node.kind, node.ino = _CODE_KIND[-value & 3], -value >> 2
+        node.name, node.parent, node.dev = name, owner, owner.dev
         node.children, node.handle, node.listed = NO_CHILDREN, None, None
-        node.dev, node.ino = owner.dev, value >> 2
         node.size, node.mtime, node.meta = -1, self.as_of, None
         if keep:
             dict.__setitem__(self, name, node)
@@ -82,6 +123,60 @@ class Children(dict[str, "Node"]):
         """The directory nodes among the entries (never materializes a file)."""
         raw: dict[str, object] = self  # type: ignore[assignment]
         return [v for v in dict.values(raw) if isinstance(v, Node) and v.kind == DIR]
+
+
+class _Listed(Children):
+    """Children whose first listing is still held as arrays (see :meth:`keep_listing`).
+
+    Any use but :meth:`dirs` unpacks the listing and turns the object back into a
+    plain :class:`Children`, so only the first use pays for this indirection.
+    """
+
+    __slots__ = ()
+
+    def __contains__(self, name: object) -> bool:
+        self._unpack()
+        return dict.__contains__(self, name)
+
+    def __len__(self) -> int:
+        self._unpack()
+        return dict.__len__(self)
+
+    def __iter__(self) -> Iterator[str]:
+        self._unpack()
+        return dict.__iter__(self)
+
+    def keys(self) -> KeysView[str]:  # type: ignore[override]
+        self._unpack()
+        return dict.keys(self)
+
+    def __getitem__(self, name: str) -> Node:
+        self._unpack()
+        return Children.__getitem__(self, name)
+
+    def __setitem__(self, name: str, node: Node) -> None:
+        self._unpack()
+        dict.__setitem__(self, name, node)
+
+    def __delitem__(self, name: str) -> None:
+        self._unpack()
+        dict.__delitem__(self, name)
+
+    def get(self, name: str, default: Node | None = None) -> Node | None:  # type: ignore[override]
+        self._unpack()
+        return Children.get(self, name, default)
+
+    def pop(self, name: str, default: Node | None = None) -> Node | None:  # type: ignore[override]
+        self._unpack()
+        return Children.pop(self, name, default)
+
+    def values(self) -> list[Node]:  # type: ignore[override]
+        self._unpack()
+        return Children.values(self)
+
+    def items(self) -> list[tuple[str, Node]]:  # type: ignore[override]
+        self._unpack()
+        return Children.items(self)
 
 
 class _NoChildren(Children):
@@ -136,6 +231,22 @@ class Node:
         self.size = st.st_size
         self.mtime = st.st_mtime_ns
         self.meta: tuple[int, int, int] | None = (st.st_mode, st.st_uid, st.st_gid)
+
+    @classmethod
+    def listed_dir(cls, name: str, parent: Node, ino: int) -> Node:
+        """A directory as its parent's listing shows it; :meth:`take` its stat before use."""
+        node = cls.__new__(cls)
+        node.name, node.parent, node.kind = name, parent, DIR
+        node.children, node.handle, node.listed = Children(node), None, None
+        node.dev, node.ino = parent.dev, ino
+        node.size, node.mtime, node.meta = 0, 0, None
+        return node
+
+    def take(self, st: os.stat_result) -> None:
+        """Take ``st`` as this entry's state, reporting nothing."""
+        self.dev, self.ino = st.st_dev, st.st_ino
+        self.size, self.mtime = st.st_size, st.st_mtime_ns
+        self.meta = (st.st_mode, st.st_uid, st.st_gid)
 
     @property
     def is_dir(self) -> bool:

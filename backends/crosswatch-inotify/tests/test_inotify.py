@@ -307,6 +307,33 @@ def test_a_file_system_mounted_inside_the_tree_is_rescanned(shm: str) -> None:
         assert (Change.CREATED, os.path.join(point, "under")) in [(e.kind, e.path) for e in events]
 
 
+def test_a_file_system_mounted_before_the_start_is_watched_inside(shm: str) -> None:
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("needs root and mount(8)")
+    point = os.path.join(shm, "mnt")
+    os.makedirs(os.path.join(point, "below"))
+    if subprocess.run(["mount", "-t", "tmpfs", "tmpfs", point]).returncode != 0:
+        pytest.skip("cannot mount tmpfs here")
+    try:
+        os.mkdir(os.path.join(point, "sub"))
+        for name in ("f", "g"):
+            Path(point, "sub", name).write_text("on the mounted file system")
+        with Watcher(shm, backend="inotify") as w:
+            mirror = Mirror.of(shm)
+            os.unlink(os.path.join(point, "sub", "f"))  # known from the first reading
+            events = converge(w, mirror)
+            assert [(e.kind, e.path) for e in events] == [
+                (Change.DELETED, os.path.join(point, "sub", "f")),
+            ]
+            Path(point, "sub", "g").write_text("changed")
+            events = converge(w, mirror)
+            assert (Change.MODIFIED, os.path.join(point, "sub", "g")) in [
+                (e.kind, e.path) for e in events
+            ]
+    finally:
+        subprocess.run(["umount", point], check=True)
+
+
 def context_switches(tid: int) -> int:
     with open(f"/proc/self/task/{tid}/status") as f:
         return sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)

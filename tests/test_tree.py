@@ -1,0 +1,160 @@
+"""The tree cache as the first reading of a tree leaves it.
+
+A first listing is stored without a stat per file and, for most directories, kept as
+flat arrays until the directory is used. These tests check that what the cache then
+says about every kind of entry is what ``lstat`` says, whichever way it was stored.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from crosswatch._engine import Engine, Ignore
+from crosswatch._tree import DIR, FILE, LINK, OTHER, Children, Node, kind_of
+from crosswatch.testing import ScriptedBackend
+
+
+@pytest.fixture
+def engine() -> Engine:
+    return Engine()
+
+
+def _every_kind(root: str) -> dict[str, str]:
+    """One entry of each kind the cache tells apart; name -> expected kind."""
+    os.makedirs(os.path.join(root, "sub", "deeper"))
+    with open(os.path.join(root, "file"), "w") as f:
+        f.write("x")
+    os.symlink("file", os.path.join(root, "link-to-file"))
+    os.symlink("sub", os.path.join(root, "link-to-dir"))
+    os.symlink("nowhere", os.path.join(root, "dangling"))
+    os.mkfifo(os.path.join(root, "fifo"))
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(os.path.join(root, "sock"))
+    return {
+        "sub": DIR,
+        "file": FILE,
+        "link-to-file": LINK,
+        "link-to-dir": LINK,
+        "dangling": LINK,
+        "fifo": OTHER,
+        "sock": OTHER,
+    }
+
+
+def _check_against_disk(top: Node, root: str) -> None:
+    for name in sorted(os.listdir(root)):
+        node = top.children.get(name)
+        assert node is not None, name
+        st = os.lstat(os.path.join(root, name))
+        assert (node.kind, node.ino, node.dev) == (kind_of(st), st.st_ino, st.st_dev), name
+    assert sorted(top.children) == sorted(os.listdir(root))
+
+
+def _add(engine: Engine, root: str) -> Node:
+    return engine.add_root(root, ScriptedBackend()).node
+
+
+def test_every_kind_of_entry_is_cached_as_lstat_sees_it(engine: Engine, tmp_path: str) -> None:
+    root = str(tmp_path)
+    _every_kind(root)
+    top = _add(engine, root)
+    _check_against_disk(top, root)
+    _check_against_disk(top.children["sub"], os.path.join(root, "sub"))
+
+
+def test_a_symlink_that_cannot_be_followed_is_still_cached(engine: Engine, tmp_path: str) -> None:
+    # Following a self-loop fails with ELOOP, which the fast first reading cannot
+    # classify: that directory is read entry by entry instead.
+    root = str(tmp_path)
+    _every_kind(root)
+    os.symlink("loop", os.path.join(root, "loop"))
+    top = _add(engine, root)
+    _check_against_disk(top, root)
+
+
+def test_ignored_names_are_left_out_of_a_first_reading(tmp_path: str) -> None:
+    root = str(tmp_path)
+    _every_kind(root)
+    top = Engine(ignore=Ignore(["fifo", "link-*"])).add_root(root, ScriptedBackend()).node
+    assert sorted(top.children) == ["dangling", "file", "sock", "sub"]
+
+
+def test_a_directory_is_stated_from_its_own_listing(engine: Engine, tmp_path: str) -> None:
+    root = str(tmp_path)
+    os.makedirs(os.path.join(root, "a", "b"))
+    os.chmod(os.path.join(root, "a", "b"), 0o700)
+    top = _add(engine, root)
+    for rel in ("a", "a/b"):
+        node = top.children["a"] if rel == "a" else top.children["a"].children["b"]
+        st = os.lstat(os.path.join(root, rel))
+        assert (node.ino, node.mtime, node.meta) == (
+            st.st_ino, st.st_mtime_ns, (st.st_mode, st.st_uid, st.st_gid)
+        )
+
+
+def test_directories_below_the_depth_limit_are_stated_but_not_listed(tmp_path: str) -> None:
+    root = str(tmp_path)
+    os.makedirs(os.path.join(root, "a", "b"))
+    top = Engine().add_root(root, ScriptedBackend(), recursive=False).node
+    node = top.children["a"]
+    st = os.lstat(os.path.join(root, "a"))
+    assert node.meta == (st.st_mode, st.st_uid, st.st_gid)
+    assert node.mtime == st.st_mtime_ns
+    assert len(node.children) == 0
+
+
+# ------------------------------------------------------------- the kept listing
+
+
+def _listed(tmp_path: str, files: int = 5) -> tuple[Children, str]:
+    root = str(tmp_path)
+    os.mkdir(os.path.join(root, "d"))
+    for i in range(files):
+        with open(os.path.join(root, f"f{i}"), "w"):
+            pass
+    os.symlink("f0", os.path.join(root, "l"))
+    top = Engine().add_root(root, ScriptedBackend()).node
+    children = top.children
+    assert type(children) is not Children, "a first reading keeps the listing"
+    return children, root
+
+
+def test_directories_are_found_without_unpacking_the_listing(tmp_path: str) -> None:
+    children, _ = _listed(tmp_path)
+    assert [n.name for n in children.dirs()] == ["d"]
+    assert type(children) is not Children
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        pytest.param(lambda c: "f3" in c, id="in"),
+        pytest.param(lambda c: len(c), id="len"),
+        pytest.param(lambda c: sorted(c), id="iter"),
+        pytest.param(lambda c: sorted(c.keys()), id="keys"),
+        pytest.param(lambda c: c.get("f3"), id="get"),
+        pytest.param(lambda c: c["f3"], id="getitem"),
+        pytest.param(lambda c: c.pop("f3"), id="pop"),
+        pytest.param(lambda c: c.values(), id="values"),
+        pytest.param(lambda c: c.items(), id="items"),
+        pytest.param(lambda c: c.__delitem__("f3"), id="delitem"),
+        pytest.param(lambda c: c.__setitem__("f3", c.pop("f4")), id="setitem"),  # f4 -> f3
+    ],
+)
+def test_any_use_unpacks_the_listing_first(tmp_path: str, use) -> None:  # type: ignore[no-untyped-def]
+    children, root = _listed(tmp_path)
+    before = os.listdir(root)
+    use(children)
+    assert type(children) is Children
+    # Nothing was lost or replaced by the unpacking: what the use changed is all.
+    names = set(children)
+    assert names <= set(before)
+    assert len(set(before) - names) <= 2
+    assert children["d"].kind == DIR
+    assert children["l"].kind == LINK
+    for name in names - {"d", "l", "f3"}:
+        assert children[name].kind == FILE
+        assert children[name].ino == os.lstat(os.path.join(root, name)).st_ino
