@@ -48,6 +48,10 @@ _IS_FILE = os.DirEntry.is_file  # follows symlinks: see _store_bulk
 _IS_LINK = os.DirEntry.is_symlink
 
 
+#: One entry of a new directory's listing: name, inode number, kind, lstat if taken.
+_Listed = tuple[str, int, str, "os.stat_result | None"]
+
+
 def _listed_kind(entry: os.DirEntry[str]) -> str:
     """The kind of a listed entry that is not a directory, from its ``d_type``."""
     if entry.is_symlink():
@@ -139,6 +143,8 @@ class Engine:
         self._deferred: dict[int, Node] = {}
         self._unwatched: dict[int, Node] = {}
         self._to_fill: list[Node] = []
+        # New directories listed but not yet placed: names observations touched since.
+        self._holding: dict[int, set[str]] = {}
         self._fallback_due: float | None = None
 
     # ----------------------------------------------------------------- roots
@@ -220,7 +226,7 @@ class Engine:
             if not more:
                 break
             self._apply_batch(backend, more)
-        self._fill_new_dirs()
+        self._fill_new_dirs(backend)
         self._run_deferred()
 
     def _apply_batch(self, backend: Backend, observations: Sequence[Observation]) -> None:
@@ -288,6 +294,8 @@ class Engine:
             return
         parent, name = split
         action = obs.action
+        if self._holding and id(parent) in self._holding:
+            self._holding[id(parent)].add(name)
         if not name:  # the watched directory itself, seen from its own watch
             self._self_change(parent, action, obs.pid)
             return
@@ -365,7 +373,10 @@ class Engine:
             return
         cur = parent.children.get(name)
         if cur is None:
-            if st is not None:
+            key = self._pending_key(st) if st is not None and self._pending else None
+            if key is not None:  # renamed in before its directory was watched
+                self._adopt(parent, name, key)
+            elif st is not None:
                 self._create(parent, name, st, pid)
         elif st is None:
             self._remove(cur, pid=pid)
@@ -425,10 +436,11 @@ class Engine:
     ) -> Node:
         """Cache and report a new entry; a directory's contents follow.
 
-        Unless ``fill_now``, a new directory is watched and listed once the batch
-        of observations is applied: an entry renamed into it before it was watched
-        (no ``moved_to`` is ever reported) then meets its ``moved_from``, read
-        later in the same batch, and is reported as the move it was.
+        Unless ``fill_now``, a new directory is watched at once, so that what is
+        renamed into it from now on comes with its ``moved_to``, and listed once the
+        batch of observations is applied: an entry renamed into it before it was
+        watched (no ``moved_to`` is ever reported) then meets its ``moved_from``,
+        read later in the same batch, and is reported as the move it was.
         """
         node = Node(name, parent, st)
         parent.children[name] = node
@@ -438,21 +450,115 @@ class Engine:
             if fill_now and root is not None:
                 self._fill(node, root, emit=True)
             elif not fill_now:
+                if root is not None and not root.backend.capabilities.recursive and (
+                    node.depth() < root.max_depth
+                ):
+                    self._watch_dir(node, root)
                 self._to_fill.append(node)
         return node
 
-    def _fill_new_dirs(self) -> None:
-        waiting = []
+    def _fill_new_dirs(self, backend: Backend | None = None) -> None:
+        """Watch and list the directories created since, one level of them at a time.
+
+        A level's listings are placed in the cache only after ``backend``'s queue has
+        been read once more. An entry renamed into a new directory just before the
+        listing saw it has by then queued its ``moved_from`` (and its ``moved_to``, if
+        the watch came first), so it is reported as the move it was, not as created.
+        What observations say meanwhile about a listed name, the disk decides.
+        """
+        waiting: list[Node] = []
+        drains = DRAIN_READS * 4  # a storm of new directories must not keep us here
         while self._to_fill:
-            node = self._to_fill.pop(0)
-            root = self.root_of(node)
-            if root is None:
-                continue
-            if self._attached(node):
-                self._fill(node, root, emit=True)
-            elif self._in_pending_move(node):
-                waiting.append(node)  # listed once the move settles
+            level, self._to_fill = self._to_fill, []
+            listed = []
+            for node in level:
+                root = self.root_of(node)
+                if root is None:
+                    continue
+                if not self._attached(node):
+                    if self._in_pending_move(node):
+                        waiting.append(node)  # listed once the move settles
+                    continue
+                listing = self._list_new(node, root)
+                if listing is not None:
+                    listed.append((node, root, listing))
+            if listed and backend is not None and drains > 0 and backend.fileno() is not None:
+                drains -= 1
+                more = backend.read()
+                if more:
+                    self._apply_batch(backend, more)
+            for node, root, listing in listed:
+                self._place_listing(node, root, listing)
         self._to_fill = waiting
+
+    def _list_new(self, node: Node, root: Root) -> list[_Listed] | None:
+        """Watch, then list, a new directory; nothing is cached yet (see _fill_new_dirs)."""
+        path = node.path()
+        fresh = node.meta is None
+        if node.depth() >= root.max_depth:
+            if fresh:
+                self._take_stat(node, path)
+            return None
+        per_dir = not root.backend.capabilities.recursive
+        if per_dir and not self._watch_dir(node, root, path):
+            return None
+        fd = self._open_dir(node, path, fresh=fresh)
+        if fd < 0:
+            return None
+        node.children.as_of = time.time_ns() - TICK_NS
+        ignore = self.ignore if self.ignore else None
+        stat_files = root.backend.capabilities.polls
+        listing: list[_Listed] = []
+        try:  # the entries may stat relative to fd: it stays open while they are used
+            with os.scandir(fd) as it:
+                for entry in it:
+                    name = entry.name
+                    if ignore and self._ignored(root, node, name):
+                        continue
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            listing.append((name, entry.inode(), DIR, None))
+                        elif stat_files:
+                            st = entry.stat(follow_symlinks=False)
+                            listing.append((name, st.st_ino, kind_of(st), st))
+                        else:
+                            listing.append((name, entry.inode(), _listed_kind(entry), None))
+                    except OSError:
+                        continue  # removed since the listing: its event will follow
+        finally:
+            os.close(fd)
+        self._holding[id(node)] = set()
+        return listing
+
+    def _place_listing(self, node: Node, root: Root, listing: list[_Listed]) -> None:
+        """Cache and report a new directory's listing: moves in, then what was created."""
+        touched = self._holding.pop(id(node), set())
+        if not self._attached(node):
+            if self._in_pending_move(node):
+                self._to_fill.append(node)  # read again once the move settles
+            return
+        children = node.children
+        base = node.path()
+        store: Callable[[Children, str, int], None] = dict.__setitem__  # type: ignore[assignment]
+        for name, ino, kind, st in listing:
+            if name in touched:  # observed since it was listed: look again
+                self._reconcile(node, name)
+                continue
+            if name in children:
+                continue
+            key = self._pending_key_of(node.dev, ino) if self._pending else None
+            if key is not None:  # renamed in here: a move, not a creation
+                self._adopt(node, name, key)
+                continue
+            if kind == DIR:
+                child = Node.listed_dir(name, node, ino)
+                children[name] = child
+                self._to_fill.append(child)
+            elif st is not None:
+                children[name] = Node(name, node, st)
+            else:  # no stat: see Children
+                store(children, name, pack(ino, kind))
+            self._emit(Change.CREATED, os.path.join(base, name), kind == DIR)
 
     def _in_pending_move(self, node: Node) -> bool:
         """Is ``node`` detached only because a ``moved_from`` above it waits for its pair?"""
@@ -611,6 +717,19 @@ class Engine:
             if p.node is not None
         }
 
+    def _pending_key_of(self, dev: int, ino: int) -> tuple[int, Hashable] | None:
+        """The pending ``moved_from`` of the entry with this identity, if any."""
+        for key, pending in self._pending.items():
+            moved = pending.node
+            if moved is not None and moved.ino == ino and moved.dev == dev:
+                return key
+        return None
+
+    def _pending_key(self, st: os.stat_result) -> tuple[int, Hashable] | None:
+        key = self._pending_key_of(st.st_dev, st.st_ino)
+        moved = self._pending[key].node if key is not None else None
+        return key if moved is not None and moved.same(st) else None
+
     def _adopt(self, parent: Node, name: str, key: tuple[int, Hashable]) -> None:
         """Complete a pending ``moved_from`` whose inode a listing found at ``name``."""
         pending = self._pending.get(key)
@@ -753,6 +872,9 @@ class Engine:
     def _renamed(self, backend: Backend, obs: Renamed) -> None:
         src = self._split(backend, obs.old_handle, obs.old_name)
         dst = self._split(backend, obs.new_handle, obs.new_name)
+        for end in (src, dst):
+            if end is not None and self._holding and id(end[0]) in self._holding:
+                self._holding[id(end[0])].add(end[1])
         if src is None or dst is None or not src[1] or not dst[1]:
             for end in (src, dst):
                 if end is not None and end[1]:
@@ -804,9 +926,15 @@ class Engine:
                 return
         occupant = dst_parent.children.get(dst_name)
         if occupant is not None and occupant.identity() == node.identity():
-            # A listing read after the rename already found this entry at its new
-            # place; that reading is newer, so it stays and the old node goes.
-            self._drop_detached(node, src_path, pid)
+            # A reading made after the rename (a listing, or an lstat for an earlier
+            # observation) already found this entry at its new place. That reading
+            # is newer, so it stays. A file is then reported as moved onto it; a
+            # directory's subtree may have been read differently, so its old place
+            # is reported deleted instead.
+            if node.is_dir:
+                self._drop_detached(node, src_path, pid)
+            else:
+                self._emit(Change.MOVED, dst_path, False, src=src_path, pid=pid)
             return
         if occupant is not None:
             self._remove(occupant, emit=False)  # a move onto a path replaces it

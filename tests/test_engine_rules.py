@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 import pytest
@@ -25,6 +26,10 @@ class Step:
     obs: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
     expire: bool = True
+    #: Done while the engine lists the first new directory (after watching it), and
+    #: what the backend then queues: a writer racing the listing.
+    racing_ops: list[str] = field(default_factory=list)
+    racing_obs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -71,6 +76,57 @@ CASES = [
                 ["mkdir d", "mv src d/x", "mv sub d/y"],
                 ["created . d /", "moved_from . src #1", "moved_from . sub #2 /"],
                 ["created d/", "moved src -> d/x", "moved sub -> d/y/"],
+            )
+        ],
+    ),
+    Case(
+        "an entry renamed into a new directory as it is listed is a move (watched first)",
+        ["src"],
+        [
+            Step(
+                ["mkdir d"],
+                ["created . d /"],
+                ["created d/", "moved src -> d/x"],
+                racing_ops=["mv src d/x"],
+                racing_obs=["moved_from . src #4", "moved_to d x #4"],
+            )
+        ],
+    ),
+    Case(
+        "an entry renamed into a new directory as it is listed is a move (watched after)",
+        ["src", "sub/", "sub/f"],
+        [
+            Step(
+                ["mkdir d"],
+                ["created . d /"],
+                ["created d/", "moved src -> d/x", "moved sub -> d/y/"],
+                # the kernel reports these renames before the watch: no moved_to
+                racing_ops=["mv src d/x", "mv sub d/y"],
+                racing_obs=["moved_from . src #4", "moved_from . sub #5 /"],
+            )
+        ],
+    ),
+    Case(
+        "what happens to a listed entry before the listing is placed, the disk decides",
+        ["src"],
+        [
+            Step(
+                ["mkdir d", "write d/a", "write d/b"],
+                ["created . d /"],
+                ["created d/", "created d/c"],
+                racing_ops=["rm d/a", "mv d/b ../away", "write d/c"],
+                racing_obs=["deleted d a", "moved_from d b #6", "created d c"],
+            )
+        ],
+    ),
+    Case(
+        "a file renamed onto a name already read for an earlier observation is a move",
+        ["x"],
+        [
+            Step(
+                ["write n", "mv x n"],
+                ["created . n", "moved_from . x #3", "moved_to . n #3"],
+                ["created n", "moved x -> n"],
             )
         ],
     ),
@@ -261,7 +317,7 @@ class Harness:
                 # by a later rescan, which errs on the side of reporting.)
                 os.utime(path, (0, 1_000_000))
         self.root = os.path.join(self.top, case.root) if case.root else self.top
-        self.backend = ScriptedBackend()
+        self.backend = RacingBackend()
         self.engine = Engine(ignore=Ignore(case.ignore), pair_wait=0.0)
         self.engine.add_root(self.root, self.backend)
         self.mirror = Mirror.of(self.root)
@@ -321,6 +377,19 @@ class Harness:
         return out
 
 
+class RacingBackend(ScriptedBackend):
+    """Runs ``race`` once, right after the next directory is watched."""
+
+    race: Callable[[], None] | None = None
+
+    def watch(self, path: str, *, recursive: bool) -> Hashable:
+        handle = super().watch(path, recursive=recursive)
+        race, self.race = self.race, None
+        if race is not None:
+            race()
+        return handle
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_engine_rule(case: Case, tmp_path: object) -> None:
     h = Harness(str(tmp_path), case)
@@ -329,7 +398,17 @@ def test_engine_rule(case: Case, tmp_path: object) -> None:
             observations = [h.observation(o) for o in step.obs]  # handles as before the ops
             for op in step.ops:
                 h.op(op)
+            if step.racing_ops or step.racing_obs:
+
+                def race(step: Step = step) -> None:
+                    queued = [h.observation(o) for o in step.racing_obs]
+                    for op in step.racing_ops:
+                        h.op(op)
+                    h.backend.push(*queued)
+
+                h.backend.race = race
             h.engine.apply(h.backend, observations)
+            assert h.backend.race is None, "the race never ran"
             if step.expire:
                 h.engine.expire(float("inf"))
             events = h.engine.take()
