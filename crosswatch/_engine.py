@@ -453,9 +453,26 @@ class Engine:
                 if root is not None and not root.backend.capabilities.recursive and (
                     node.depth() < root.max_depth
                 ):
-                    self._watch_dir(node, root)
+                    self._watch_early(node, root)
                 self._to_fill.append(node)
         return node
+
+    def _watch_early(self, node: Node, root: Root) -> None:
+        """Watch a new directory in the middle of a batch, if that cannot mislead it.
+
+        A handle the backend gives back that belongs to another cached directory means
+        this is that directory, renamed here by observations not read yet; the rest of
+        the batch must still reach it through the handle, so the watch is left to the
+        listing (see _fill_new_dirs). So is any error.
+        """
+        try:
+            handle = root.backend.watch(node.path(), recursive=False)
+        except (WatchError, OSError):
+            return
+        owner = self._handles[root.backend].get(handle)
+        if owner is None or owner is node:
+            self._bind(node, handle, root.backend)
+            self._unwatched.pop(id(node), None)
 
     def _fill_new_dirs(self, backend: Backend | None = None) -> None:
         """Watch and list the directories created since, one level of them at a time.
@@ -1051,18 +1068,23 @@ class Engine:
                     path = os.path.join(pending.parent.path(), pending.name)
                     self._drop_detached(pending.node, path, None)
 
-    def _unpend_below(self, tops: Sequence[Node]) -> None:
-        """Put back the pending moves out of ``tops``' subtrees before they are diffed.
+    def _unpend_below(self, tops: Sequence[tuple[Node, bool]]) -> None:
+        """Put back the pending moves out of what a diff of ``tops`` is to read.
 
         While a ``moved_from`` waits, its node is out of the cache but still in the
         consumer's view; a diff would take the name for new. Put back, the entry is
         found by the diff (which pairs by identity) or by the ``moved_to`` later.
+        Only moves out of directories the diff lists are put back (a top's subtree if
+        ``recursive``, else the top alone): nothing else would check them.
         """
         while tops:
             below = [
                 key
                 for key, pending in self._pending.items()
-                if any(top.is_ancestor_of(pending.parent) for top in tops)
+                if any(
+                    top.is_ancestor_of(pending.parent) if recursive else pending.parent is top
+                    for top, recursive in tops
+                )
             ]
             if not below:
                 return
@@ -1153,7 +1175,7 @@ class Engine:
         identity are reported as ``moved``. Directories whose mtime is unchanged since
         they were last listed are not listed again: their cached names are stat'ed.
         """
-        self._unpend_below([top for top, _ in tops])
+        self._unpend_below(tops)
         diff = _Diff(self)
         missing = []
         for top, recursive in tops:
