@@ -681,7 +681,7 @@ class Engine:
         except OSError:  # removed since the listing, a symlink that cannot be followed...
             dict.clear(children)
             return self._store(node, path, root, entries, False, None, [])
-        children.keep_listing(list(map(_NAME, entries)), array("Q", map(_INODE, entries)))
+        children.keep_listing("\0".join(map(_NAME, entries)), array("Q", map(_INODE, entries)))
         return subdirs
 
     def _store(

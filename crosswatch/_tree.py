@@ -50,9 +50,10 @@ class Children(dict[str, "Node"]):
     Reading a large tree so costs a dict entry per file, not an object and a stat.
     ``in``, ``len``, names and writes are plain dict operations.
 
-    A first listing can be kept whole instead (:meth:`keep_listing`), its names and
-    inode numbers in two flat arrays, and turned into entries the first time the
-    directory is used: most directories of a large tree never are.
+    A first listing can be kept whole instead (:meth:`keep_listing`), as one string
+    of its names and one array of its inode numbers, and turned into entries the
+    first time the directory is used: most directories of a large tree never are,
+    and kept this way a file costs the bytes of its name and eight more.
     """
 
     __slots__ = ("_listing", "as_of", "owner")
@@ -61,15 +62,18 @@ class Children(dict[str, "Node"]):
         super().__init__()
         self.owner = owner
         self.as_of = 0
-        self._listing: tuple[list[str], array[int]] | None = None
+        self._listing: tuple[str, array[int]] | None = None
 
-    def keep_listing(self, names: list[str], inodes: array[int]) -> None:
+    def keep_listing(self, names: str, inodes: array[int]) -> None:
         """Hold a listing whose entries not stored yet are all regular files.
 
-        Entries already stored (directories, symlinks) win over the listing's.
+        ``names`` are joined by NUL, the one character no file name can hold, in the
+        order of ``inodes``. Entries already stored (directories, symlinks) win over
+        the listing's.
         """
-        self._listing = (names, inodes)
-        self.__class__ = _Listed
+        if inodes:
+            self._listing = (names, inodes)
+            self.__class__ = _Listed
 
     def _unpack(self) -> None:
         """Turn a kept listing into entries (see :meth:`keep_listing`); else nothing."""
@@ -78,7 +82,7 @@ class Children(dict[str, "Node"]):
         names, inodes = self._listing
         self._listing = None
         raw: dict[str, object] = self  # type: ignore[assignment]
-        entries: dict[str, object] = dict(zip(names, inodes, strict=True))
+        entries: dict[str, object] = dict(zip(names.split("\0"), inodes, strict=True))
         entries.update(dict.items(raw))  # what is stored already wins
         dict.clear(raw)
         dict.update(raw, entries)
@@ -126,7 +130,7 @@ class Children(dict[str, "Node"]):
 
 
 class _Listed(Children):
-    """Children whose first listing is still held as arrays (see :meth:`keep_listing`).
+    """Children whose first listing is still held packed (see :meth:`keep_listing`).
 
     Any use but :meth:`dirs` unpacks the listing and turns the object back into a
     plain :class:`Children`, so only the first use pays for this indirection.
