@@ -941,6 +941,18 @@ class Engine:
                 src_parent.children[src_name] = node  # stale: nothing moved after all
                 self._reconcile(dst_parent, dst_name, pid)
                 return
+            # Another entry is there now. A directory's subtree and watches cannot be
+            # vouched for: its old place is deleted, the new entry created (and
+            # listed). A file is trusted to have moved: what replaced it since (an
+            # atomic save, say) has observations of its own, read later.
+            if (
+                st is not None
+                and (node.is_dir or kind_of(st) != node.kind)
+                and self._path_valid(dst_parent)
+            ):
+                self._drop_detached(node, src_path, pid)
+                self._reconcile(dst_parent, dst_name, pid)
+                return
         occupant = dst_parent.children.get(dst_name)
         if occupant is not None and occupant.identity() == node.identity():
             # A reading made after the rename (a listing, or an lstat for an earlier

@@ -138,6 +138,45 @@ CASES = [
         ],
     ),
     Case(
+        "a moved_from of another kind than the cached entry: that one is gone",
+        ["n3"],
+        [
+            Step(
+                ["rm n3", "mkdir n3", "mv n3 n24"],
+                ["deleted . n3", "created . n3 /", "moved_from . n3 #1 /", "moved_to . n24 #1 /"],
+                ["deleted n3", "created n24/"],
+            )
+        ],
+    ),
+    Case(
+        "a file moved, then replaced at its new name before it is read: moved, modified",
+        ["x"],
+        [
+            Step(
+                ["mv x y", "write t", "mv t y"],
+                [
+                    "moved_from . x #1",
+                    "moved_to . y #1",
+                    "created . t",
+                    "moved_from . t #2",
+                    "moved_to . y #2",
+                ],
+                ["moved x -> y", "modified y"],
+            )
+        ],
+    ),
+    Case(
+        "a directory moved where another directory stands by the time it is read",
+        ["d/", "d/f"],
+        [
+            Step(
+                ["mv d e", "mv e ../away", "mkdir e", "write e/g"],  # no inode reused
+                ["moved_from . d #1 /", "moved_to . e #1 /"],
+                ["deleted d/", "created e/", "created e/g"],
+            )
+        ],
+    ),
+    Case(
         "a diff of one directory leaves moves out of its subdirectories pending",
         ["d/", "d/s/", "d/s/f"],
         [
