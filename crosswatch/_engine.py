@@ -373,11 +373,16 @@ class Engine:
             return
         cur = parent.children.get(name)
         if cur is None:
-            key = self._pending_key(st) if st is not None and self._pending else None
-            if key is not None:  # renamed in before its directory was watched
-                self._adopt(parent, name, key)
-            elif st is not None:
-                self._create(parent, name, st, pid)
+            if st is None:
+                return
+            if self._pending:
+                key = self._pending_key(st)
+                if key is not None:  # renamed in before its directory was watched
+                    self._adopt(parent, name, key)
+                    return
+                if self._wait_for_old(parent, name):
+                    return
+            self._create(parent, name, st, pid)
         elif st is None:
             self._remove(cur, pid=pid)
         elif cur.same(st):
@@ -388,6 +393,23 @@ class Engine:
         else:
             self._remove(cur, pid=pid)
             self._create(parent, name, st, pid)
+
+    def _wait_for_old(self, parent: Node, name: str) -> bool:
+        """Hold back reporting a new entry at ``name`` while the old one's move waits.
+
+        The entry that had the name left with a ``moved_from`` whose other half has
+        not come: the consumer still has it there, so what took its place is looked
+        at once that move is settled (moved or deleted). True if held back.
+        """
+        root = self.root_of(parent)
+        if root is None or parent.handle is None:
+            return False
+        for pending in self._pending.values():
+            if pending.parent is parent and pending.name == name:
+                look = EntryChange(parent.handle, name, Action.CREATED, False)
+                pending.held.append((root.backend, look))
+                return True
+        return False
 
     def _path_valid(self, node: Node) -> bool:
         """Does ``node``'s cached path still lead to it?
@@ -566,6 +588,8 @@ class Engine:
             key = self._pending_key_of(node.dev, ino) if self._pending else None
             if key is not None:  # renamed in here: a move, not a creation
                 self._adopt(node, name, key)
+                continue
+            if self._pending and self._wait_for_old(node, name):
                 continue
             if kind == DIR:
                 child = Node.listed_dir(name, node, ino)

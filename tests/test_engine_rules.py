@@ -26,10 +26,10 @@ class Step:
     obs: list[str] = field(default_factory=list)
     events: list[str] | None = field(default_factory=list)  # None: only the end state counts
     expire: bool = True
-    #: Done while the engine lists the first new directory (after watching it), and
-    #: what the backend then queues: a writer racing the listing.
-    racing_ops: list[str] = field(default_factory=list)
-    racing_obs: list[str] = field(default_factory=list)
+    #: (operations, observations): done right after the engine watches a new
+    #: directory, one race per watch in order, and what the backend then queues: a
+    #: writer racing the engine between watching a directory and listing it.
+    races: list[tuple[list[str], list[str]]] = field(default_factory=list)
 
 
 @dataclass
@@ -87,8 +87,7 @@ CASES = [
                 ["mkdir d"],
                 ["created . d /"],
                 ["created d/", "moved src -> d/x"],
-                racing_ops=["mv src d/x"],
-                racing_obs=["moved_from . src #4", "moved_to d x #4"],
+                races=[(["mv src d/x"], ["moved_from . src #4", "moved_to d x #4"])],
             )
         ],
     ),
@@ -101,8 +100,9 @@ CASES = [
                 ["created . d /"],
                 ["created d/", "moved src -> d/x", "moved sub -> d/y/"],
                 # the kernel reports these renames before the watch: no moved_to
-                racing_ops=["mv src d/x", "mv sub d/y"],
-                racing_obs=["moved_from . src #4", "moved_from . sub #5 /"],
+                races=[
+                    (["mv src d/x", "mv sub d/y"], ["moved_from . src #4", "moved_from . sub #5 /"])
+                ],
             )
         ],
     ),
@@ -114,8 +114,12 @@ CASES = [
                 ["mkdir d", "write d/a", "write d/b"],
                 ["created . d /"],
                 ["created d/", "created d/c"],
-                racing_ops=["rm d/a", "mv d/b ../away", "write d/c"],
-                racing_obs=["deleted d a", "moved_from d b #6", "created d c"],
+                races=[
+                    (
+                        ["rm d/a", "mv d/b ../away", "write d/c"],
+                        ["deleted d a", "moved_from d b #6", "created d c"],
+                    )
+                ],
             )
         ],
     ),
@@ -186,6 +190,24 @@ CASES = [
                 # once the batch is applied; f's move out must still end as deleted
                 ["moved_from d/s f #1", "created d x", "moved_from . d #2 /", "moved_to . e #2 /"],
                 ["moved d -> e/", "created e/x", "deleted e/s/f"],
+            )
+        ],
+    ),
+    Case(
+        "what a listing finds where an entry moved away waits for that move to settle",
+        [],
+        [
+            Step(
+                ["mkdir n10"],
+                ["created . n10 /"],
+                ["created n10/", "created n10/n28/", "deleted n10/n28/", "created n10/n28/"],
+                races=[
+                    (["mkdir n10/n28"], ["created n10 n28 /"]),  # as n10 is watched
+                    (  # as the first n28 is watched
+                        ["mv n10/n28 ../away", "mkdir n10/n28"],
+                        ["moved_from n10 n28 #5 /", "created n10 n28 /"],
+                    ),
+                ],
             )
         ],
     ),
@@ -448,15 +470,16 @@ class Harness:
 
 
 class RacingBackend(ScriptedBackend):
-    """Runs ``race`` once, right after the next directory is watched."""
+    """Runs the next of ``races`` right after each directory is watched."""
 
-    race: Callable[[], None] | None = None
+    def __init__(self) -> None:
+        super().__init__()
+        self.races: list[Callable[[], None]] = []
 
     def watch(self, path: str, *, recursive: bool) -> Hashable:
         handle = super().watch(path, recursive=recursive)
-        race, self.race = self.race, None
-        if race is not None:
-            race()
+        if self.races:
+            self.races.pop(0)()
         return handle
 
 
@@ -468,17 +491,17 @@ def test_engine_rule(case: Case, tmp_path: object) -> None:
             observations = [h.observation(o) for o in step.obs]  # handles as before the ops
             for op in step.ops:
                 h.op(op)
-            if step.racing_ops or step.racing_obs:
+            for race_ops, race_obs in step.races:
 
-                def race(step: Step = step) -> None:
-                    queued = [h.observation(o) for o in step.racing_obs]
-                    for op in step.racing_ops:
+                def race(ops: list[str] = race_ops, obs: list[str] = race_obs) -> None:
+                    queued = [h.observation(o) for o in obs]
+                    for op in ops:
                         h.op(op)
                     h.backend.push(*queued)
 
-                h.backend.race = race
+                h.backend.races.append(race)
             h.engine.apply(h.backend, observations)
-            assert h.backend.race is None, "the race never ran"
+            assert not h.backend.races, "a race never ran"
             if step.expire:
                 h.engine.expire(float("inf"))
             events = h.engine.take()
