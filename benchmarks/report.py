@@ -86,6 +86,9 @@ def goals(results: dict[str, Any]) -> list[str]:
         p50 = results["latency"]["crosswatch"]["p50_ms"]
         rows.append((f"latency p50 ≤ {LATENCY_GOAL_MS:g} ms", ms(p50, 3),
                      p50 is not None and p50 <= LATENCY_GOAL_MS))
+        wd50 = results["latency"]["watchdog"]["p50_ms"]
+        rows.append(("latency p50 no worse than watchdog", f"{ms(p50, 3)} vs {ms(wd50, 3)}",
+                     p50 is not None and wd50 is not None and p50 <= wd50))
     if "burst" in results:
         b = results["burst"]["crosswatch"]
         rows.append((f"{b['files']:,}-file burst: nothing lost", f"{b['lost']:,} lost",
