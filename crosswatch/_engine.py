@@ -59,6 +59,30 @@ def _listed_kind(entry: os.DirEntry[str]) -> str:
     return FILE if entry.is_file(follow_symlinks=False) else OTHER
 
 
+def _listed(entry: os.DirEntry[str], stat_files: bool) -> _Listed:
+    """What the cache keeps of a listed entry; OSError if it is gone already."""
+    if entry.is_dir(follow_symlinks=False):
+        return (entry.name, entry.inode(), DIR, None)
+    if stat_files:
+        st = entry.stat(follow_symlinks=False)
+        return (entry.name, st.st_ino, kind_of(st), st)
+    return (entry.name, entry.inode(), _listed_kind(entry), None)
+
+
+def _cache(parent: Node, name: str, ino: int, kind: str, st: os.stat_result | None) -> Node | None:
+    """Store a listed entry under ``parent``; the new node if it is a directory."""
+    if kind == DIR:
+        child = Node.listed_dir(name, parent, ino)
+        parent.children[name] = child
+        return child
+    if st is not None:
+        parent.children[name] = Node(name, parent, st)
+    else:  # no stat and no object: see Children
+        raw: dict[str, object] = parent.children  # type: ignore[assignment]
+        raw[name] = pack(ino, kind)
+    return None
+
+
 _ACCESS = {
     Action.OPENED: Change.OPENED,
     Action.ACCESSED: Change.ACCESSED,
@@ -555,13 +579,7 @@ class Engine:
                     if ignore and self._ignored(root, node, name):
                         continue
                     try:
-                        if entry.is_dir(follow_symlinks=False):
-                            listing.append((name, entry.inode(), DIR, None))
-                        elif stat_files:
-                            st = entry.stat(follow_symlinks=False)
-                            listing.append((name, st.st_ino, kind_of(st), st))
-                        else:
-                            listing.append((name, entry.inode(), _listed_kind(entry), None))
+                        listing.append(_listed(entry, stat_files))
                     except OSError:
                         continue  # removed since the listing: its event will follow
         finally:
@@ -576,14 +594,12 @@ class Engine:
             if self._in_pending_move(node):
                 self._to_fill.append(node)  # read again once the move settles
             return
-        children = node.children
         base = node.path()
-        store: Callable[[Children, str, int], None] = dict.__setitem__  # type: ignore[assignment]
         for name, ino, kind, st in listing:
             if name in touched:  # observed since it was listed: look again
                 self._reconcile(node, name)
                 continue
-            if name in children:
+            if name in node.children:
                 continue
             key = self._pending_key_of(node.dev, ino) if self._pending else None
             if key is not None:  # renamed in here: a move, not a creation
@@ -591,14 +607,9 @@ class Engine:
                 continue
             if self._pending and self._wait_for_old(node, name):
                 continue
-            if kind == DIR:
-                child = Node.listed_dir(name, node, ino)
-                children[name] = child
+            child = _cache(node, name, ino, kind, st)
+            if child is not None:
                 self._to_fill.append(child)
-            elif st is not None:
-                children[name] = Node(name, node, st)
-            else:  # no stat: see Children
-                store(children, name, pack(ino, kind))
             self._emit(Change.CREATED, os.path.join(base, name), kind == DIR)
 
     def _in_pending_move(self, node: Node) -> bool:
@@ -719,14 +730,12 @@ class Engine:
         adopted: list[tuple[Node, str, tuple[int, Hashable]]],
     ) -> list[Node]:
         """Cache a listing entry by entry, reporting each as created if ``emit``."""
-        children = node.children
         ignore = self.ignore if self.ignore else None
         stat_files = root.backend.capabilities.polls
-        store: Callable[[Children, str, int], None] = dict.__setitem__  # type: ignore[assignment]
         subdirs = []
         for entry in entries:
             name = entry.name
-            if name in children or (ignore and self._ignored(root, node, name)):
+            if name in node.children or (ignore and self._ignored(root, node, name)):
                 continue
             if pending:
                 key = pending.get((node.dev, entry.inode()))
@@ -734,19 +743,14 @@ class Engine:
                     adopted.append((node, name, key))
                     continue
             try:
-                is_dir = entry.is_dir(follow_symlinks=False)
-                if is_dir:
-                    child = Node.listed_dir(name, node, entry.inode())
-                    children[name] = child
-                    subdirs.append(child)
-                elif stat_files:
-                    children[name] = Node(name, node, entry.stat(follow_symlinks=False))
-                else:  # no stat: see Children
-                    store(children, name, pack(entry.inode(), _listed_kind(entry)))
+                _, ino, kind, st = _listed(entry, stat_files)
             except OSError:
                 continue  # removed since the listing: its event will follow
+            child = _cache(node, name, ino, kind, st)
+            if child is not None:
+                subdirs.append(child)
             if emit:
-                self._emit(Change.CREATED, os.path.join(path, name), is_dir)
+                self._emit(Change.CREATED, os.path.join(path, name), kind == DIR)
         return subdirs
 
     def _pending_by_identity(self) -> dict[tuple[int, int], tuple[int, Hashable]] | None:
