@@ -135,6 +135,17 @@ class _Pending:
     held: list[tuple[Backend, Observation]] = field(default_factory=list)
 
 
+@dataclass
+class _Suspect:
+    """An entry moved onto a name where the disk showed something else."""
+
+    node: Node
+    dst_parent: Node
+    dst_name: str
+    src_parent: Node
+    src_name: str
+
+
 class Engine:
     """Applies observations to the tree cache and appends the resulting events to ``out``.
 
@@ -167,6 +178,9 @@ class Engine:
         self._deferred: dict[int, Node] = {}
         self._unwatched: dict[int, Node] = {}
         self._to_fill: list[Node] = []
+        # Entries moved onto a name where the disk showed something else: looked at
+        # again once the queue has been read further (see _move).
+        self._suspects: dict[int, _Suspect] = {}
         # New directories listed but not yet placed: names observations touched since.
         self._holding: dict[int, set[str]] = {}
         self._fallback_due: float | None = None
@@ -240,16 +254,18 @@ class Engine:
         queued meanwhile is read and applied too (a few reads at most): an entry
         renamed into a new directory before it was watched has no ``moved_to``, and
         its ``moved_from`` must be pending when the listing finds it, to be reported
-        as the move it was.
+        as the move it was. Moves whose destination the disk contradicted are
+        checked after those reads (see _move).
         """
         self._apply_batch(backend, observations)
         for _ in range(DRAIN_READS):
-            if not self._to_fill or backend.fileno() is None:
+            if not (self._to_fill or self._suspects) or backend.fileno() is None:
                 break
             more = backend.read()
             if not more:
                 break
             self._apply_batch(backend, more)
+        self._check_suspects()
         self._fill_new_dirs(backend)
         self._run_deferred()
 
@@ -342,7 +358,7 @@ class Engine:
             if self.access and node is not None and self._tracked(parent, name):
                 self._emit(_ACCESS[action], node.path(), node.is_dir, pid=obs.pid)
         else:  # CREATED, DELETED: look at what is there now
-            self._reconcile(parent, name, obs.pid)
+            self._reconcile(parent, name, obs.pid, created=action is Action.CREATED)
 
     def _self_change(self, node: Node, action: Action, pid: int | None) -> None:
         """Only a root reports on itself; for any other directory its parent's watch does."""
@@ -386,8 +402,16 @@ class Engine:
             node = node.parent
         return id(node) in self._root_by_top
 
-    def _reconcile(self, parent: Node, name: str, pid: int | None = None) -> None:
-        """Make the cache agree with the disk for one entry, reporting the difference."""
+    def _reconcile(
+        self, parent: Node, name: str, pid: int | None = None, *, created: bool = False
+    ) -> None:
+        """Make the cache agree with the disk for one entry, reporting the difference.
+
+        ``created``: an observation says an entry appeared here. If the cached entry
+        is gone from the disk, it went after that (an earlier reading already found
+        the new entry): its going has an observation of its own, still queued, which
+        tells a rename from a deletion.
+        """
         if not self._tracked(parent, name):
             return
         path = os.path.join(parent.path(), name)
@@ -408,7 +432,8 @@ class Engine:
                     return
             self._create(parent, name, st, pid)
         elif st is None:
-            self._remove(cur, pid=pid)
+            if not created:
+                self._remove(cur, pid=pid)
         elif cur.same(st):
             return
         elif cur.kind != DIR and kind_of(st) != DIR:
@@ -832,16 +857,29 @@ class Engine:
                 return False
             self._warn_once(path, f"cannot watch {path!r}: {exc}; changes below it are unseen")
             return True
+        owner = self._handles[root.backend].get(handle)
+        if owner is not None and owner is not node and self._live(owner):
+            # The path leads to another cached directory: renamed here by observations
+            # not read yet. Its handle stays with it; this one is looked at later.
+            self._defer(node)
+            return False
         self._bind(node, handle, root.backend)
         self._unwatched.pop(id(node), None)
         return True
+
+    def _live(self, node: Node) -> bool:
+        """Is ``node`` in the cache, or out of it only while its move is pending?"""
+        return self._attached(node) or self._in_pending_move(node)
 
     def _open_dir(self, node: Node, path: str, *, fresh: bool = False) -> int:
         """A descriptor of a cached directory to list, or -1; remembers when it was read.
 
         A ``fresh`` node (just found in its parent's listing) takes its stat from the
         open directory: one path lookup fewer than ``lstat``, and right for a mount
-        point, whose listed inode is the one it covers.
+        point, whose listed inode is the one it covers. Another directory of the same
+        file system at the path means ``node`` was replaced by a rename whose
+        observations are not read yet (unless the listing's inode numbers are not
+        the real ones, as on some FUSE file systems): it is looked at again after them.
         """
         try:
             fd = os.open(path, _DIR_FLAGS)
@@ -854,11 +892,34 @@ class Engine:
                 self._take_stat(node, path)
             node.listed = None
             return -1
+        st = os.fstat(fd)
+        if st.st_ino != node.ino and st.st_dev == node.dev and not (
+            fresh and self._watched_here(node, path)
+        ):
+            os.close(fd)
+            self._defer(node)
+            return -1
         if fresh:
-            node.take(os.fstat(fd))
+            node.take(st)
         racy = node.mtime >= time.time_ns() - RACY_NS
         node.listed = None if racy else node.mtime
         return fd
+
+    def _watched_here(self, node: Node, path: str) -> bool:
+        """Does ``node``'s watch (if any) belong to the directory now at ``path``?
+
+        Asked when the directory opened at ``path`` is not the inode number its
+        parent's listing showed. Watching the path again gives the handle of what is
+        there now: the same handle means the watch and the listing agree.
+        """
+        root = self.root_of(node)
+        if node.handle is None or root is None:
+            return True
+        try:
+            handle = root.backend.watch(path, recursive=False)
+        except (WatchError, OSError):
+            return False
+        return handle == node.handle
 
     def _take_stat(self, node: Node, path: str) -> None:
         st = lstat(path)
@@ -943,9 +1004,9 @@ class Engine:
     ) -> None:
         """Complete a rename whose source ``node`` is already detached from ``src_parent``.
 
-        The kernel's pairing is trusted unless the disk proves it stale: when ``node``
-        is still at its old place (a scan already saw the rename undone or never done),
-        it goes back there and the destination is reconciled on its own.
+        The kernel's pairing is trusted: the observations are in the order things
+        happened, and what the disk shows now is a later state whose own
+        observations are still queued.
         """
         src_path = os.path.join(src_parent.path(), src_name)
         dst_tracked = self._tracked(dst_parent, dst_name)
@@ -963,25 +1024,20 @@ class Engine:
                 src_parent.children[src_name] = node
             return
         st = lstat(dst_path)
-        if st is None or not node.same(st):
-            back = lstat(src_path)
-            if back is not None and node.same(back) and src_name not in src_parent.children:
-                src_parent.children[src_name] = node  # stale: nothing moved after all
-                self._reconcile(dst_parent, dst_name, pid)
-                return
-            # Another entry is there now. A directory's subtree and watches cannot be
-            # vouched for: its old place is deleted, the new entry created (and
-            # listed). A file is trusted to have moved: what replaced it since (an
-            # atomic save, say) has observations of its own, read later.
-            if (
-                st is not None
-                and (node.is_dir or kind_of(st) != node.kind)
-                and self._path_valid(dst_parent)
-            ):
-                self._drop_detached(node, src_path, pid)
-                self._reconcile(dst_parent, dst_name, pid)
-                return
         occupant = dst_parent.children.get(dst_name)
+        if st is None or not node.same(st):
+            # The disk has moved on since the rename. If a reading made after it (a
+            # listing) already cached what is there now, that reading stands and the
+            # moved entry is gone. Otherwise the kernel's word is taken: whatever
+            # came since has observations of its own, still queued. The entry is
+            # looked at again once they are read (see _check_suspects).
+            other_kind = st is not None and (node.is_dir or kind_of(st) != node.kind)
+            if st is not None and other_kind and occupant is not None and occupant.same(st):
+                self._drop_detached(node, src_path, pid)
+                return
+            if st is None or other_kind:
+                suspect = _Suspect(node, dst_parent, dst_name, src_parent, src_name)
+                self._suspects[id(node)] = suspect
         if occupant is not None and occupant.identity() == node.identity():
             # A reading made after the rename (a listing, or an lstat for an earlier
             # observation) already found this entry at its new place. That reading
@@ -994,10 +1050,40 @@ class Engine:
                 self._emit(Change.MOVED, dst_path, False, src=src_path, pid=pid)
             return
         if occupant is not None:
-            self._remove(occupant, emit=False)  # a move onto a path replaces it
+            if occupant.is_ancestor_of(src_parent):
+                # The entry came out of the directory the cache still has at its
+                # destination, so that directory left first (its going not read
+                # yet, or its move unpaired): both are gone, the newcomer is new.
+                self._drop_detached(node, src_path, pid)
+                self._remove(occupant, pid=pid)
+                self._reconcile(dst_parent, dst_name, pid)
+                return
+            # A rename replaces a file with a file, an (empty) directory with a
+            # directory; anything else there had left before, unobserved so far.
+            self._remove(occupant, emit=occupant.is_dir != node.is_dir, pid=pid)
         node.parent, node.name = dst_parent, dst_name
         dst_parent.children[dst_name] = node
         self._emit(Change.MOVED, dst_path, node.is_dir, src=src_path, pid=pid)
+
+    def _check_suspects(self) -> None:
+        """Look again at entries still where a move put them though the disk disagreed.
+
+        What the queue said since has been applied; what it did not explain is
+        reconciled: the destination, and the source if the entry is back there.
+        """
+        suspects = list(self._suspects.values())
+        self._suspects.clear()
+        for s in suspects:
+            if s.dst_parent.children.get(s.dst_name) is not s.node:
+                continue  # moved on or gone, as observed
+            if not self._attached(s.dst_parent):
+                continue
+            self._reconcile(s.dst_parent, s.dst_name)
+            if s.src_name in s.src_parent.children or not self._attached(s.src_parent):
+                continue
+            back = lstat(os.path.join(s.src_parent.path(), s.src_name))
+            if back is not None and s.node.same(back):
+                self._reconcile(s.src_parent, s.src_name)
 
     def _drop_detached(self, node: Node, path: str, pid: int | None) -> None:
         self._settle_pending_below(node)
@@ -1016,6 +1102,10 @@ class Engine:
         partner: _Pending | None = None
         if isinstance(obs, EntryChange):
             if obs.action is Action.MOVED_TO:
+                behind = self._held_partner(backend, obs.cookie)
+                if behind is not None:  # keep the pair together, in order
+                    behind.held.append((backend, obs))
+                    return True
                 partner = self._partner(backend, obs.cookie)
             targets.append((obs.handle, obs.name))
         elif isinstance(obs, Renamed):
@@ -1037,6 +1127,23 @@ class Engine:
                     pending.held.append((backend, obs))
                     return True
         return False
+
+    def _held_partner(self, backend: Backend, cookie: int | None) -> _Pending | None:
+        """The pending move behind which this ``moved_to``'s ``moved_from`` was held.
+
+        Without a cookie, only a ``moved_from`` held just before counts.
+        """
+        for pending in self._pending.values():
+            held = pending.held if cookie is not None else pending.held[-1:]
+            for source, earlier in held:
+                if (
+                    source is backend
+                    and isinstance(earlier, EntryChange)
+                    and earlier.action is Action.MOVED_FROM
+                    and earlier.cookie == cookie
+                ):
+                    return pending
+        return None
 
     def _partner(self, backend: Backend, cookie: int | None) -> _Pending | None:
         key = self._adjacent.get(backend) if cookie is None else (id(backend), cookie)
@@ -1061,6 +1168,7 @@ class Engine:
             if pending is not None and pending.deadline <= now:
                 del self._pending[key]
                 self._settle_unpaired(pending)
+        self._check_suspects()
         self._fill_new_dirs()
         self._run_deferred()
         if self._fallback_due is not None and self._fallback_due <= now:

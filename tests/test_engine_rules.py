@@ -30,6 +30,8 @@ class Step:
     #: directory, one race per watch in order, and what the backend then queues: a
     #: writer racing the engine between watching a directory and listing it.
     races: list[tuple[list[str], list[str]]] = field(default_factory=list)
+    #: observations already queued behind ``obs``: read by the engine itself.
+    queued: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -176,7 +178,72 @@ CASES = [
             Step(
                 ["mv d e", "mv e ../away", "mkdir e", "write e/g"],  # no inode reused
                 ["moved_from . d #1 /", "moved_to . e #1 /"],
-                ["deleted d/", "created e/", "created e/g"],
+                ["moved d -> e/", "deleted e/", "created e/", "created e/g"],
+            )
+        ],
+    ),
+    Case(
+        "a directory moved, moved on and its name taken, all before the first move is read",
+        ["d/", "d/f"],
+        [
+            Step(
+                ["mv d e", "mv e g", "write e"],
+                ["moved_from . d #1 /", "moved_to . e #1 /"],
+                ["moved d -> e/", "moved e -> g/", "created e"],
+                queued=["moved_from . e #2 /", "moved_to . g #2 /", "created . e"],
+            )
+        ],
+    ),
+    Case(
+        "a new entry read early, renamed before its created is read, is reported moved",
+        ["n1"],
+        [
+            Step(
+                ["rm n1", "mkdir n1"],
+                ["deleted . n1", "created . n1 /"],
+                ["deleted n1", "created n1/", "moved n1 -> n12/"],
+                # as the new n1 is watched (for the deleted n1, which found it)
+                races=[(["mv n1 n12"], ["moved_from . n1 #1 /", "moved_to . n12 #1 /"])],
+            )
+        ],
+    ),
+    Case(
+        "a rename held behind an unpaired moved_from of its name keeps its two halves together",
+        ["a", "b", "c"],
+        [
+            Step(
+                ["mv a ../away", "mv b a", "mv a c"],
+                [
+                    "moved_from . a #1",
+                    "moved_from . b #2",
+                    "moved_to . a #2",
+                    "moved_from . a #3",
+                    "moved_to . c #3",
+                ],
+                ["deleted a", "moved b -> a", "moved a -> c"],
+            )
+        ],
+    ),
+    Case(
+        "an entry renamed out of a directory onto that directory's old name",
+        ["d/", "d/f"],
+        [
+            Step(
+                ["mv d ../away", "mv ../away/f d"],
+                ["moved_from . d #1 /", "moved_from d f #2", "moved_to . d #2", "dirty ."],
+                ["deleted d/f", "deleted d/", "created d"],
+            )
+        ],
+    ),
+    Case(
+        "a file moved, moved on and a directory made at its name before the move is read",
+        ["x"],
+        [
+            Step(
+                ["mv x y", "mv y z", "mkdir y"],
+                ["moved_from . x #1", "moved_to . y #1"],
+                ["moved x -> y", "moved y -> z", "created y/"],
+                queued=["moved_from . y #2", "moved_to . z #2", "created . y /"],
             )
         ],
     ),
@@ -292,13 +359,36 @@ CASES = [
         [Step(["mv x y"], ["moved_from . x #1", "moved_to . y #1"], ["moved x -> y"])],
     ),
     Case(
-        "a stale rename (the disk shows it undone) reports nothing wrong",
+        "a rename undone before it is read is reported, and so is its undoing",
         ["a"],
         [
             Step(
                 ["mv a b", "mv b a"],
                 ["moved_from . a #1", "moved_to . b #1", "moved_from . b #2", "moved_to . a #2"],
-                [],
+                ["moved a -> b", "moved b -> a"],
+            )
+        ],
+    ),
+    Case(
+        "a rename the disk contradicts, with nothing queued to explain it, is reconciled",
+        ["a", "d/"],
+        [
+            Step(
+                ["mv a b", "mv b a", "mv d e", "mv e d"],
+                [
+                    "moved_from . a #1",
+                    "moved_to . b #1",
+                    "moved_from . d #2 /",
+                    "moved_to . e #2 /",
+                ],
+                [
+                    "moved a -> b",
+                    "moved d -> e/",
+                    "deleted b",
+                    "created a",
+                    "deleted e/",
+                    "created d/",
+                ],
             )
         ],
     ),
@@ -489,6 +579,7 @@ def test_engine_rule(case: Case, tmp_path: object) -> None:
     try:
         for step in case.steps:
             observations = [h.observation(o) for o in step.obs]  # handles as before the ops
+            h.backend.push(*[h.observation(o) for o in step.queued])
             for op in step.ops:
                 h.op(op)
             for race_ops, race_obs in step.races:
