@@ -14,7 +14,7 @@ import fnmatch
 import os
 import time
 from array import array
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import filterfalse
 from operator import attrgetter
@@ -133,6 +133,89 @@ class _Pending:
     node: Node | None
     deadline: float
     held: list[tuple[Backend, Observation]] = field(default_factory=list)
+    #: (backend, cookie) of each ``moved_from`` held: its ``moved_to`` is held too.
+    held_from: set[tuple[int, Hashable]] = field(default_factory=set)
+
+    def hold(self, backend: Backend, obs: Observation) -> None:
+        self.held.append((backend, obs))
+        if isinstance(obs, EntryChange) and obs.action is Action.MOVED_FROM:
+            self.held_from.add((id(backend), obs.cookie))
+
+
+class _PendingMoves:
+    """The pending moves by (backend, cookie); also found by what they hold back.
+
+    Every observation asks whether a pending move holds it back (see Engine._hold):
+    indexed by old place and by moved directory, that costs the depth of the
+    observed directory, not the number of moves pending.
+    """
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[int, Hashable], _Pending] = {}
+        self._at: dict[tuple[int, str], list[_Pending]] = {}  # (id(parent), name)
+        self._dirs: dict[int, _Pending] = {}  # id(moved directory)
+        self._order: dict[int, int] = {}  # id(pending): when it began
+        self._count = 0
+
+    def __bool__(self) -> bool:
+        return bool(self._by_key)
+
+    def __iter__(self) -> Iterator[tuple[int, Hashable]]:
+        return iter(self._by_key)
+
+    def get(self, key: tuple[int, Hashable]) -> _Pending | None:
+        return self._by_key.get(key)
+
+    def values(self) -> Iterable[_Pending]:
+        return self._by_key.values()
+
+    def items(self) -> Iterable[tuple[tuple[int, Hashable], _Pending]]:
+        return self._by_key.items()
+
+    def add(self, key: tuple[int, Hashable], pending: _Pending) -> None:
+        self.pop(key)
+        self._by_key[key] = pending
+        self._count += 1
+        self._order[id(pending)] = self._count
+        if pending.node is not None:
+            self._at.setdefault((id(pending.parent), pending.name), []).append(pending)
+            if pending.node.is_dir:
+                self._dirs[id(pending.node)] = pending
+
+    def pop(self, key: tuple[int, Hashable]) -> _Pending | None:
+        pending = self._by_key.pop(key, None)
+        if pending is None:
+            return None
+        del self._order[id(pending)]
+        if pending.node is not None:
+            place = (id(pending.parent), pending.name)
+            others = self._at[place]
+            others.remove(pending)
+            if not others:
+                del self._at[place]
+            if self._dirs.get(id(pending.node)) is pending:
+                del self._dirs[id(pending.node)]
+        return pending
+
+    def clear(self) -> None:
+        for key in list(self._by_key):
+            self.pop(key)
+
+    def at(self, parent: Node, name: str) -> _Pending | None:
+        """The first pending move of a cached entry out of ``parent``/``name``."""
+        others = self._at.get((id(parent), name))
+        return others[0] if others else None
+
+    def holding(self, node: Node, name: str, skip: _Pending | None) -> _Pending | None:
+        """The first pending move of ``name`` in ``node``, or of ``node`` or an ancestor."""
+        found = [p for p in self._at.get((id(node), name), ()) if p is not skip]
+        up: Node | None = node
+        while up is not None:
+            moved = self._dirs.get(id(up))
+            if moved is not None and moved is not skip:
+                found.append(moved)
+            up = up.parent
+        return min(found, key=lambda p: self._order[id(p)], default=None)
 
 
 @dataclass
@@ -172,7 +255,7 @@ class Engine:
         self.roots: list[Root] = []
         self._root_by_top: dict[int, Root] = {}
         self._handles: dict[Backend, dict[Hashable, Node]] = {}
-        self._pending: dict[tuple[int, Hashable], _Pending] = {}
+        self._pending = _PendingMoves()
         self._adjacent: dict[Backend, tuple[int, Hashable]] = {}
         self._warned: set[str] = set()
         self._deferred: dict[int, Node] = {}
@@ -424,11 +507,11 @@ class Engine:
             if st is None:
                 return
             if self._pending:
+                if self._wait_for_old(parent, name):
+                    return
                 key = self._pending_key(st)
                 if key is not None:  # renamed in before its directory was watched
                     self._adopt(parent, name, key)
-                    return
-                if self._wait_for_old(parent, name):
                     return
             self._create(parent, name, st, pid)
         elif st is None:
@@ -447,18 +530,18 @@ class Engine:
         """Hold back reporting a new entry at ``name`` while the old one's move waits.
 
         The entry that had the name left with a ``moved_from`` whose other half has
-        not come: the consumer still has it there, so what took its place is looked
-        at once that move is settled (moved or deleted). True if held back.
+        not come: the consumer still has it there, so what took its place (new, or
+        moved in) is looked at once that move is settled (moved or deleted); reported
+        first, it would be taken for the old entry's move or deletion. True if held back.
         """
         root = self.root_of(parent)
         if root is None or parent.handle is None:
             return False
-        for pending in self._pending.values():
-            if pending.parent is parent and pending.name == name:
-                look = EntryChange(parent.handle, name, Action.CREATED, False)
-                pending.held.append((root.backend, look))
-                return True
-        return False
+        pending = self._pending.at(parent, name)
+        if pending is None:
+            return False
+        pending.hold(root.backend, EntryChange(parent.handle, name, Action.CREATED, False))
+        return True
 
     def _path_valid(self, node: Node) -> bool:
         """Does ``node``'s cached path still lead to it?
@@ -626,11 +709,11 @@ class Engine:
                 continue
             if name in node.children:
                 continue
+            if self._pending and self._wait_for_old(node, name):
+                continue
             key = self._pending_key_of(node.dev, ino) if self._pending else None
             if key is not None:  # renamed in here: a move, not a creation
                 self._adopt(node, name, key)
-                continue
-            if self._pending and self._wait_for_old(node, name):
                 continue
             child = _cache(node, name, ino, kind, st)
             if child is not None:
@@ -797,7 +880,8 @@ class Engine:
 
     def _pending_key(self, st: os.stat_result) -> tuple[int, Hashable] | None:
         key = self._pending_key_of(st.st_dev, st.st_ino)
-        moved = self._pending[key].node if key is not None else None
+        found = self._pending.get(key) if key is not None else None
+        moved = found.node if found is not None else None
         return key if moved is not None and moved.same(st) else None
 
     def _adopt(self, parent: Node, name: str, key: tuple[int, Hashable]) -> None:
@@ -810,7 +894,7 @@ class Engine:
         ):
             self._reconcile(parent, name)  # not it (an inode number reused): a new entry
             return
-        del self._pending[key]
+        self._pending.pop(key)
         self._move(node, pending.parent, pending.name, parent, name, None)
         if not node.is_dir and node.refresh(st) == "modified":
             # Written since it was read, or a file that reused a freed inode number:
@@ -957,7 +1041,7 @@ class Engine:
         key = (id(backend), cookie)
         if cookie is None:
             self._adjacent[backend] = key
-        self._pending[key] = _Pending(parent, name, node, self.clock() + self.pair_wait)
+        self._pending.add(key, _Pending(parent, name, node, self.clock() + self.pair_wait))
 
     def _moved_to(
         self, backend: Backend, parent: Node, name: str, cookie: int | None, pid: int | None
@@ -965,7 +1049,7 @@ class Engine:
         key: tuple[int, Hashable] = (id(backend), cookie)
         if cookie is None:
             key = self._adjacent.pop(backend, key)
-        pending = self._pending.pop(key, None)
+        pending = self._pending.pop(key)
         if pending is None:
             self._reconcile(parent, name, pid)  # moved in from outside: created + contents
             return
@@ -1096,7 +1180,8 @@ class Engine:
         """Queue ``obs`` behind a pending ``moved_from`` it depends on; True if queued.
 
         Only observations about the moved entry's old name or about its subtree wait;
-        everything else goes on at once.
+        everything else goes on at once. A move of an entry the cache never had
+        holds nothing back: the consumer has nothing of it to keep in order.
         """
         targets: list[tuple[Hashable, str]] = []
         partner: _Pending | None = None
@@ -1104,7 +1189,7 @@ class Engine:
             if obs.action is Action.MOVED_TO:
                 behind = self._held_partner(backend, obs.cookie)
                 if behind is not None:  # keep the pair together, in order
-                    behind.held.append((backend, obs))
+                    behind.hold(backend, obs)
                     return True
                 partner = self._partner(backend, obs.cookie)
             targets.append((obs.handle, obs.name))
@@ -1119,13 +1204,10 @@ class Engine:
             if node is None:
                 continue
             first = name.split(os.sep, 1)[0] if name else ""
-            for pending in self._pending.values():
-                if pending is partner:
-                    continue
-                inside = pending.node is not None and pending.node.is_ancestor_of(node)
-                if inside or (pending.parent is node and pending.name == first):
-                    pending.held.append((backend, obs))
-                    return True
+            pending = self._pending.holding(node, first, partner)
+            if pending is not None:
+                pending.hold(backend, obs)
+                return True
         return False
 
     def _held_partner(self, backend: Backend, cookie: int | None) -> _Pending | None:
@@ -1133,16 +1215,17 @@ class Engine:
 
         Without a cookie, only a ``moved_from`` held just before counts.
         """
+        key = (id(backend), cookie)
         for pending in self._pending.values():
-            held = pending.held if cookie is not None else pending.held[-1:]
-            for source, earlier in held:
-                if (
-                    source is backend
-                    and isinstance(earlier, EntryChange)
-                    and earlier.action is Action.MOVED_FROM
-                    and earlier.cookie == cookie
-                ):
-                    return pending
+            if key not in pending.held_from:
+                continue
+            if cookie is not None:
+                return pending
+            source, last = pending.held[-1]
+            if source is backend and isinstance(last, EntryChange) and (
+                last.action is Action.MOVED_FROM
+            ):
+                return pending
         return None
 
     def _partner(self, backend: Backend, cookie: int | None) -> _Pending | None:
@@ -1166,7 +1249,7 @@ class Engine:
         for key in list(self._pending):
             pending = self._pending.get(key)  # replaying held observations may pair others
             if pending is not None and pending.deadline <= now:
-                del self._pending[key]
+                self._pending.pop(key)
                 self._settle_unpaired(pending)
         self._check_suspects()
         self._fill_new_dirs()
@@ -1211,7 +1294,7 @@ class Engine:
             return
         for key, pending in list(self._pending.items()):
             if node.is_ancestor_of(pending.parent):
-                del self._pending[key]
+                self._pending.pop(key)
                 if pending.node is not None:
                     path = os.path.join(pending.parent.path(), pending.name)
                     self._drop_detached(pending.node, path, None)
@@ -1237,7 +1320,7 @@ class Engine:
             if not below:
                 return
             for key in below:
-                pending = self._pending.pop(key, None)  # a replay may have settled it
+                pending = self._pending.pop(key)  # a replay may have settled it
                 if pending is None:
                     continue
                 node = pending.node

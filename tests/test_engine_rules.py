@@ -393,6 +393,28 @@ CASES = [
         ],
     ),
     Case(
+        "a listing that finds a moved entry at a name whose old entry's move waits holds it",
+        ["d/", "x"],
+        [
+            Step(
+                ["mkdir d/e"],
+                ["created d e /"],
+                ["created d/e/", "created d/e/a", "created d/f/", "deleted d/e/a",
+                 "moved x -> d/e/a"],
+                races=[
+                    # e is watched: a file is made in it, and another directory
+                    (["write d/e/a", "mkdir d/f"], ["created d/e a", "created d f /"]),
+                    # f is watched: the file leaves, and x takes its name; e's listing
+                    # (not placed yet) finds x there while a's move waits for its pair
+                    (
+                        ["mv d/e/a ../out", "mv x d/e/a"],
+                        ["moved_from d/e a #1", "moved_from . x #2", "moved_to d/e a #2"],
+                    ),
+                ],
+            )
+        ],
+    ),
+    Case(
         "a lost queue is repaired by a rescan: moves by identity, catch-up modified, notice",
         ["a/", "a/f", "c", "d"],
         [
