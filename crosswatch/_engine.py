@@ -38,6 +38,8 @@ from ._tree import DIR, FILE, LINK, OTHER, Children, Node, kind_of, lstat, pack
 RACY_NS = 1_000_000_000
 #: Reads of the backend's queue before new directories are listed (see Engine.apply).
 DRAIN_READS = 4
+#: Rounds of listing new directories and diffing deferred ones at the end of a batch.
+FINISH_ROUNDS = 4
 #: The coarsest file timestamp tick we expect (jiffies at HZ=100).
 TICK_NS = 10_000_000
 
@@ -349,8 +351,24 @@ class Engine:
                 break
             self._apply_batch(backend, more)
         self._check_suspects()
-        self._fill_new_dirs(backend)
-        self._run_deferred()
+        self._finish(backend)
+
+    def _finish(self, backend: Backend | None) -> None:
+        """List new directories and look at deferred ones, until neither leaves work.
+
+        A deferred directory's diff may replay held observations that make new
+        directories, and a listing may defer one: both are done now, since nothing
+        else may wake the watcher for them (what is left makes it wake at once).
+        """
+        for _ in range(FINISH_ROUNDS):
+            self._fill_new_dirs(backend)
+            self._run_deferred()
+            if not self._fillable():
+                return
+
+    def _fillable(self) -> bool:
+        """Is a new directory waiting to be listed, other than inside a pending move?"""
+        return any(self._attached(node) for node in self._to_fill)
 
     def _apply_batch(self, backend: Backend, observations: Sequence[Observation]) -> None:
         dirty: list[tuple[Node, bool]] = []
@@ -1237,7 +1255,10 @@ class Engine:
             self._apply_one(backend, obs)
 
     def next_deadline(self) -> float | None:
-        """When :meth:`expire` has work: an unpaired ``moved_from``, or a fallback poll."""
+        """When :meth:`expire` has work: an unpaired ``moved_from``, a fallback poll,
+        or (now) a new directory left to list."""
+        if self._fillable():
+            return self.clock()
         due = min((p.deadline for p in self._pending.values()), default=None)
         if self._fallback_due is not None:
             due = self._fallback_due if due is None else min(due, self._fallback_due)
@@ -1252,8 +1273,7 @@ class Engine:
                 self._pending.pop(key)
                 self._settle_unpaired(pending)
         self._check_suspects()
-        self._fill_new_dirs()
-        self._run_deferred()
+        self._finish(None)
         if self._fallback_due is not None and self._fallback_due <= now:
             self._poll_unwatched()
             self._fallback_due = (now + self.fallback_interval) if self._unwatched else None

@@ -415,6 +415,22 @@ CASES = [
         ],
     ),
     Case(
+        "a directory made by what a late diff replays is listed before the batch ends",
+        ["d/", "d/x"],
+        [
+            # d's path is stale when this is read: d is looked at after the rename
+            Step(["mv d e"], ["created d y"], []),
+            Step(
+                ["mv e/x ../out", "mkdir e/x", "write e/x/f"],
+                # (handles are named by where their directory is before the step)
+                ["moved_from . d #1 /", "moved_to . e #1 /", "moved_from e x #2",
+                 "created e x /"],
+                ["moved d -> e/", "deleted e/x", "created e/x/", "created e/x/f"],
+                expire=False,  # nothing else is due: no deadline would list it later
+            ),
+        ],
+    ),
+    Case(
         "a lost queue is repaired by a rescan: moves by identity, catch-up modified, notice",
         ["a/", "a/f", "c", "d"],
         [
