@@ -312,7 +312,7 @@ class Engine:
 
     def _end_root(self, root: Root) -> None:
         """The root is gone: report it deleted and forget everything below it."""
-        self._settle_pending_below(root.node)
+        settled = self._settle_pending_below(root.node)
         if root.only is None:
             self._emit(Change.DELETED, root.path, True)
         else:
@@ -323,6 +323,7 @@ class Engine:
         self._forget(root.node, root.backend)
         self.roots.remove(root)
         del self._root_by_top[id(root.node)]
+        self._replay_settled(settled)
 
     def root_of(self, node: Node) -> Root | None:
         return self._root_by_top.get(id(node.top()))
@@ -462,8 +463,14 @@ class Engine:
             self._reconcile(parent, name, obs.pid, created=action is Action.CREATED)
 
     def _self_change(self, node: Node, action: Action, pid: int | None) -> None:
-        """Only a root reports on itself; for any other directory its parent's watch does."""
+        """Only a root reports on itself; for any other directory its parent's watch
+        does, except that it is deleted: then it is gone, wherever the cache has it."""
         root = self._root_by_top.get(id(node))
+        if root is None and action is Action.DELETED and self._attached(node):
+            # Its parent's observation may find the cached path stale (an ancestor
+            # renamed, not read yet) and only defer a look; this one is certain.
+            self._remove(node, pid=pid)
+            return
         if root is None or root.only is not None:
             return
         if action is Action.ATTRIB:
@@ -749,7 +756,7 @@ class Engine:
         if root is not None:
             self._end_root(root)
             return
-        self._settle_pending_below(node)
+        settled = self._settle_pending_below(node)
         if emit:
             self._emit(Change.DELETED, node.path(), node.is_dir, pid=pid)
         parent = node.parent
@@ -758,6 +765,7 @@ class Engine:
         owner = self.root_of(node)
         if owner is not None:
             self._forget(node, owner.backend)
+        self._replay_settled(settled)
 
     def _forget(self, node: Node, backend: Backend) -> None:
         handles = self._handles.get(backend, {})
@@ -1188,11 +1196,12 @@ class Engine:
                 self._reconcile(s.src_parent, s.src_name)
 
     def _drop_detached(self, node: Node, path: str, pid: int | None) -> None:
-        self._settle_pending_below(node)
+        settled = self._settle_pending_below(node)
         self._emit(Change.DELETED, path, node.is_dir, pid=pid)
         owner = self.root_of(node)
         if owner is not None:
             self._forget(node, owner.backend)
+        self._replay_settled(settled)
 
     def _hold(self, backend: Backend, obs: Observation) -> bool:
         """Queue ``obs`` behind a pending ``moved_from`` it depends on; True if queued.
@@ -1305,19 +1314,30 @@ class Engine:
                 self._drop_detached(node, path, None)
         self._replay(pending)
 
-    def _settle_pending_below(self, node: Node) -> None:
+    def _settle_pending_below(self, node: Node) -> list[_Pending]:
         """Report pending moves out of ``node``'s subtree as deleted, before it goes.
 
-        Their observations held back concern entries that go with the subtree.
+        Returns them, for :meth:`_replay_settled` once the subtree is forgotten.
         """
+        settled: list[_Pending] = []
         if not self._pending or not node.is_dir:
-            return
+            return settled
         for key, pending in list(self._pending.items()):
-            if node.is_ancestor_of(pending.parent):
-                self._pending.pop(key)
+            if node.is_ancestor_of(pending.parent) and self._pending.pop(key) is not None:
+                settled.append(pending)
                 if pending.node is not None:
                     path = os.path.join(pending.parent.path(), pending.name)
                     self._drop_detached(pending.node, path, None)
+        return settled
+
+    def _replay_settled(self, settled: list[_Pending]) -> None:
+        """Apply what moves settled with a subtree held back, now that it is forgotten.
+
+        Observations through the subtree's watches find nothing. A rename out of it
+        held with them still has its other half, outside: reported as created there.
+        """
+        for pending in settled:
+            self._replay(pending)
 
     def _unpend_below(self, tops: Sequence[tuple[Node, bool]]) -> None:
         """Put back the pending moves out of what a diff of ``tops`` is to read.

@@ -431,6 +431,34 @@ CASES = [
         ],
     ),
     Case(
+        "a rename held behind a move out of a directory since deleted is still applied",
+        ["d/", "d/sub/", "d/sub/a", "x/"],
+        [
+            Step(
+                ["mv d/sub ../out", "mv ../out/a x/b", "rmtree d"],
+                [
+                    "moved_from d sub #1 /",  # out of the tree: never paired
+                    "moved_from d/sub a #2",  # held behind it, and its pair with it
+                    "moved_to x b #2",
+                    "deleted . d /",
+                ],
+                ["deleted d/sub/", "deleted d/", "created x/b"],
+            )
+        ],
+    ),
+    Case(
+        "a directory that says it is deleted is, even where its cached path is stale",
+        ["a/", "a/d/", "a/d/f"],
+        [
+            Step(
+                ["mv a b", "rmtree b/d"],
+                ["deleted a/d f", "deleted a/d", "deleted a d /"],
+                ["deleted a/d/"],
+            ),
+            Step([], ["moved_from . a #1 /", "moved_to . b #1 /"], ["moved a -> b/"]),
+        ],
+    ),
+    Case(
         "a lost queue is repaired by a rescan: moves by identity, catch-up modified, notice",
         ["a/", "a/f", "c", "d"],
         [
@@ -579,7 +607,8 @@ class Harness:
         if verb == "gone":
             return Gone(handle)
         cookie = next((int(w[1:]) for w in words if w.startswith("#")), None)
-        return EntryChange(handle, words[2], Action(verb), "/" in words[3:], cookie)
+        name = words[2] if len(words) > 2 else ""  # none: the watched directory itself
+        return EntryChange(handle, name, Action(verb), "/" in words[3:], cookie)
 
     def describe(self, events: list) -> list[str]:  # type: ignore[type-arg]
         def rel(p: str) -> str:
