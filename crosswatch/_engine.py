@@ -469,7 +469,12 @@ class Engine:
         if root is None and action is Action.DELETED and self._attached(node):
             # Its parent's observation may find the cached path stale (an ancestor
             # renamed, not read yet) and only defer a look; this one is certain.
+            # Its place is looked at again: a rename the kernel paired with another
+            # entry of that name may have put it there, and the disk decides.
+            parent, name = node.parent, node.name
             self._remove(node, pid=pid)
+            if parent is not None:
+                self._reconcile(parent, name)
             return
         if root is None or root.only is not None:
             return
@@ -1184,12 +1189,16 @@ class Engine:
         suspects = list(self._suspects.values())
         self._suspects.clear()
         for s in suspects:
-            if s.dst_parent.children.get(s.dst_name) is not s.node:
-                continue  # moved on or gone, as observed
             if not self._attached(s.dst_parent):
                 continue
+            # Even when the entry moved on or went since: it may have been the
+            # wrong one (a listing newer than the queue cached another entry of the
+            # name), and what the disk has at the destination was never reported.
+            here = s.dst_parent.children.get(s.dst_name) is s.node
             self._reconcile(s.dst_parent, s.dst_name)
-            if s.src_name in s.src_parent.children or not self._attached(s.src_parent):
+            if not here or s.src_name in s.src_parent.children or not self._attached(
+                s.src_parent
+            ):
                 continue
             back = lstat(os.path.join(s.src_parent.path(), s.src_name))
             if back is not None and s.node.same(back):

@@ -459,6 +459,29 @@ CASES = [
         ],
     ),
     Case(
+        "a rename paired with a newer entry of the name: the disk decides its destination",
+        [],
+        [
+            Step(
+                ["mkdir p"],
+                ["created . p /"],
+                ["created p/", "created p/a/", "moved p/a -> c/", "deleted c/", "created c/"],
+                races=[
+                    # p is watched: one directory a goes to c, another takes its
+                    # name; the first observation is read after both, so the cache
+                    # gets the newer one, and the rename moves it
+                    (
+                        ["mkdir p/a", "mv p/a c", "mkdir p/a"],
+                        ["created p a /", "moved_from p a #1 /", "moved_to . c #1 /",
+                         "created p a /"],
+                    ),
+                    # the newer one is watched: it is deleted, and says so itself
+                    (["rmtree p/a"], ["deleted p/a", "deleted p a /"]),
+                ],
+            )
+        ],
+    ),
+    Case(
         "a lost queue is repaired by a rescan: moves by identity, catch-up modified, notice",
         ["a/", "a/f", "c", "d"],
         [
