@@ -137,6 +137,8 @@ class _Pending:
     held: list[tuple[Backend, Observation]] = field(default_factory=list)
     #: (backend, cookie) of each ``moved_from`` held: its ``moved_to`` is held too.
     held_from: set[tuple[int, Hashable]] = field(default_factory=set)
+    #: When it began among the pending moves (set by _PendingMoves.add).
+    seq: int = 0
 
     def hold(self, backend: Backend, obs: Observation) -> None:
         self.held.append((backend, obs))
@@ -156,7 +158,6 @@ class _PendingMoves:
         self._by_key: dict[tuple[int, Hashable], _Pending] = {}
         self._at: dict[tuple[int, str], list[_Pending]] = {}  # (id(parent), name)
         self._dirs: dict[int, _Pending] = {}  # id(moved directory)
-        self._order: dict[int, int] = {}  # id(pending): when it began
         self._count = 0
 
     def __bool__(self) -> bool:
@@ -178,7 +179,7 @@ class _PendingMoves:
         self.pop(key)
         self._by_key[key] = pending
         self._count += 1
-        self._order[id(pending)] = self._count
+        pending.seq = self._count
         if pending.node is not None:
             self._at.setdefault((id(pending.parent), pending.name), []).append(pending)
             if pending.node.is_dir:
@@ -188,7 +189,6 @@ class _PendingMoves:
         pending = self._by_key.pop(key, None)
         if pending is None:
             return None
-        del self._order[id(pending)]
         if pending.node is not None:
             place = (id(pending.parent), pending.name)
             others = self._at[place]
@@ -217,7 +217,7 @@ class _PendingMoves:
             if moved is not None and moved is not skip:
                 found.append(moved)
             up = up.parent
-        return min(found, key=lambda p: self._order[id(p)], default=None)
+        return min(found, key=attrgetter("seq"), default=None)
 
 
 @dataclass
