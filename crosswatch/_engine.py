@@ -1529,6 +1529,7 @@ class _Diff:
         self.e = engine
         self.appeared: list[tuple[Node, str, os.stat_result]] = []
         self.vanished: list[Node] = []
+        self.collected = 0  # how many of ``vanished`` are in ``gone``
         self.matched: set[int] = set()
         self.region: dict[tuple[int, int, str], Node] = {}
         self.gone: list[Node] = []
@@ -1598,10 +1599,7 @@ class _Diff:
     def settle(self) -> None:
         if not self.appeared and not self.vanished:
             return
-        for gone in self.vanished:
-            for sub in gone.walk():
-                self.region.setdefault(sub.identity(), sub)
-                self.gone.append(sub)
+        self._collect_gone()
         i = 0
         while i < len(self.appeared):  # grows while moved directories are diffed
             parent, name, st = self.appeared[i]
@@ -1614,6 +1612,14 @@ class _Diff:
         for node in self.gone:  # parents come before their children here
             if id(node) not in self.matched and self.e._attached(node):
                 self.e._remove(node)
+
+    def _collect_gone(self) -> None:
+        """Take what vanished since the last call as gone, unless it turns up elsewhere."""
+        while self.collected < len(self.vanished):
+            for sub in self.vanished[self.collected].walk():
+                self.region.setdefault(sub.identity(), sub)
+                self.gone.append(sub)
+            self.collected += 1
 
     def _place(self, parent: Node, name: str, st: os.stat_result) -> None:
         e = self.e
@@ -1655,7 +1661,11 @@ class _Diff:
             # reused at once (ext4 does). Either way the consumer must read it again.
             self._refresh(mover, st)
             if mover.is_dir:
+                # Its subtree is read now, which the diff's tops did not cover: what
+                # moved out of it and waits for a pair is put back first, as for them.
+                e._unpend_below([(mover, True)])
                 self.walk(mover, True)
+                self._collect_gone()  # entries put back that are gone from the disk
                 self.where.update(
                     ((s.st_dev, s.st_ino, kind_of(s)), (p, n, s))
                     for p, n, s in self.appeared

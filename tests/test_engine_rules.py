@@ -482,6 +482,26 @@ CASES = [
         ],
     ),
     Case(
+        "a diff puts back what moved out of a directory it follows to its new name",
+        ["a/", "a/p/", "a/p/s/", "a/p/t/"],
+        [
+            Step(
+                ["mv a/p/s ../s", "write a/p/s", "mv a/p/t ../t", "mv a/p a/q"],
+                [
+                    "moved_from a/p s #1 /",  # out of the tree: never paired
+                    "created a/p s",  # held behind that move
+                    "moved_from a/p t #2 /",
+                    # a is diffed before its rename is read: it finds p at q by
+                    # identity and lists it there, with a file where s was
+                    "dirty a",
+                    "moved_from a p #3 /",
+                    "moved_to a q #3 /",
+                ],
+                ["moved a/p -> a/q/", "deleted a/q/s/", "created a/q/s", "deleted a/q/t/"],
+            )
+        ],
+    ),
+    Case(
         "a lost queue is repaired by a rescan: moves by identity, catch-up modified, notice",
         ["a/", "a/f", "c", "d"],
         [
