@@ -553,8 +553,10 @@ class Engine:
             cur.refresh(st)  # replaced by another file (atomic save): new content
             self._emit(Change.MODIFIED, path, False, pid=pid)
         else:
+            # Removing it may replay observations held behind moves out of it, and
+            # those may have cached what is here now: look again, do not just create.
             self._remove(cur, pid=pid)
-            self._create(parent, name, st, pid)
+            self._reconcile(parent, name, pid)
 
     def _wait_for_old(self, parent: Node, name: str) -> bool:
         """Hold back reporting a new entry at ``name`` while the old one's move waits.
@@ -1175,7 +1177,10 @@ class Engine:
                 return
             # A rename replaces a file with a file, an (empty) directory with a
             # directory; anything else there had left before, unobserved so far.
-            self._remove(occupant, emit=occupant.is_dir != node.is_dir, pid=pid)
+            while occupant is not None:
+                self._remove(occupant, emit=occupant.is_dir != node.is_dir, pid=pid)
+                # Observations its removal replays may have cached another one here.
+                occupant = dst_parent.children.get(dst_name)
         node.parent, node.name = dst_parent, dst_name
         dst_parent.children[dst_name] = node
         self._emit(Change.MOVED, dst_path, node.is_dir, src=src_path, pid=pid)
@@ -1647,6 +1652,10 @@ class _Diff:
                 e._emit(Change.MODIFIED, cur.path(), False)
                 return
             self._evict(cur)
+            again = parent.children.get(name)
+            if again is not None:  # cached anew by observations the eviction replayed
+                self.matched.add(id(again))
+                return
             if mover is not None and not e._attached(mover):
                 mover = None  # it was inside what had to be deleted
         if mover is not None:
