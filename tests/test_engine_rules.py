@@ -526,6 +526,27 @@ CASES = [
         ],
     ),
     Case(
+        "an entry a diff replaces while a removal replays a rename to its name is created once",
+        ["d/", "d/s/"],
+        [
+            Step(
+                ["mv d/s ../out", "write d/s", "mv d/s t", "mv t ../gone", "mv d t",
+                 "rmtree t", "write t"],
+                [
+                    "moved_from d s #1 /",  # out of the tree: never paired
+                    "created d s",  # held behind that move, and so is this rename
+                    "moved_from d s #2",
+                    "moved_to . t #2",
+                    "moved_from . t #3",
+                    "moved_from . d #4 /",
+                    "moved_to . t #4 /",
+                    "dirty .",  # the diff finds a file where d, now t, was
+                ],
+                ["moved d -> t/", "deleted t/s/", "deleted t/", "created t"],
+            )
+        ],
+    ),
+    Case(
         "a lost queue is repaired by a rescan: moves by identity, catch-up modified, notice",
         ["a/", "a/f", "c", "d"],
         [
