@@ -43,6 +43,20 @@ class Case:
     ignore: list[str] = field(default_factory=list)
 
 
+# d is moved to t and deleted there while a move out of it waits for its pair, with a
+# rename to t held behind that move; a file is then written at t.
+REPLACED_OPS = ["mv d/s ../out", "write d/s", "mv d/s t", "mv t ../gone", "mv d t", "rmtree t",
+                "write t"]
+REPLACED_OBS = [
+    "moved_from d s #1 /",  # out of the tree: never paired
+    "created d s",  # held behind that move, and so is this rename
+    "moved_from d s #2",
+    "moved_to . t #2",
+    "moved_from . t #3",
+    "moved_from . d #4 /",
+    "moved_to . t #4 /",
+]
+
 CASES = [
     Case(
         "created is reported once, even when the observation comes twice",
@@ -506,16 +520,9 @@ CASES = [
         ["d/", "d/s/"],
         [
             Step(
-                ["mv d/s ../out", "write d/s", "mv d/s t", "mv t ../gone", "mv d t",
-                 "rmtree t", "write t"],
+                REPLACED_OPS,
                 [
-                    "moved_from d s #1 /",  # out of the tree: never paired
-                    "created d s",  # held behind that move, and so is this rename
-                    "moved_from d s #2",
-                    "moved_to . t #2",
-                    "moved_from . t #3",
-                    "moved_from . d #4 /",
-                    "moved_to . t #4 /",
+                    *REPLACED_OBS,
                     # d, now t, is deleted; the file written there since is found
                     # when it is removed, and again by the rename its removal replays
                     "deleted . t /",
@@ -530,18 +537,8 @@ CASES = [
         ["d/", "d/s/"],
         [
             Step(
-                ["mv d/s ../out", "write d/s", "mv d/s t", "mv t ../gone", "mv d t",
-                 "rmtree t", "write t"],
-                [
-                    "moved_from d s #1 /",  # out of the tree: never paired
-                    "created d s",  # held behind that move, and so is this rename
-                    "moved_from d s #2",
-                    "moved_to . t #2",
-                    "moved_from . t #3",
-                    "moved_from . d #4 /",
-                    "moved_to . t #4 /",
-                    "dirty .",  # the diff finds a file where d, now t, was
-                ],
+                REPLACED_OPS,
+                [*REPLACED_OBS, "dirty ."],  # the diff finds a file where d, now t, was
                 ["moved d -> t/", "deleted t/s/", "deleted t/", "created t"],
             )
         ],
