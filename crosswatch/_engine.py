@@ -738,19 +738,24 @@ class Engine:
         for name, ino, kind, st in listing:
             if name in touched:  # observed since it was listed: look again
                 self._reconcile(node, name)
+            elif name in node.children or (self._pending and self._wait_for_old(node, name)):
                 continue
-            if name in node.children:
-                continue
-            if self._pending and self._wait_for_old(node, name):
-                continue
-            key = self._pending_key_of(node.dev, ino) if self._pending else None
-            if key is not None:  # renamed in here: a move, not a creation
-                self._adopt(node, name, key)
-                continue
-            child = _cache(node, name, ino, kind, st)
-            if child is not None:
-                self._to_fill.append(child)
-            self._emit(Change.CREATED, os.path.join(base, name), kind == DIR)
+            else:
+                key = self._pending_key_of(node.dev, ino) if self._pending else None
+                if key is None:
+                    child = _cache(node, name, ino, kind, st)
+                    if child is not None:
+                        self._to_fill.append(child)
+                    self._emit(Change.CREATED, os.path.join(base, name), kind == DIR)
+                    continue
+                self._adopt(node, name, key)  # renamed in here: a move, not a creation
+            # Observations that look replayed (held behind moves) may have removed or
+            # renamed this directory or one above it: the rest of the listing follows.
+            if not self._attached(node):
+                if self._in_pending_move(node):
+                    self._to_fill.append(node)  # read again once the move settles
+                return
+            base = node.path()
 
     def _in_pending_move(self, node: Node) -> bool:
         """Is ``node`` detached only because a ``moved_from`` above it waits for its pair?"""

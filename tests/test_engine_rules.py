@@ -544,6 +544,38 @@ CASES = [
         ],
     ),
     Case(
+        "a new directory's listing stops where a move in it replays the directory's removal",
+        ["a"],
+        [
+            Step(
+                [
+                    "mkdir ../w", *(f"write ../w/y{i}" for i in range(10)),
+                    "mv a ../w/x", "mkdir a", "mv a e", "write a", "mv a d", "rm d",
+                    "mv ../w d",
+                ],
+                [
+                    "moved_from . a #1",  # to w, renamed into the tree as d later
+                    # held behind that move: a directory made at a and renamed to e,
+                    # and a file made at a and renamed to d
+                    "created . a /",
+                    "moved_from . a #2 /",
+                    "moved_to . e #2 /",
+                    "created . a",
+                    "moved_from . a #3",
+                    "moved_to . d #3",
+                    "deleted . d",
+                    "moved_to . d #4 /",  # w, from outside the tree
+                ],
+                # Listed, d holds x (a, its move completed) and the y files. That
+                # move's replay watches e, and d is deleted meanwhile: the rename to d
+                # replayed after it finds d gone. No y may be reported after that,
+                # whichever order the listing has.
+                None,
+                races=[([], []), (["rmtree d"], ["deleted . d /"])],
+            )
+        ],
+    ),
+    Case(
         "a lost queue is repaired by a rescan: moves by identity, catch-up modified, notice",
         ["a/", "a/f", "c", "d"],
         [
