@@ -269,6 +269,8 @@ class Engine:
         # New directories listed but not yet placed: names observations touched since.
         self._holding: dict[int, set[str]] = {}
         self._fallback_due: float | None = None
+        # When directories deferred by a batch are looked at for good (see expire).
+        self._stale_due: float | None = None
 
     # ----------------------------------------------------------------- roots
 
@@ -353,6 +355,8 @@ class Engine:
             self._apply_batch(backend, more)
         self._check_suspects()
         self._finish(backend)
+        if self._deferred and self._stale_due is None:
+            self._stale_due = self.clock() + self.pair_wait  # see _settle_stale
 
     def _finish(self, backend: Backend | None) -> None:
         """List new directories and look at deferred ones, until neither leaves work.
@@ -982,8 +986,9 @@ class Engine:
         owner = self._handles[root.backend].get(handle)
         if owner is not None and owner is not node and self._live(owner):
             # The path leads to another cached directory: renamed here by observations
-            # not read yet. Its handle stays with it; this one is looked at later.
+            # not read yet. Its handle stays with it; both are looked at later.
             self._defer(node)
+            self._defer(owner)
             return False
         self._bind(node, handle, root.backend)
         self._unwatched.pop(id(node), None)
@@ -1284,10 +1289,12 @@ class Engine:
 
     def next_deadline(self) -> float | None:
         """When :meth:`expire` has work: an unpaired ``moved_from``, a fallback poll,
-        or (now) a new directory left to list."""
+        directories a batch deferred, or (now) a new directory left to list."""
         if self._fillable():
             return self.clock()
         due = min((p.deadline for p in self._pending.values()), default=None)
+        if self._stale_due is not None:
+            due = self._stale_due if due is None else min(due, self._stale_due)
         if self._fallback_due is not None:
             due = self._fallback_due if due is None else min(due, self._fallback_due)
         return due
@@ -1302,9 +1309,42 @@ class Engine:
                 self._settle_unpaired(pending)
         self._check_suspects()
         self._finish(None)
+        if self._stale_due is not None and self._stale_due <= now:
+            self._stale_due = None
+            if self._settle_stale():
+                self._finish(None)
         if self._fallback_due is not None and self._fallback_due <= now:
             self._poll_unwatched()
             self._fallback_due = (now + self.fallback_interval) if self._unwatched else None
+
+    def _settle_stale(self) -> bool:
+        """Let the disk decide where deferred directories' cached paths are stale.
+
+        Called once the backends have nothing more to say: no rename still queued
+        will explain a path that leads elsewhere, so the parent of the topmost
+        directory on it that is not where the cache has it is diffed, which finds
+        that directory by identity or reports it gone. True if anything was diffed.
+        """
+        tops: dict[int, Node] = {}
+        for node in list(self._deferred.values()):
+            if not node.is_dir or not self._attached(node) or self._path_valid(node):
+                continue
+            top = self._stale_top(node)
+            if top.parent is not None:
+                tops[id(top.parent)] = top.parent
+        if not tops:
+            return False
+        self._diff([(parent, False) for parent in tops.values()])
+        return True
+
+    def _stale_top(self, node: Node) -> Node:
+        """The topmost of ``node`` and its ancestors whose cached path does not lead to it."""
+        chain = []
+        up: Node | None = node
+        while up is not None and up.parent is not None:
+            chain.append(up)
+            up = up.parent
+        return next((n for n in reversed(chain) if not self._path_valid(n)), node)
 
     @staticmethod
     def _has_ancestor_in(node: Node, nodes: dict[int, Node]) -> bool:
