@@ -753,8 +753,8 @@ class Engine:
                     self._emit(Change.CREATED, os.path.join(base, name), kind == DIR)
                     continue
                 self._adopt(node, name, key)  # renamed in here: a move, not a creation
-            # Observations that look replayed (held behind moves) may have removed or
-            # renamed this directory or one above it: the rest of the listing follows.
+            # That look may have replayed observations held behind moves, which may
+            # have removed or renamed this directory: the rest of the listing follows.
             if not self._attached(node):
                 if self._in_pending_move(node):
                     self._to_fill.append(node)  # read again once the move settles
