@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import math
 import os
 import time
 from array import array
@@ -123,7 +124,7 @@ class Root:
     @property
     def max_depth(self) -> float:
         """Directories at this depth below ``node`` or deeper are neither listed nor watched."""
-        return float("inf") if self.recursive and self.only is None else 1
+        return math.inf if self.recursive and self.only is None else 1
 
 
 @dataclass(eq=False)
@@ -459,12 +460,12 @@ class Engine:
                 # No stat: a write whose event is lost later must still show in a rescan.
                 node.reported_modified(time.time_ns() - TICK_NS)
                 self._emit(Change.MODIFIED, node.path(), False, pid=obs.pid)
-        elif action in _ACCESS:
+        elif action is Action.CREATED or action is Action.DELETED:  # look at what is there now
+            self._reconcile(parent, name, obs.pid, created=action is Action.CREATED)
+        else:  # access
             node = parent.children.get(name)
             if self.access and node is not None and self._tracked(parent, name):
                 self._emit(_ACCESS[action], node.path(), node.is_dir, pid=obs.pid)
-        else:  # CREATED, DELETED: look at what is there now
-            self._reconcile(parent, name, obs.pid, created=action is Action.CREATED)
 
     def _self_change(self, node: Node, action: Action, pid: int | None) -> None:
         """Only a root reports on itself; for any other directory its parent's watch
@@ -493,12 +494,13 @@ class Engine:
 
     def _tracked(self, parent: Node, name: str) -> bool:
         """Does ``name`` in ``parent`` belong in the cache (depth, file roots, ignore)?"""
-        root = self.root_of(parent)
-        if root is None or not self._attached(parent):
+        found = self._anchor(parent)
+        if found is None:
             return False
+        root, depth = found
         if root.only is not None:
             return parent is root.node and name in root.only
-        if parent.depth() >= root.max_depth:
+        if depth >= root.max_depth:
             return False
         if self.ignore:
             return not self.ignore.match(name, lambda: self._rel(root, parent, name))
@@ -513,11 +515,18 @@ class Engine:
         return "/".join(reversed(parts))
 
     def _attached(self, node: Node) -> bool:
+        return self._anchor(node) is not None
+
+    def _anchor(self, node: Node) -> tuple[Root, int] | None:
+        """(root, depth below it) of a node in the cache; None if it is detached."""
+        depth = 0
         while node.parent is not None:
             if node.parent.children.get(node.name) is not node:
-                return False
+                return None
             node = node.parent
-        return id(node) in self._root_by_top
+            depth += 1
+        root = self._root_by_top.get(id(node))
+        return None if root is None else (root, depth)
 
     def _reconcile(
         self, parent: Node, name: str, pid: int | None = None, *, created: bool = False
@@ -531,9 +540,10 @@ class Engine:
         """
         if not self._tracked(parent, name):
             return
-        path = os.path.join(parent.path(), name)
+        base = parent.path()
+        path = os.path.join(base, name)
         st = lstat(path)
-        if not self._path_valid(parent):
+        if not self._path_valid(parent, base):
             self._defer(parent)
             return
         cur = parent.children.get(name)
@@ -547,10 +557,10 @@ class Engine:
                 if key is not None:  # renamed in before its directory was watched
                     self._adopt(parent, name, key)
                     return
-            self._create(parent, name, st, pid)
+            self._create(parent, name, st, pid, path=path)
         elif st is None:
             if not created:
-                self._remove(cur, pid=pid)
+                self._remove(cur, pid=pid, path=path)
         elif cur.same(st):
             return
         elif cur.kind != DIR and kind_of(st) != DIR:
@@ -579,8 +589,8 @@ class Engine:
         pending.hold(root.backend, EntryChange(parent.handle, name, Action.CREATED, False))
         return True
 
-    def _path_valid(self, node: Node) -> bool:
-        """Does ``node``'s cached path still lead to it?
+    def _path_valid(self, node: Node, path: str | None = None) -> bool:
+        """Does ``node``'s cached path (``path``, if the caller has it) still lead to it?
 
         Observations are read after the fact: an ancestor may have been renamed since,
         and the rename is still in the queue. Through such a stale path ``lstat``
@@ -588,7 +598,7 @@ class Engine:
         """
         if node.parent is None:
             return True
-        st = lstat(node.path())
+        st = lstat(node.path() if path is None else path)
         return st is not None and node.same(st)
 
     def _defer(self, node: Node) -> None:
@@ -623,8 +633,11 @@ class Engine:
         pid: int | None = None,
         *,
         fill_now: bool = False,
+        path: str | None = None,
     ) -> Node:
         """Cache and report a new entry; a directory's contents follow.
+
+        ``path``: the entry's path, when the caller has it already.
 
         Unless ``fill_now``, a new directory is watched at once, so that what is
         renamed into it from now on comes with its ``moved_to``, and listed once the
@@ -634,7 +647,7 @@ class Engine:
         """
         node = Node(name, parent, st)
         parent.children[name] = node
-        self._emit(Change.CREATED, node.path(), node.is_dir, pid=pid)
+        self._emit(Change.CREATED, node.path() if path is None else path, node.is_dir, pid=pid)
         if node.is_dir:
             root = self.root_of(parent)
             if fill_now and root is not None:
@@ -766,15 +779,20 @@ class Engine:
         return any(p.node is not None and p.node.is_ancestor_of(node)
                    for p in self._pending.values())
 
-    def _remove(self, node: Node, *, emit: bool = True, pid: int | None = None) -> None:
-        """Drop ``node`` and its subtree from the cache, releasing their watches."""
+    def _remove(
+        self, node: Node, *, emit: bool = True, pid: int | None = None, path: str | None = None
+    ) -> None:
+        """Drop ``node`` and its subtree from the cache, releasing their watches.
+
+        ``path``: the node's path, when the caller has it already.
+        """
         root = self._root_by_top.get(id(node))
         if root is not None:
             self._end_root(root)
             return
         settled = self._settle_pending_below(node)
         if emit:
-            self._emit(Change.DELETED, node.path(), node.is_dir, pid=pid)
+            self._emit(Change.DELETED, node.path() if path is None else path, node.is_dir, pid=pid)
         parent = node.parent
         if parent is not None and parent.children.get(node.name) is node:
             del parent.children[node.name]

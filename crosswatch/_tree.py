@@ -287,11 +287,16 @@ class Node:
 
     def path(self) -> str:
         parts = []
-        node: Node | None = self
-        while node is not None:
+        node = self
+        while node.parent is not None:
             parts.append(node.name)
             node = node.parent
-        return os.path.join(*reversed(parts))
+        if not parts:
+            return node.name
+        parts.reverse()
+        # Names hold no separator; only the top's (an absolute path) may end in one.
+        top = node.name
+        return (top if top.endswith(os.sep) else top + os.sep) + os.sep.join(parts)
 
     def top(self) -> Node:
         node = self

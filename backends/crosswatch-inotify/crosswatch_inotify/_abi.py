@@ -6,8 +6,8 @@ documented layout (``struct inotify_event`` in inotify(7)).
 
 from __future__ import annotations
 
-import os
 import struct
+import sys
 from collections.abc import Iterator
 
 from crosswatch import Action, EntryChange, Gone, Observation, SubtreeLost
@@ -72,33 +72,46 @@ def records(buf: bytes) -> Iterator[tuple[int, int, int, bytes]]:
     """(wd, mask, cookie, name) for each record in a buffer read from the descriptor."""
     offset, end = 0, len(buf)
     size = HEADER.size
+    unpack = HEADER.unpack_from
     while offset + size <= end:
-        wd, mask, cookie, length = HEADER.unpack_from(buf, offset)
+        wd, mask, cookie, length = unpack(buf, offset)
         offset += size
-        name = bytes(buf[offset : offset + length]).split(b"\0", 1)[0]
+        name = buf[offset : offset + length]
+        nul = name.find(0)  # the kernel pads names with NULs to an alignment
+        yield wd, mask, cookie, name if nul < 0 else name[:nul]
         offset += length
-        yield wd, mask, cookie, name
+
+
+#: Masks with one entry action (and maybe IN_ISDIR): by far the most common records.
+_SINGLE = {bit: action for bit, action in _ACTIONS}
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
 
 def observations(buf: bytes) -> list[Observation]:
     """The observations a buffer of records stands for, in order."""
     out: list[Observation] = []
+    append = out.append
     for wd, mask, cookie, raw in records(buf):
+        is_dir = bool(mask & IN_ISDIR)
+        single = _SINGLE.get(mask & ~IN_ISDIR)
+        if single is not None:
+            name = raw.decode(_FS_ENCODING, _FS_ERRORS)  # as os.fsdecode
+            append(EntryChange(wd, name, single, is_dir, cookie or None))
+            continue
         if mask & IN_Q_OVERFLOW:
-            out.append(SubtreeLost(None))
+            append(SubtreeLost(None))
             continue
         if mask & IN_IGNORED:  # the watch is gone (rm_watch, deletion, unmount)
-            out.append(Gone(wd))
+            append(Gone(wd))
             continue
         if mask & IN_UNMOUNT:
             continue  # IN_IGNORED follows for the same watch
         if mask & (IN_DELETE_SELF | IN_MOVE_SELF):
             action = Action.DELETED if mask & IN_DELETE_SELF else Action.MOVED_FROM
-            out.append(EntryChange(wd, "", action, True))
+            append(EntryChange(wd, "", action, True))
             continue
-        name = os.fsdecode(raw)
-        is_dir = bool(mask & IN_ISDIR)
+        name = raw.decode(_FS_ENCODING, _FS_ERRORS)
         for bit, action in _ACTIONS:
             if mask & bit:
-                out.append(EntryChange(wd, name, action, is_dir, cookie or None))
+                append(EntryChange(wd, name, action, is_dir, cookie or None))
     return out
