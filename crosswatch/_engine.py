@@ -1320,6 +1320,7 @@ class Engine:
     def expire(self, now: float | None = None) -> None:
         """Settle each ``moved_from`` whose partner did not come in time: deleted."""
         now = self.clock() if now is None else now
+        known = set(self._deferred)
         for key in list(self._pending):
             pending = self._pending.get(key)  # replaying held observations may pair others
             if pending is not None and pending.deadline <= now:
@@ -1334,6 +1335,11 @@ class Engine:
         if self._fallback_due is not None and self._fallback_due <= now:
             self._poll_unwatched()
             self._fallback_due = (now + self.fallback_interval) if self._unwatched else None
+        if self._stale_due is None and not self._deferred.keys() <= known:
+            # Deferred here (a settled move replayed what waited behind it): no batch
+            # may come to schedule the look. Only new deferrals count, so one that can
+            # never resolve (one inode at two paths) does not wake the watcher again.
+            self._stale_due = self.clock() + self.pair_wait
 
     def _settle_stale(self) -> bool:
         """Let the disk decide where deferred directories' cached paths are stale.
