@@ -50,6 +50,14 @@ def test_records_decode_names_cookies_and_flags() -> None:
     ]
 
 
+def test_a_record_with_several_actions_gives_one_observation_each() -> None:
+    buf = record(1, _abi.IN_ATTRIB | _abi.IN_CLOSE_WRITE | _abi.IN_ISDIR, 0, b"d" * 16)
+    assert _abi.observations(buf) == [
+        EntryChange(1, "d" * 16, Action.ATTRIB, True),
+        EntryChange(1, "d" * 16, Action.CLOSED_WRITE, True),
+    ]
+
+
 def test_overflow_ignored_unmount_and_self_events() -> None:
     buf = (
         record(-1, _abi.IN_Q_OVERFLOW)
