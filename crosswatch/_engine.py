@@ -1364,8 +1364,8 @@ class Engine:
     def _stale_top(self, node: Node) -> Node:
         """The topmost of ``node`` and its ancestors whose cached path does not lead to it."""
         chain = []
-        up: Node | None = node
-        while up is not None and up.parent is not None:
+        up = node
+        while up.parent is not None:
             chain.append(up)
             up = up.parent
         return next((n for n in reversed(chain) if not self._path_valid(n)), node)

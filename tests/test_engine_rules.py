@@ -827,6 +827,8 @@ def test_engine_rule(case: Case, tmp_path: object) -> None:
                     h.engine.expire(float("inf"))
                     if h.engine.next_deadline() is None:
                         break
+                else:
+                    raise AssertionError("the engine never goes idle: a deadline is always left")
             events = h.engine.take()
             h.mirror.apply(events)
             if step.events is not None:
