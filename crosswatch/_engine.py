@@ -269,6 +269,8 @@ class Engine:
         self._suspects: dict[int, _Suspect] = {}
         # New directories listed but not yet placed: names observations touched since.
         self._holding: dict[int, set[str]] = {}
+        # New directories listed as soon as they were watched, by id: (node, listing).
+        self._listed_early: dict[int, tuple[Node, list[_Listed]]] = {}
         self._fallback_due: float | None = None
         # When directories deferred by a batch are looked at for good (see expire).
         self._stale_due: float | None = None
@@ -643,42 +645,90 @@ class Engine:
         renamed into it from now on comes with its ``moved_to``, and listed once the
         batch of observations is applied: an entry renamed into it before it was
         watched (no ``moved_to`` is ever reported) then meets its ``moved_from``,
-        read later in the same batch, and is reported as the move it was.
+        read later in the same batch, and is reported as the move it was. A watch
+        that turns out to be a cached directory's may make it no new entry at all
+        (see _renamed_here).
         """
+        if path is None:
+            path = os.path.join(parent.path(), name)
+        is_dir = kind_of(st) == DIR
+        root = self.root_of(parent) if is_dir else None
+        handle: Hashable | None = None
+        if not fill_now and root is not None and (
+            not root.backend.capabilities.recursive and parent.depth() + 1 < root.max_depth
+        ):
+            handle = self._watch_early(path, root)
+            owner = self._handles[root.backend].get(handle) if handle is not None else None
+            if owner is not None:
+                if self._renamed_here(owner, parent, name, st):
+                    return owner
+                handle = None  # left to the listing (see _fill_new_dirs)
         node = Node(name, parent, st)
         parent.children[name] = node
-        self._emit(Change.CREATED, node.path() if path is None else path, node.is_dir, pid=pid)
-        if node.is_dir:
-            root = self.root_of(parent)
-            if fill_now and root is not None:
+        self._emit(Change.CREATED, path, node.is_dir, pid=pid)
+        if is_dir and root is not None:
+            if fill_now:
                 self._fill(node, root, emit=True)
-            elif not fill_now:
-                if root is not None and not root.backend.capabilities.recursive and (
-                    node.depth() < root.max_depth
-                ):
-                    self._watch_early(node, root)
+            else:
+                if handle is not None:
+                    self._bind(node, handle, root.backend)
+                    self._list_early(node, root)
                 self._to_fill.append(node)
         return node
 
-    def _watch_early(self, node: Node, root: Root) -> None:
-        """Watch a new directory in the middle of a batch, if that cannot mislead it.
+    def _list_early(self, node: Node, root: Root) -> None:
+        """List a new directory as soon as it is watched; it is placed with the others.
 
-        A handle the backend gives back that belongs to another cached directory means
-        this is that directory, renamed here by observations not read yet; the rest of
-        the batch must still reach it through the handle, so the watch is left to the
-        listing (see _fill_new_dirs). So is any error.
+        What was renamed into it before the watch has no ``moved_to``: the listing
+        is its only witness, and another writer may take it away again at once.
+        """
+        listing = self._list_new(node, root)
+        if listing is not None:
+            self._listed_early[id(node)] = (node, listing)
+
+    def _watch_early(self, path: str, root: Root) -> Hashable | None:
+        """Watch a new directory in the middle of a batch; None on any error.
+
+        A handle that belongs to another cached directory means this is that
+        directory, renamed here by observations not read yet; the rest of the batch
+        must still reach it through the handle, so the caller does not bind it.
         """
         try:
-            handle = root.backend.watch(node.path(), recursive=False)
+            return root.backend.watch(path, recursive=False)
         except (WatchError, OSError):
-            return
-        owner = self._handles[root.backend].get(handle)
-        if owner is None or owner is node:
-            self._bind(node, handle, root.backend)
-            self._unwatched.pop(id(node), None)
+            return None
+
+    def _renamed_here(self, owner: Node, parent: Node, name: str, st: os.stat_result) -> bool:
+        """Report ``owner``, found at ``parent``/``name`` by its watch, as moved there.
+
+        A watch handle names an inode: the directory here is ``owner``. If its cached
+        path no longer leads to it, a rename put it here whose observations are not
+        read yet (the disk shows a rename before its events are queued). Reporting
+        the move now, as a diff would, spares the consumer a creation and a deletion;
+        the rename's own observations then find the cache agreeing. True if moved.
+        (No pid: the observation that led here was about another entry.)
+        """
+        src_parent = owner.parent
+        if (
+            src_parent is None
+            or not owner.same(st)
+            or not self._attached(owner)
+            or owner.is_ancestor_of(parent)
+            or (src_parent is not parent and src_parent.identity() == parent.identity())
+        ):
+            return False
+        src_name = owner.name
+        if self._path_valid(owner, os.path.join(src_parent.path(), src_name)):
+            return False  # one directory at two paths (a bind mount): not a rename
+        del src_parent.children[src_name]
+        self._move(owner, src_parent, src_name, parent, name, None)
+        return True
 
     def _fill_new_dirs(self, backend: Backend | None = None) -> None:
-        """Watch and list the directories created since, one level of them at a time.
+        """Place the new directories' listings, one level of them at a time.
+
+        A directory not listed as soon as it was watched (see _list_early) is
+        watched and listed here.
 
         A level's listings are placed in the cache only after ``backend``'s queue has
         been read once more. An entry renamed into a new directory just before the
@@ -692,14 +742,14 @@ class Engine:
             level, self._to_fill = self._to_fill, []
             listed = []
             for node in level:
+                early = self._listed_early.pop(id(node), None)
                 root = self.root_of(node)
-                if root is None:
+                if root is None or not self._attached(node):
+                    self._holding.pop(id(node), None)
+                    if root is not None and self._in_pending_move(node):
+                        waiting.append(node)  # listed again once the move settles
                     continue
-                if not self._attached(node):
-                    if self._in_pending_move(node):
-                        waiting.append(node)  # listed once the move settles
-                    continue
-                listing = self._list_new(node, root)
+                listing = early[1] if early is not None else self._list_new(node, root)
                 if listing is not None:
                     listed.append((node, root, listing))
             if listed and backend is not None and drains > 0 and backend.fileno() is not None:
@@ -710,6 +760,9 @@ class Engine:
             for node, root, listing in listed:
                 self._place_listing(node, root, listing)
         self._to_fill = waiting
+        for node, _ in self._listed_early.values():  # dropped from _to_fill unlisted
+            self._holding.pop(id(node), None)
+        self._listed_early.clear()
 
     def _list_new(self, node: Node, root: Root) -> list[_Listed] | None:
         """Watch, then list, a new directory; nothing is cached yet (see _fill_new_dirs)."""
@@ -754,6 +807,8 @@ class Engine:
         base = node.path()
         for name, ino, kind, st in listing:
             if name in touched:  # observed since it was listed: look again
+                if self._pending and name not in node.children:
+                    self._moved_in_before(node, name, ino, kind)
                 self._reconcile(node, name)
             elif name in node.children or (self._pending and self._wait_for_old(node, name)):
                 continue
@@ -773,6 +828,23 @@ class Engine:
                     self._to_fill.append(node)  # read again once the move settles
                 return
             base = node.path()
+
+    def _moved_in_before(self, node: Node, name: str, ino: int, kind: str) -> None:
+        """Report a pending move whose entry the listing found at ``name`` as done.
+
+        The name has changed since (that is what observations said), so the disk
+        no longer shows what was renamed in before the watch; the listing did, and
+        the consumer learns the move before what followed it.
+        """
+        key = self._pending_key_of(node.dev, ino)
+        pending = self._pending.get(key) if key is not None else None
+        if pending is None or pending.node is None or pending.node.kind != kind or (
+            pending.parent is node  # cached here since, then moved out: not before
+        ):
+            return
+        self._pending.pop(key)  # type: ignore[arg-type]
+        self._move(pending.node, pending.parent, pending.name, node, name, None)
+        self._replay(pending)
 
     def _in_pending_move(self, node: Node) -> bool:
         """Is ``node`` detached only because a ``moved_from`` above it waits for its pair?"""

@@ -101,6 +101,52 @@ CASES = [
         ],
     ),
     Case(
+        "a directory renamed onto a name whose removal is read first is one move",
+        ["d/", "d/f", "t/"],
+        [
+            Step(
+                ["rmtree t", "mv d t"],
+                ["deleted . t /", "moved_from . d #1 /", "moved_to . t #1 /"],
+                ["deleted t/", "moved d -> t/"],
+            )
+        ],
+    ),
+    Case(
+        "a directory renamed over a new empty one, the creation read first, is one move",
+        ["d/", "d/f"],
+        [
+            Step(
+                ["mkdir t", "mv d t"],
+                ["created . t /", "moved_from . d #1 /", "moved_to . t #1 /"],
+                ["moved d -> t/"],
+            )
+        ],
+    ),
+    Case(
+        "a directory moved to another directory's name that came and went is one move",
+        ["a/", "a/d/", "a/d/f", "b/"],
+        [
+            Step(
+                ["mkdir b/t", "rmtree b/t", "mv a/d b/t"],
+                ["created b t /", "deleted b t /", "moved_from a d #1 /", "moved_to b t #1 /"],
+                ["moved a/d -> b/t/"],
+            )
+        ],
+    ),
+    Case(
+        "an entry renamed into a new directory and removed before it is placed: moved, deleted",
+        ["src"],
+        [
+            Step(
+                ["mkdir d", "mv src d/x", "mkdir e"],
+                ["created . d /", "created . e /", "moved_from . src #1"],
+                ["created d/", "created e/", "moved src -> d/x", "deleted d/x"],
+                # d is listed as soon as it is watched; x goes while e is watched
+                races=[([], []), (["rm d/x"], ["deleted d x"])],
+            )
+        ],
+    ),
+    Case(
         "an entry renamed into a new directory as it is listed is a move (watched first)",
         ["src"],
         [
@@ -505,14 +551,26 @@ CASES = [
         ],
     ),
     Case(
-        "a new directory whose watch is a stale cached one's waits for the disk, not for ever",
+        "a directory whose moved_from never comes is known by its watch: one move",
         ["a/", "a/f"],
         [
             Step(
                 ["mv a b"],
-                # Its moved_from never comes: b's watch is a's, and a's path is stale.
+                # b's watch is a's, and a's path is stale: a is here.
                 ["moved_to . b #1 /"],
-                ["created b/", "deleted a/", "created b/f"],
+                ["moved a -> b/"],
+            ),
+        ],
+    ),
+    Case(
+        "a listed directory whose watch is a stale cached one's waits for the disk, not for ever",
+        ["a/", "a/f"],
+        [
+            Step(
+                ["mkdir p", "mv a p/x"],
+                # a's moved_from never comes; p's listing finds x, whose watch is a's.
+                ["created . p /"],
+                ["created p/", "created p/x/", "deleted a/", "created p/x/f"],
             ),
         ],
     ),
