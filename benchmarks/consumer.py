@@ -118,20 +118,20 @@ class TreeMirror(Collector):
         from crosswatch.testing import Mirror, snapshot
 
         self.root = root
-        self.moves: list[tuple[str, str]] = []
         self.rescans = 0
         self.crosswatch = Mirror.of(root, strict=False) if tool == "crosswatch" else None
         self.entries: dict[str, bool] = snapshot(root)
-        # When each path was in the consumer's mirror ([since, until) in ns): a rename
-        # counts toward the move rate only if its source was there when it was made
-        # (a consumer cannot be told that an entry it never knew moved).
-        self.present: dict[str, list[list[int | None]]] = {p: [[0, None]] for p in self.entries}
-        self._last: set[str] = set(self.entries)
+        # For counting renames by identity (see renames.py): the inodes before the
+        # storm, then [arrival, kind, path, src, inode] per created/deleted/moved.
+        self.initial = {p: _inode(p) for p in self.entries}
+        self.log: list[tuple[int, str, str, str | None, int | None]] = []
 
     def take(self, now: int, events: list[Ev]) -> None:
         for e in events:
-            if e.kind == "moved" and e.src is not None:
-                self.moves.append((e.src, e.path))
+            if e.kind in ("created", "moved"):
+                self.log.append((now, e.kind, e.path, e.src, _inode(e.path)))
+            elif e.kind == "deleted":
+                self.log.append((now, e.kind, e.path, None, None))
             elif e.kind == "rescan":
                 self.rescans += 1
         if self.crosswatch is not None:
@@ -145,12 +145,6 @@ class TreeMirror(Collector):
         else:
             for e in events:
                 self._apply(e)
-        mirror = set(self.crosswatch.entries if self.crosswatch is not None else self.entries)
-        for path in mirror - self._last:
-            self.present.setdefault(path, []).append([now, None])
-        for path in self._last - mirror:
-            self.present[path][-1][1] = now
-        self._last = mirror
 
     def _apply(self, e: Ev) -> None:
         """watchdog: a move moves the subtree; watchfiles: only added and deleted exist."""
@@ -192,10 +186,18 @@ class TreeMirror(Collector):
             "extra": len(extra),
             "wrong_kind": len(wrong),
             "examples": [os.path.relpath(p, self.root) for p in (missing + extra + wrong)[:5]],
-            "moves": self.moves,
-            "present": self.present,
+            "initial": self.initial,
+            "log": self.log,
             "rescans": self.rescans,
         }
+
+
+def _inode(path: str) -> int | None:
+    """What ``path`` holds now; None if it is gone already."""
+    try:
+        return os.lstat(path).st_ino
+    except OSError:
+        return None
 
 
 def rss_kib() -> int:

@@ -24,12 +24,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+from renames import count as count_renames
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -312,6 +313,7 @@ def storm(base: str, sizes: Sizes) -> dict[str, Any]:
         out[tool]["converged"] = sum(r["converged"] for r in runs)
         out[tool]["renames"] = renames
         out[tool]["matched"] = sum(r["matched"] for r in runs)
+        out[tool]["uncertain"] = sum(r["uncertain"] for r in runs)
         out[tool]["move_rate"] = out[tool]["matched"] / renames if renames else None
     return out
 
@@ -332,23 +334,13 @@ def storm_once(base: str, tool: str, seed: int, sizes: Sizes) -> dict[str, Any]:
             result = proc.message("result", timeout=120)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    present = result["present"]
-
-    def known(src: str, when: int) -> bool:
-        return any(t0 <= when and (t1 is None or when < t1) for t0, t1 in present.get(src, ()))
-
-    renames = Counter(
-        tuple(r)
-        for o in outputs
-        for r, when in zip(o["renames"], o["rename_times"], strict=True)
-        if known(r[0], when)
+    counted = count_renames(
+        [r for o in outputs for r in o["renames"]], result["initial"], result["log"]
     )
-    moves = Counter(tuple(m) for m in result["moves"])
     return {
         "seed": seed,
         "ops": sum(o["ops"] for o in outputs),
-        "renames": sum(renames.values()),
-        "matched": sum((renames & moves).values()),
+        **counted,
         "converged": result["converged"],
         "entries": result["entries"],
         "missing": result["missing"],

@@ -6,7 +6,8 @@
 
 Each prints one JSON object on stdout: the wall-clock times (``time.time_ns``) of the
 writes for ``latency``, the start and end of the burst, or the operations made and
-every rename that succeeded for ``storm``.
+every rename that succeeded for ``storm`` (source, destination, when, and the inode
+of the entry renamed: see ``renames.py``).
 """
 
 from __future__ import annotations
@@ -49,8 +50,7 @@ def burst(directory: str, count: int) -> dict[str, object]:
 def storm(root: str, seed: int, seconds: float, rate: float) -> dict[str, object]:
     """Random creates, appends, mkdirs, renames, deletes and rmdirs at ``rate`` per second."""
     rng = random.Random(seed)
-    renames: list[tuple[str, str]] = []
-    times: list[int] = []  # when each rename was made, for looking into misses
+    renames: list[tuple[str, str, int, int | None]] = []
     ops = 0
     start = time.monotonic()
     while time.monotonic() - start < seconds:
@@ -58,14 +58,13 @@ def storm(root: str, seed: int, seconds: float, rate: float) -> dict[str, object
         began = time.time_ns()
         moved = _random_operation(rng, root)
         if moved is not None:
-            renames.append(moved)
-            times.append(began)
+            renames.append((moved[0], moved[1], began, moved[2]))
         ops += 1
-    return {"ops": ops, "renames": renames, "rename_times": times}
+    return {"ops": ops, "renames": renames}
 
 
-def _random_operation(rng: random.Random, root: str) -> tuple[str, str] | None:
-    """One operation; returns (src, dst) if it was a rename that took place."""
+def _random_operation(rng: random.Random, root: str) -> tuple[str, str, int | None] | None:
+    """One operation; returns (src, dst, inode) if it was a rename that took place."""
     entries = _entries(root)
     dirs = [root] + [p for p, is_dir in entries.items() if is_dir]
     name = os.path.join(rng.choice(dirs), f"n{rng.randrange(STORM_NAMES)}")
@@ -80,8 +79,7 @@ def _random_operation(rng: random.Random, root: str) -> tuple[str, str] | None:
         elif op < 0.70 and entries:
             src = rng.choice(list(entries))
             if src != name and not name.startswith(src + os.sep):
-                os.rename(src, name)
-                return src, name
+                return src, name, _rename(src, name)
         elif op < 0.85 and files:
             os.unlink(rng.choice(files))
         elif len(dirs) > 1:
@@ -89,6 +87,21 @@ def _random_operation(rng: random.Random, root: str) -> tuple[str, str] | None:
     except OSError:
         pass  # another writer got there first: the operation did not happen
     return None
+
+
+def _rename(src: str, dst: str) -> int | None:
+    """Rename; the inode of the entry moved, or None if another writer may have
+    put another entry at ``src`` or ``dst`` in the middle."""
+    fd = os.open(src, os.O_PATH | os.O_NOFOLLOW)
+    try:
+        inode = os.fstat(fd).st_ino
+        os.rename(src, dst)
+    finally:
+        os.close(fd)
+    try:
+        return inode if os.lstat(dst).st_ino == inode else None
+    except OSError:
+        return None  # renamed on or removed already
 
 
 def _entries(root: str) -> dict[str, bool]:
