@@ -271,6 +271,9 @@ class Engine:
         self._holding: dict[int, set[str]] = {}
         # New directories listed as soon as they were watched, by id: (node, listing).
         self._listed_early: dict[int, tuple[Node, list[_Listed]]] = {}
+        # While a batch is applied: names where a cached directory was found by its
+        # watch before its rename was read, looked at again after (see _park).
+        self._parked: dict[tuple[int, str], tuple[Node, str]] | None = None
         self._fallback_due: float | None = None
         # When directories deferred by a batch are looked at for good (see expire).
         self._stale_due: float | None = None
@@ -345,17 +348,26 @@ class Engine:
         queued meanwhile is read and applied too (a few reads at most): an entry
         renamed into a new directory before it was watched has no ``moved_to``, and
         its ``moved_from`` must be pending when the listing finds it, to be reported
-        as the move it was. Moves whose destination the disk contradicted are
-        checked after those reads (see _move).
+        as the move it was. Moves whose destination the disk contradicted, and names
+        where a directory was found before its rename was read, are looked at after
+        those reads (see _move, _park).
         """
-        self._apply_batch(backend, observations)
-        for _ in range(DRAIN_READS):
-            if not (self._to_fill or self._suspects) or backend.fileno() is None:
-                break
-            more = backend.read()
-            if not more:
-                break
-            self._apply_batch(backend, more)
+        self._parked = {}
+        try:
+            self._apply_batch(backend, observations)
+            for _ in range(DRAIN_READS):
+                if not (self._to_fill or self._suspects or self._parked) or (
+                    backend.fileno() is None
+                ):
+                    break
+                more = backend.read()
+                if not more:
+                    break
+                self._apply_batch(backend, more)
+        finally:
+            parked, self._parked = self._parked, None
+        for parent, name in parked.values():
+            self._reconcile(parent, name)
         self._check_suspects()
         self._finish(backend)
         if self._deferred and self._stale_due is None:
@@ -636,10 +648,11 @@ class Engine:
         *,
         fill_now: bool = False,
         path: str | None = None,
-    ) -> Node:
+    ) -> Node | None:
         """Cache and report a new entry; a directory's contents follow.
 
-        ``path``: the entry's path, when the caller has it already.
+        ``path``: the entry's path, when the caller has it already. None if it was
+        put off: a cached directory renamed here by observations not read yet.
 
         Unless ``fill_now``, a new directory is watched at once, so that what is
         renamed into it from now on comes with its ``moved_to``, and listed once the
@@ -647,7 +660,7 @@ class Engine:
         watched (no ``moved_to`` is ever reported) then meets its ``moved_from``,
         read later in the same batch, and is reported as the move it was. A watch
         that turns out to be a cached directory's may make it no new entry at all
-        (see _renamed_here).
+        (see _park).
         """
         if path is None:
             path = os.path.join(parent.path(), name)
@@ -660,8 +673,8 @@ class Engine:
             handle = self._watch_early(path, root)
             owner = self._handles[root.backend].get(handle) if handle is not None else None
             if owner is not None:
-                if self._renamed_here(owner, parent, name, st):
-                    return owner
+                if self._park(owner, parent, name, st):
+                    return None
                 handle = None  # left to the listing (see _fill_new_dirs)
         node = Node(name, parent, st)
         parent.children[name] = node
@@ -698,30 +711,24 @@ class Engine:
         except (WatchError, OSError):
             return None
 
-    def _renamed_here(self, owner: Node, parent: Node, name: str, st: os.stat_result) -> bool:
-        """Report ``owner``, found at ``parent``/``name`` by its watch, as moved there.
+    def _park(self, owner: Node, parent: Node, name: str, st: os.stat_result) -> bool:
+        """Put off a directory found at ``parent``/``name`` whose watch is ``owner``'s.
 
         A watch handle names an inode: the directory here is ``owner``. If its cached
-        path no longer leads to it, a rename put it here whose observations are not
-        read yet (the disk shows a rename before its events are queued). Reporting
-        the move now, as a diff would, spares the consumer a creation and a deletion;
-        the rename's own observations then find the cache agreeing. True if moved.
-        (No pid: the observation that led here was about another entry.)
+        path no longer leads to it, renames put it here whose observations are not
+        read yet (the disk shows a rename before its events are queued). Reported
+        now, it would be a creation here and, once the renames are read, a deletion
+        there; so the name is looked at again once the batch and what the backend
+        queued meanwhile are applied (see apply), by when the renames have usually
+        moved ``owner`` here and there is nothing left to report. Moving it here at
+        once would be wrong: the renames still queued may take it through other
+        names first. True if put off; only while a batch is applied.
         """
-        src_parent = owner.parent
-        if (
-            src_parent is None
-            or not owner.same(st)
-            or not self._attached(owner)
-            or owner.is_ancestor_of(parent)
-            or (src_parent is not parent and src_parent.identity() == parent.identity())
-        ):
+        if self._parked is None or not owner.same(st) or not self._attached(owner):
             return False
-        src_name = owner.name
-        if self._path_valid(owner, os.path.join(src_parent.path(), src_name)):
+        if owner.parent is None or self._path_valid(owner):
             return False  # one directory at two paths (a bind mount): not a rename
-        del src_parent.children[src_name]
-        self._move(owner, src_parent, src_name, parent, name, None)
+        self._parked[(id(parent), name)] = (parent, name)
         return True
 
     def _fill_new_dirs(self, backend: Backend | None = None) -> None:
@@ -1824,7 +1831,8 @@ class _Diff:
             return
         if e._tracked(parent, name):
             node = e._create(parent, name, st, fill_now=True)
-            self.matched.add(id(node))
+            if node is not None:  # always, when filled at once
+                self.matched.add(id(node))
 
     def _evict(self, cur: Node) -> None:
         """Make room at ``cur``'s place: move it where the disk has it now, or delete it."""

@@ -112,6 +112,19 @@ CASES = [
         ],
     ),
     Case(
+        "a directory found by its watch before its renames are read goes through every name",
+        ["a/", "a/f", "n"],
+        [
+            Step(
+                ["rm n", "mv a b", "mv b c", "write b", "mv c n"],
+                ["deleted . n", "moved_from . a #1 /", "moved_to . b #1 /",
+                 "moved_from . b #2 /", "moved_to . c #2 /", "created . b",
+                 "moved_from . c #3 /", "moved_to . n #3 /"],
+                ["deleted n", "moved a -> b/", "moved b -> c/", "created b", "moved c -> n/"],
+            )
+        ],
+    ),
+    Case(
         "a directory renamed over a new empty one, the creation read first, is one move",
         ["d/", "d/f"],
         [
@@ -551,14 +564,14 @@ CASES = [
         ],
     ),
     Case(
-        "a directory whose moved_from never comes is known by its watch: one move",
+        "a new directory whose watch is a stale cached one's waits for the disk, not for ever",
         ["a/", "a/f"],
         [
             Step(
                 ["mv a b"],
-                # b's watch is a's, and a's path is stale: a is here.
+                # Its moved_from never comes: b's watch is a's, and a's path is stale.
                 ["moved_to . b #1 /"],
-                ["moved a -> b/"],
+                ["created b/", "deleted a/", "created b/f"],
             ),
         ],
     ),
