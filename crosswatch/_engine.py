@@ -672,9 +672,10 @@ class Engine:
         ):
             handle = self._watch_early(path, root)
             owner = self._handles[root.backend].get(handle) if handle is not None else None
-            if owner is not None:
+            if owner is not None:  # this is that directory, renamed here
                 if self._park(owner, parent, name, st):
                     return None
+                # The rest of the batch must still reach it through the handle.
                 handle = None  # left to the listing (see _fill_new_dirs)
         node = Node(name, parent, st)
         parent.children[name] = node
@@ -700,12 +701,8 @@ class Engine:
             self._listed_early[id(node)] = (node, listing)
 
     def _watch_early(self, path: str, root: Root) -> Hashable | None:
-        """Watch a new directory in the middle of a batch; None on any error.
-
-        A handle that belongs to another cached directory means this is that
-        directory, renamed here by observations not read yet; the rest of the batch
-        must still reach it through the handle, so the caller does not bind it.
-        """
+        """Watch a new directory in the middle of a batch; None on any error (the
+        listing tries again, and reports what it cannot watch)."""
         try:
             return root.backend.watch(path, recursive=False)
         except (WatchError, OSError):
@@ -726,7 +723,7 @@ class Engine:
         """
         if self._parked is None or not owner.same(st) or not self._attached(owner):
             return False
-        if owner.parent is None or self._path_valid(owner):
+        if self._path_valid(owner):
             return False  # one directory at two paths (a bind mount): not a rename
         self._parked[(id(parent), name)] = (parent, name)
         return True
