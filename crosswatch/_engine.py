@@ -811,7 +811,9 @@ class Engine:
         base = node.path()
         for name, ino, kind, st in listing:
             if name in touched:  # observed since it was listed: look again
-                if self._pending and name not in node.children:
+                if self._pending and name not in node.children and (
+                    self._pending.at(node, name) is None  # else it waits (_wait_for_old)
+                ):
                     self._moved_in_before(node, name, ino, kind)
                 self._reconcile(node, name)
             elif name in node.children or (self._pending and self._wait_for_old(node, name)):

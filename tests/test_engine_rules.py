@@ -160,6 +160,28 @@ CASES = [
         ],
     ),
     Case(
+        "a listed name whose newer entry's move out waits is not taken by an older move in",
+        ["src"],
+        [
+            Step(
+                ["mkdir d", "mv src d/x", "mkdir e"],
+                ["created . d /", "created . e /", "moved_from . src #2"],
+                ["created d/", "created e/", "created d/x", "created f/", "deleted src",
+                 "deleted d/x"],
+                races=[
+                    ([], []),  # d is watched and listed: x is src
+                    # e is watched: src leaves x, a file c takes the name, f is made
+                    (
+                        ["mv d/x ../out1", "write d/x", "mkdir f"],
+                        ["moved_from d x #3", "created d x", "created . f /"],
+                    ),
+                    # f is watched: c leaves too; its move waits when d is placed
+                    (["mv d/x ../out2"], ["moved_from d x #4"]),
+                ],
+            )
+        ],
+    ),
+    Case(
         "an entry renamed into a new directory as it is listed is a move (watched first)",
         ["src"],
         [
