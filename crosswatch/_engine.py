@@ -764,9 +764,6 @@ class Engine:
             for node, root, listing in listed:
                 self._place_listing(node, root, listing)
         self._to_fill = waiting
-        for node, _ in self._listed_early.values():  # dropped from _to_fill unlisted
-            self._holding.pop(id(node), None)
-        self._listed_early.clear()
 
     def _list_new(self, node: Node, root: Root) -> list[_Listed] | None:
         """Watch, then list, a new directory; nothing is cached yet (see _fill_new_dirs)."""
@@ -844,11 +841,12 @@ class Engine:
         """
         key = self._pending_key_of(node.dev, ino)
         pending = self._pending.get(key) if key is not None else None
-        if pending is None or pending.node is None or pending.node.kind != kind or (
-            pending.parent is node  # cached here since, then moved out: not before
+        if key is None or pending is None or pending.node is None or (
+            pending.node.kind != kind
+            or pending.parent is node  # cached here since, then moved out: not before
         ):
             return
-        self._pending.pop(key)  # type: ignore[arg-type]
+        self._pending.pop(key)
         self._move(pending.node, pending.parent, pending.name, node, name, None)
         self._replay(pending)
 
