@@ -856,17 +856,25 @@ class Engine:
                    for p in self._pending.values())
 
     def _remove(
-        self, node: Node, *, emit: bool = True, pid: int | None = None, path: str | None = None
+        self,
+        node: Node,
+        *,
+        emit: bool = True,
+        pid: int | None = None,
+        path: str | None = None,
+        settled: list[_Pending] | None = None,
     ) -> None:
         """Drop ``node`` and its subtree from the cache, releasing their watches.
 
-        ``path``: the node's path, when the caller has it already.
+        ``path``: the node's path, when the caller has it already. ``settled``: where
+        to leave the moves out of the subtree that its going settles, for the caller
+        to replay (see _move); they are replayed at once otherwise.
         """
         root = self._root_by_top.get(id(node))
         if root is not None:
             self._end_root(root)
             return
-        settled = self._settle_pending_below(node)
+        below = self._settle_pending_below(node)
         if emit:
             self._emit(Change.DELETED, node.path() if path is None else path, node.is_dir, pid=pid)
         parent = node.parent
@@ -875,7 +883,10 @@ class Engine:
         owner = self.root_of(node)
         if owner is not None:
             self._forget(node, owner.backend)
-        self._replay_settled(settled)
+        if settled is None:
+            self._replay_settled(below)
+        else:
+            settled += below
 
     def _forget(self, node: Node, backend: Backend) -> None:
         handles = self._handles.get(backend, {})
@@ -1270,6 +1281,7 @@ class Engine:
             else:
                 self._emit(Change.MOVED, dst_path, False, src=src_path, pid=pid)
             return
+        settled: list[_Pending] = []
         if occupant is not None:
             if occupant.is_ancestor_of(src_parent):
                 # The entry came out of the directory the cache still has at its
@@ -1281,13 +1293,14 @@ class Engine:
                 return
             # A rename replaces a file with a file, an (empty) directory with a
             # directory; anything else there had left before, unobserved so far.
-            while occupant is not None:
-                self._remove(occupant, emit=occupant.is_dir != node.is_dir, pid=pid)
-                # Observations its removal replays may have cached another one here.
-                occupant = dst_parent.children.get(dst_name)
+            # What its removal settles is replayed once the move is reported: until
+            # then the consumer has the entry at its old name, which a replay may
+            # find taken since.
+            self._remove(occupant, emit=occupant.is_dir != node.is_dir, pid=pid, settled=settled)
         node.parent, node.name = dst_parent, dst_name
         dst_parent.children[dst_name] = node
         self._emit(Change.MOVED, dst_path, node.is_dir, src=src_path, pid=pid)
+        self._replay_settled(settled)
 
     def _check_suspects(self) -> None:
         """Look again at entries still where a move put them though the disk disagreed.

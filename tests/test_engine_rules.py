@@ -547,6 +547,32 @@ CASES = [
         ],
     ),
     Case(
+        "a directory renamed over one whose removal replays a rename to its old name: moved first",
+        ["t/", "t/x/"],
+        [
+            Step(
+                ["mv t/x ../out", "mkdir t/x", "mkdir s", "rmtree s", "mv t/x s"],
+                [
+                    "moved_from t x #1 /",  # out of the tree: never paired
+                    "created t x /",  # held behind that move, and so is this rename
+                    "created . s /",  # read ahead: s is the new x already
+                    "deleted . s /",
+                    "moved_from t x #2 /",
+                    "moved_to . s #2 /",
+                ],
+                ["created s/"],
+                expire=False,
+            ),
+            Step(
+                # Removing t (replaced) replays the rename to s, which finds the new s:
+                # it is reported only after the move that freed the name.
+                ["mv s t", "mkdir s"],
+                ["moved_from . s #3 /", "moved_to . t #3 /", "created . s /"],
+                ["deleted t/x/", "moved s -> t/", "created s/"],
+            ),
+        ],
+    ),
+    Case(
         "a directory that says it is deleted is, even where its cached path is stale",
         ["a/", "a/d/", "a/d/f"],
         [
