@@ -21,7 +21,8 @@ from crosswatch_inotify._backend import InotifyBackend
 
 import crosswatch
 from crosswatch import Action, Change, EntryChange, Gone, SubtreeLost, Watcher
-from crosswatch.testing import Mirror, collect, converge
+from crosswatch._engine import Engine
+from crosswatch.testing import Mirror, collect, converge, snapshot
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux")
 
@@ -398,3 +399,43 @@ def test_names_with_newlines_and_invalid_utf8(shm: str) -> None:
         events = converge(w, mirror)
     assert os.path.join(odd, "tab\there") in {e.path for e in events}
     assert raw in {os.fsencode(e.path) for e in events}
+
+
+class _RemovingBackend(InotifyBackend):
+    """Removes each ``gone*`` directory right after watching it (before the listing),
+    and ``later`` when ``keep`` is watched (before or after its own turn)."""
+
+    def watch(self, path: str, *, recursive: bool) -> int:
+        handle = super().watch(path, recursive=recursive)
+        name = os.path.basename(path)
+        if name.startswith("gone"):
+            shutil.rmtree(path)
+        elif name == "keep":
+            shutil.rmtree(os.path.join(os.path.dirname(path), "later"), ignore_errors=True)
+        return handle
+
+
+def test_directories_removed_while_the_first_reading_scans_them(shm: str) -> None:
+    for sub in ("keep/in", "gone1/x/y", "gone2", "later/z"):
+        os.makedirs(os.path.join(shm, sub))
+        Path(shm, sub, "f").write_text("x")
+    warnings: list[str] = []
+    engine = Engine(pair_wait=0.0, warn=warnings.append)
+    backend = _RemovingBackend()
+    try:
+        root = engine.add_root(shm, backend)
+        while observations := backend.read():  # what the kernel queued for the removals
+            engine.apply(backend, observations)
+        engine.expire(float("inf"))
+        cached = {n.path(): n.is_dir for n in root.node.walk() if n is not root.node}
+        disk = {p: d for p, d in snapshot(shm).items() if p != shm}
+        assert cached == disk
+        assert sorted(disk) == [os.path.join(shm, p) for p in ("keep", "keep/in", "keep/in/f")]
+        reported = [(e.kind, e.path) for e in engine.take()]
+        assert all(kind is Change.DELETED for kind, _ in reported), reported
+        assert warnings == []
+        # no watch is left for a removed directory: only keep, keep/in and the root
+        kept = [p for p, is_dir in sorted(disk.items()) if is_dir]
+        assert sorted(backend._path_of.values()) == [shm, *kept]
+    finally:
+        backend.close()
