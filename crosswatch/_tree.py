@@ -3,193 +3,210 @@
 A rename relinks one node; nothing below it is rewritten. A node's identity is
 ``(st_dev, st_ino)`` plus its kind; ``size``/``mtime`` tell content changes and
 ``meta`` (mode, uid, gid) attribute changes apart when the engine has to compare.
+
+How entries are stored is this module's business alone: a file listed when its
+directory was first read costs a dict slot holding an int (no object, no stat) until
+something touches it, and a whole first listing can be held as one string and one
+array until the directory is used. Callers only ever see :class:`Node` objects.
 """
 
 from __future__ import annotations
 
+import enum
 import os
 import stat
 from array import array
-from collections.abc import Hashable, Iterator, KeysView
+from collections.abc import Hashable, Iterator
+from itertools import filterfalse
+from operator import attrgetter
 
-DIR, FILE, LINK, OTHER = "d", "f", "l", "o"
+from ._events import Change
 
 
-def kind_of(st: os.stat_result) -> str:
+class Kind(enum.Enum):
+    """What an entry is; a rename or a replacement never changes a node's kind."""
+
+    DIR = "d"
+    FILE = "f"
+    LINK = "l"
+    OTHER = "o"
+
+
+def kind_of(st: os.stat_result) -> Kind:
     mode = st.st_mode
     if stat.S_ISDIR(mode):
-        return DIR
+        return Kind.DIR
     if stat.S_ISREG(mode):
-        return FILE
+        return Kind.FILE
     if stat.S_ISLNK(mode):
-        return LINK
-    return OTHER
+        return Kind.LINK
+    return Kind.OTHER
 
 
-_CODE_KIND = {1: FILE, 2: LINK, 3: OTHER}
-_KIND_CODE = {FILE: 1, LINK: 2, OTHER: 3}
+def entry_kind(entry: os.DirEntry[str]) -> Kind:
+    """A listed entry's kind from its ``d_type``; OSError if it must be stated and is gone."""
+    if entry.is_dir(follow_symlinks=False):
+        return Kind.DIR
+    if entry.is_symlink():
+        return Kind.LINK
+    return Kind.FILE if entry.is_file(follow_symlinks=False) else Kind.OTHER
 
 
-def pack(ino: int, kind: str) -> int:
-    """A listed non-directory as an int: a regular file is its bare inode number.
+# A listed non-directory is stored as an int: a regular file as its bare inode number,
+# so that a directory's files can be stored in bulk (dict(zip(names, inodes))) with no
+# Python code per entry; the rarer symlinks and others as -(inode << 2 | code).
+_CODE_KIND = {1: Kind.FILE, 2: Kind.LINK, 3: Kind.OTHER}
+_KIND_CODE = {Kind.FILE: 1, Kind.LINK: 2, Kind.OTHER: 3}
+_NAME = attrgetter("name")
+_INODE = os.DirEntry.inode
+_IS_FILE = os.DirEntry.is_file  # follows symlinks: see Children.take_first_listing
+_IS_LINK = os.DirEntry.is_symlink
 
-    Bare numbers let a directory's files be stored in bulk, ``dict(zip(names,
-    inodes))``, with no Python code per entry; the rarer symlinks and others are
-    ``-(inode << 2 | code)``.
-    """
-    return ino if kind == FILE else -(ino << 2 | _KIND_CODE[kind])
+
+def _pack(ino: int, kind: Kind) -> int:
+    return ino if kind is Kind.FILE else -(ino << 2 | _KIND_CODE[kind])
 
 
-class Children(dict[str, "Node"]):
+class Children:
     """A directory's entries by name.
 
-    A file listed when the directory was first read is stored as an int (see
-    :func:`pack`: from ``d_ino``/``d_type``, no stat) until something touches it,
-    and only then becomes a :class:`Node` whose content counts as known up to
-    ``as_of`` (a later rescan reports it modified only if written after that).
-    Reading a large tree so costs a dict entry per file, not an object and a stat.
-    ``in``, ``len``, names and writes are plain dict operations.
-
-    A first listing can be kept whole instead (:meth:`keep_listing`), as one string
-    of its names and one array of its inode numbers, and turned into entries the
-    first time the directory is used: most directories of a large tree never are,
-    and kept this way a file costs the bytes of its name and eight more.
+    ``as_of`` is when the entries were listed (ns): a file stored from the listing
+    counts as unchanged up to then, so a later rescan reports it modified only if it
+    was written after. Iteration yields names.
     """
 
-    __slots__ = ("_listing", "as_of", "owner")
+    __slots__ = ("_entries", "_listing", "as_of", "owner")
 
     def __init__(self, owner: Node | None) -> None:
-        super().__init__()
         self.owner = owner
         self.as_of = 0
+        self._entries: dict[str, Node | int] = {}
+        # A first listing held whole: names joined by NUL (the one character no name
+        # holds) and their inode numbers, all regular files not stored yet.
         self._listing: tuple[str, array[int]] | None = None
 
-    def keep_listing(self, names: str, inodes: array[int]) -> None:
-        """Hold a listing whose entries not stored yet are all regular files.
+    # ------------------------------------------------------------ reading
 
-        ``names`` are joined by NUL, the one character no file name can hold, in the
-        order of ``inodes``. Entries already stored (directories, symlinks) win over
-        the listing's.
-        """
-        if inodes:
-            self._listing = (names, inodes)
-            self.__class__ = _Listed
+    def packed(self) -> bool:
+        """Is a first listing still held whole (never used since it was read)?"""
+        return self._listing is not None
 
-    def _unpack(self) -> None:
-        """Turn a kept listing into entries (see :meth:`keep_listing`); else nothing."""
-        if self._listing is None:
-            return
-        names, inodes = self._listing
-        self._listing = None
-        raw: dict[str, object] = self  # type: ignore[assignment]
-        entries: dict[str, object] = dict(zip(names.split("\0"), inodes, strict=True))
-        entries.update(dict.items(raw))  # what is stored already wins
-        dict.clear(raw)
-        dict.update(raw, entries)
-        self.__class__ = Children
+    def _all(self) -> dict[str, Node | int]:
+        if self._listing is not None:
+            names, inodes = self._listing
+            self._listing = None
+            entries: dict[str, Node | int] = dict(zip(names.split("\0"), inodes, strict=True))
+            entries.update(self._entries)  # what is stored already wins
+            self._entries = entries
+        return self._entries
 
-    def _node(self, name: str, value: object, *, keep: bool = True) -> Node:
+    def _node(self, name: str, value: Node | int, *, keep: bool = True) -> Node:
         """``value`` as a Node, made from its packed form if need be (and kept)."""
-        if not isinstance(value, int):
-            return value  # type: ignore[return-value]
+        if isinstance(value, Node):
+            return value
         owner = self.owner
         assert owner is not None
-        node = Node.__new__(Node)
         if value >= 0:
-            node.kind, node.ino = FILE, value
+            kind, ino = Kind.FILE, value
         else:
-            node.kind, node.ino = _CODE_KIND[-value & 3], -value >> 2
-        node.name, node.parent, node.dev = name, owner, owner.dev
-        node.children, node.handle, node.listed = NO_CHILDREN, None, None
-        node.size, node.mtime, node.meta = -1, self.as_of, None
+            kind, ino = _CODE_KIND[-value & 3], -value >> 2
+        node = Node.listed_entry(name, owner, kind, ino, self.as_of)
         if keep:
-            dict.__setitem__(self, name, node)
+            self._entries[name] = node
         return node
 
-    def get(self, name: str, default: Node | None = None) -> Node | None:  # type: ignore[override]
-        value = dict.get(self, name)
-        return default if value is None else self._node(name, value)
+    def get(self, name: str) -> Node | None:
+        value = self._all().get(name)
+        return None if value is None else self._node(name, value)
 
     def __getitem__(self, name: str) -> Node:
-        return self._node(name, dict.__getitem__(self, name))
+        return self._node(name, self._all()[name])
 
-    def pop(self, name: str, default: Node | None = None) -> Node | None:  # type: ignore[override]
-        value = dict.pop(self, name, None)
-        return default if value is None else self._node(name, value, keep=False)
+    def __contains__(self, name: str) -> bool:
+        return name in self._all()
 
-    def values(self) -> list[Node]:  # type: ignore[override]
-        return [self._node(n, v) for n, v in dict.items(self)]
+    def __len__(self) -> int:
+        return len(self._all())
 
-    def items(self) -> list[tuple[str, Node]]:  # type: ignore[override]
-        return [(n, self._node(n, v)) for n, v in dict.items(self)]
+    def __bool__(self) -> bool:
+        return self._listing is not None or bool(self._entries)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._all()))
+
+    def values(self) -> list[Node]:
+        return [self._node(n, v) for n, v in list(self._all().items())]
+
+    def items(self) -> list[tuple[str, Node]]:
+        return [(n, self._node(n, v)) for n, v in list(self._all().items())]
 
     def dirs(self) -> list[Node]:
         """The directory nodes among the entries (never materializes a file)."""
-        raw: dict[str, object] = self  # type: ignore[assignment]
-        return [v for v in dict.values(raw) if isinstance(v, Node) and v.kind == DIR]
+        return [v for v in self._entries.values() if isinstance(v, Node) and v.kind is Kind.DIR]
 
-
-class _Listed(Children):
-    """Children whose first listing is still held packed (see :meth:`keep_listing`).
-
-    Any use but :meth:`dirs` unpacks the listing and turns the object back into a
-    plain :class:`Children`, so only the first use pays for this indirection.
-    """
-
-    __slots__ = ()
-
-    def __contains__(self, name: object) -> bool:
-        self._unpack()
-        return dict.__contains__(self, name)
-
-    def __len__(self) -> int:
-        self._unpack()
-        return dict.__len__(self)
-
-    def __iter__(self) -> Iterator[str]:
-        self._unpack()
-        return dict.__iter__(self)
-
-    def keys(self) -> KeysView[str]:  # type: ignore[override]
-        self._unpack()
-        return dict.keys(self)
-
-    def __getitem__(self, name: str) -> Node:
-        self._unpack()
-        return Children.__getitem__(self, name)
+    # ------------------------------------------------------------ writing
 
     def __setitem__(self, name: str, node: Node) -> None:
-        self._unpack()
-        dict.__setitem__(self, name, node)
+        if self.owner is None:
+            raise TypeError(f"{name!r} cannot be added under something that is not a directory")
+        self._all()[name] = node
 
     def __delitem__(self, name: str) -> None:
-        self._unpack()
-        dict.__delitem__(self, name)
+        del self._all()[name]
 
-    def get(self, name: str, default: Node | None = None) -> Node | None:  # type: ignore[override]
-        self._unpack()
-        return Children.get(self, name, default)
+    def pop(self, name: str) -> Node | None:
+        value = self._all().pop(name, None)
+        return None if value is None else self._node(name, value, keep=False)
 
-    def pop(self, name: str, default: Node | None = None) -> Node | None:  # type: ignore[override]
-        self._unpack()
-        return Children.pop(self, name, default)
+    def put_listed(self, name: str, ino: int, kind: Kind, st: os.stat_result | None) -> Node | None:
+        """Store an entry as a listing shows it; the new node if it is a directory.
 
-    def values(self) -> list[Node]:  # type: ignore[override]
-        self._unpack()
-        return Children.values(self)
+        A file listed without a stat costs no object until something touches it.
+        """
+        assert self.owner is not None
+        if kind is Kind.DIR:
+            child = Node.listed_dir(name, self.owner, ino)
+            self._all()[name] = child
+            return child
+        self._all()[name] = Node(name, self.owner, st) if st is not None else _pack(ino, kind)
+        return None
 
-    def items(self) -> list[tuple[str, Node]]:  # type: ignore[override]
-        self._unpack()
-        return Children.items(self)
+    def take_first_listing(self, entries: list[os.DirEntry[str]]) -> list[Node] | None:
+        """Store a directory's first listing in bulk; its subdirectories, or None.
+
+        The hot path of startup: names and inode numbers are kept as they were
+        listed, in C-level passes, and only the entries that are not regular files
+        (usually a few subdirectories) cost Python code each. None (nothing stored)
+        when an entry cannot be classified that way (removed since the listing, a
+        symlink loop): the caller stores the listing entry by entry instead.
+        """
+        assert self.owner is not None
+        assert not self
+        stored: dict[str, Node | int] = {}
+        subdirs = []
+        try:
+            for entry in filterfalse(_IS_FILE, entries):  # directories, symlinks, others
+                name = entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    child = Node.listed_dir(name, self.owner, entry.inode())
+                    stored[name] = child
+                    subdirs.append(child)
+                else:
+                    stored[name] = _pack(entry.inode(), entry_kind(entry))
+            for entry in filter(_IS_LINK, entries):  # a symlink to a file passed as one
+                stored[entry.name] = _pack(entry.inode(), Kind.LINK)
+        except OSError:
+            return None
+        self._entries = stored
+        if entries:
+            self._listing = ("\0".join(map(_NAME, entries)), array("Q", map(_INODE, entries)))
+        return subdirs
 
 
 class _NoChildren(Children):
     """The entries of anything that is not a directory: always empty."""
 
     __slots__ = ()
-
-    def __setitem__(self, name: str, node: Node) -> None:
-        raise TypeError(f"{name!r} cannot be added under something that is not a directory")
 
 
 NO_CHILDREN: Children = _NoChildren(None)
@@ -199,8 +216,6 @@ def lstat(path: str) -> os.stat_result | None:
     """``os.lstat``, or ``None`` when nothing (reachable) is there."""
     try:
         return os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
     except OSError:
         return None
 
@@ -226,7 +241,7 @@ class Node:
         self.name = name
         self.parent = parent
         self.kind = kind_of(st)
-        self.children: Children = Children(self) if self.kind == DIR else NO_CHILDREN
+        self.children: Children = Children(self) if self.kind is Kind.DIR else NO_CHILDREN
         self.handle: Hashable | None = None
         self.listed: int | None = None
         """Directory mtime (ns) when ``children`` was last read in full; None: read again."""
@@ -240,10 +255,20 @@ class Node:
     def listed_dir(cls, name: str, parent: Node, ino: int) -> Node:
         """A directory as its parent's listing shows it; :meth:`take` its stat before use."""
         node = cls.__new__(cls)
-        node.name, node.parent, node.kind = name, parent, DIR
+        node.name, node.parent, node.kind = name, parent, Kind.DIR
         node.children, node.handle, node.listed = Children(node), None, None
         node.dev, node.ino = parent.dev, ino
         node.size, node.mtime, node.meta = 0, 0, None
+        return node
+
+    @classmethod
+    def listed_entry(cls, name: str, parent: Node, kind: Kind, ino: int, as_of: int) -> Node:
+        """A non-directory as a listing showed it, its content known up to ``as_of``."""
+        node = cls.__new__(cls)
+        node.name, node.parent, node.kind = name, parent, kind
+        node.children, node.handle, node.listed = NO_CHILDREN, None, None
+        node.dev, node.ino = parent.dev, ino
+        node.size, node.mtime, node.meta = -1, as_of, None
         return node
 
     def take(self, st: os.stat_result) -> None:
@@ -254,27 +279,27 @@ class Node:
 
     @property
     def is_dir(self) -> bool:
-        return self.kind == DIR
+        return self.kind is Kind.DIR
 
     def same(self, st: os.stat_result) -> bool:
         """Is ``st`` this very entry (same identity and kind)?"""
-        return self.ino == st.st_ino and self.dev == st.st_dev and self.kind == kind_of(st)
+        return self.ino == st.st_ino and self.dev == st.st_dev and self.kind is kind_of(st)
 
-    def identity(self) -> tuple[int, int, str]:
+    def identity(self) -> tuple[int, int, Kind]:
         return (self.dev, self.ino, self.kind)
 
-    def refresh(self, st: os.stat_result) -> str | None:
-        """Take ``st`` as the new state; return ``"modified"``/``"attrib"`` if it differs."""
+    def refresh(self, st: os.stat_result) -> Change | None:
+        """Take ``st`` as the new state; say what changed (modified or attrib), if anything."""
         change = None
-        if self.kind == DIR:
+        if self.kind is Kind.DIR:
             pass
-        elif self.size < 0:  # reported modified at time ``mtime``: only later writes count
-            change = "modified" if st.st_mtime_ns > self.mtime else None
+        elif self.size < 0:  # known only as of time ``mtime``: only later writes count
+            change = Change.MODIFIED if st.st_mtime_ns > self.mtime else None
         elif st.st_size != self.size or st.st_mtime_ns != self.mtime:
-            change = "modified"
+            change = Change.MODIFIED
         meta = (st.st_mode, st.st_uid, st.st_gid)
         if change is None and self.meta is not None and meta != self.meta:
-            change = "attrib"
+            change = Change.ATTRIB
         self.dev, self.ino = st.st_dev, st.st_ino
         self.size, self.mtime = st.st_size, st.st_mtime_ns
         self.meta = meta
@@ -321,7 +346,7 @@ class Node:
     def walk(self, *, dirs_only: bool = False) -> Iterator[Node]:
         """This node and every node (or directory) below it, parents first, no recursion.
 
-        ``dirs_only`` skips files without materializing them (see :class:`Children`).
+        ``dirs_only`` skips files without materializing them.
         """
         stack = [self]
         while stack:
@@ -330,4 +355,4 @@ class Node:
             stack.extend(node.children.dirs() if dirs_only else node.children.values())
 
     def __repr__(self) -> str:
-        return f"<Node {self.kind} {self.path()!r}>"
+        return f"<Node {self.kind.value} {self.path()!r}>"

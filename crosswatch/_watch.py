@@ -363,7 +363,7 @@ class Watcher:
             if batch and (batch_due is None or time.monotonic() >= batch_due):
                 self._deliver(batch)
                 batch, batch_due = [], None
-            if not engine.roots:
+            if not engine.watched:
                 if batch:
                     self._deliver(batch)
                 return

@@ -967,7 +967,7 @@ def test_engine_rule(case: Case, tmp_path: object) -> None:
             kinds = [e.kind.value for e in h.engine.take()]
             assert [k for k in kinds if k not in ("modified", "attrib")] == ["rescan"]
         else:
-            assert h.engine.roots == []
+            assert h.engine.watched == []
     finally:
         h.backend.close()
 

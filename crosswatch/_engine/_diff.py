@@ -1,0 +1,303 @@
+"""Rescans: a diff of the disk against the cache, pairing what moved by identity.
+
+The same diff serves every loss signal (an overflow, a dirty directory, a polling
+tick, a refused watch): there is one to get right, not one per backend.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from .._events import Change
+from .._tree import Kind, Node, kind_of, lstat
+from ._moves import restore
+from ._roots import Root
+
+if TYPE_CHECKING:
+    from . import Engine
+
+_Identity = tuple[int, int, Kind]
+
+
+class Differ:
+    """Runs diffs for the engine: what to look at, and what a diff may not touch."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.e = engine
+
+    def rescan(self, tops: Sequence[Node], *, notice: bool) -> None:
+        """Diff the subtrees below ``tops`` against the disk; report, then say ``rescan``."""
+        e = self.e
+        tops = [t for t in tops if e.roots.attached(t)]
+        self.diff([(t, True) for t in tops])
+        if notice:
+            for top in tops:
+                if e.roots.attached(top):
+                    root = e.roots.at_top(top)
+                    e.out.emit(Change.RESCAN, root.path if root else top.path(), True)
+
+    def diff_dirty(self, dirty: list[tuple[Node, bool]]) -> None:
+        """Diff what ``DirDirty`` observations pointed at (entries: reconciled)."""
+        tops: list[tuple[Node, bool]] = []
+        for node, recursive in dirty:
+            if not node.is_dir:
+                if node.parent is not None:
+                    self.e.rules.reconcile(node.parent, node.name)
+                continue
+            if not any(t is node and r >= recursive for t, r in tops):
+                tops.append((node, recursive))
+        self.diff(tops)
+
+    def diff(self, tops: list[tuple[Node, bool]]) -> None:
+        """Compare cached directories with the disk and report the differences.
+
+        Entries that vanished in one place and appeared in another with the same
+        identity are reported as ``moved``. Directories whose mtime is unchanged since
+        they were last listed are not listed again: their cached names are stat'ed.
+        """
+        e = self.e
+        self.unpend_below(tops)
+        diff = Diff(e)
+        missing = []
+        for top, recursive in tops:
+            if not e.roots.attached(top):
+                continue
+            if self._verify_top(top):
+                diff.walk(top, recursive)
+            else:
+                missing.append(top)
+        diff.settle()
+        # A top that is not where the cache has it is settled only now: the diff of
+        # its parent (dirty in the same batch) may have found where it went.
+        for top in missing:
+            if e.roots.attached(top):
+                self._top_gone(top)
+
+    def unpend_below(self, tops: Sequence[tuple[Node, bool]]) -> None:
+        """Put back the pending moves out of what a diff of ``tops`` is to read.
+
+        While a ``moved_from`` waits, its node is out of the cache but still in the
+        consumer's view; a diff would take the name for new. Put back, the entry is
+        found by the diff (which pairs by identity) or by the ``moved_to`` later.
+        Only moves out of directories the diff lists are put back (a top's subtree if
+        ``recursive``, else the top alone): nothing else would check them.
+        """
+        e = self.e
+        moves = e.moves
+        while tops and moves:
+            below = moves.below(tops)
+            if not below:
+                return
+            for key in below:
+                pending = moves.pop(key)  # a replay may have settled it
+                if pending is None:
+                    continue
+                node = pending.node
+                if node is not None and pending.name not in pending.parent.children:
+                    restore([pending])
+                elif node is not None:
+                    e.renames.drop_detached(node, node.path(), None)
+                # Replayed observations may start new pending moves below ``tops``:
+                # the loop puts those back too.
+                e.renames.replay(pending)
+
+    def _verify_top(self, top: Node) -> bool:
+        """Is ``top`` still the directory the cache says it is?"""
+        e = self.e
+        root = e.roots.at_top(top)
+        if root is not None:
+            try:
+                st: os.stat_result | None = os.stat(top.name)
+            except OSError:
+                st = None
+        else:
+            st = lstat(top.path())
+        if st is None or not top.same(st):
+            return False
+        change = top.refresh(st)
+        if change is Change.ATTRIB and (root is None or root.only is None):
+            e.out.emit(Change.ATTRIB, root.path if root else top.path(), True)
+        return True
+
+    def _top_gone(self, top: Node) -> None:
+        e = self.e
+        root = e.roots.at_top(top)
+        if root is not None:
+            e.rules.check_root(root)
+        elif top.parent is not None:
+            e.rules.reconcile(top.parent, top.name)
+
+
+class Diff:
+    """One rescan: walk, then settle what appeared and vanished."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.e = engine
+        self.appeared: list[tuple[Node, str, os.stat_result]] = []
+        self.vanished: list[Node] = []
+        self.collected = 0  # how many of ``vanished`` are in ``gone``
+        self.matched: set[int] = set()
+        self.region: dict[_Identity, Node] = {}
+        self.gone: list[Node] = []
+        self.where: dict[_Identity, tuple[Node, str, os.stat_result]] = {}
+        self.busy: set[int] = set()
+
+    def walk(self, top: Node, recursive: bool) -> None:
+        e = self.e
+        root = e.roots.of(top)
+        if root is None:
+            return
+        per_dir = not root.backend.capabilities.recursive
+        stack = [(top, top.depth())]
+        while stack:
+            node, depth = stack.pop()
+            if depth >= root.max_depth:
+                continue
+            unwatched = per_dir and node.handle is None and node is not root.node
+            if unwatched and not e.watches.watch_dir(node, root):
+                continue
+            entries = self._entries(node, root)
+            if entries is None:
+                continue
+            seen = set()
+            for name, st in entries:
+                seen.add(name)
+                cur = node.children.get(name)
+                if cur is not None and cur.same(st):
+                    self.matched.add(id(cur))
+                    self._refresh(cur, st)
+                    if cur.is_dir and recursive:
+                        stack.append((cur, depth + 1))
+                    continue
+                self.appeared.append((node, name, st))
+                if cur is not None:
+                    self.vanished.append(cur)
+            for name, child in node.children.items():
+                if name not in seen:
+                    self.vanished.append(child)
+
+    def _entries(self, node: Node, root: Root) -> list[tuple[str, os.stat_result]] | None:
+        e = self.e
+        if root.only is not None and node is root.node:
+            names: Iterable[str] = sorted(root.only)
+        elif node.listed is not None and node.listed == node.mtime:
+            names = list(node.children)  # unchanged since listed: just stat what we know
+        else:
+            listed = e.scanner.list_stats(node)
+            if listed is None or not e.roots.ignore:
+                return listed
+            return [(n, s) for n, s in listed if not e.roots.ignored(root, node, n)]
+        base = node.path()
+        out = []
+        for name in names:
+            st = lstat(os.path.join(base, name))
+            if st is not None:
+                out.append((name, st))
+        return out
+
+    def _refresh(self, node: Node, st: os.stat_result) -> None:
+        change = node.refresh(st)
+        if change is not None:
+            self.e.out.emit(change, node.path(), node.is_dir)
+
+    def settle(self) -> None:
+        if not self.appeared and not self.vanished:
+            return
+        self._collect_gone()
+        i = 0
+        while i < len(self.appeared):  # grows while moved directories are diffed
+            parent, name, st = self.appeared[i]
+            self.where.setdefault((st.st_dev, st.st_ino, kind_of(st)), (parent, name, st))
+            i += 1
+        i = 0
+        while i < len(self.appeared):
+            self._place(*self.appeared[i])
+            i += 1
+        for node in self.gone:  # parents come before their children here
+            if id(node) not in self.matched and self.e.roots.attached(node):
+                self.e.rules.remove(node)
+
+    def _collect_gone(self) -> None:
+        """Take what vanished since the last call as gone, unless it turns up elsewhere."""
+        while self.collected < len(self.vanished):
+            for sub in self.vanished[self.collected].walk():
+                self.region.setdefault(sub.identity(), sub)
+                self.gone.append(sub)
+            self.collected += 1
+
+    def _place(self, parent: Node, name: str, st: os.stat_result) -> None:
+        e = self.e
+        attached = e.roots.attached
+        if not attached(parent):
+            return
+        cur = parent.children.get(name)
+        if cur is not None and cur.same(st):
+            if id(cur) not in self.matched:
+                self.matched.add(id(cur))
+                self._refresh(cur, st)
+            return
+        ident = (st.st_dev, st.st_ino, kind_of(st))
+        mover = self.region.get(ident)
+        if mover is not None and (
+            id(mover) in self.matched
+            or mover is cur
+            or mover.is_ancestor_of(parent)
+            or not attached(mover)
+        ):
+            mover = None
+        if cur is not None:
+            if mover is None and cur.kind is not Kind.DIR and kind_of(st) is not Kind.DIR:
+                self.matched.add(id(cur))
+                cur.refresh(st)  # replaced by another file: new content
+                e.out.emit(Change.MODIFIED, cur.path(), False)
+                return
+            self._evict(cur)
+            again = parent.children.get(name)
+            if again is not None:  # cached anew by observations the eviction replayed
+                self.matched.add(id(again))
+                return
+            if mover is not None and not attached(mover):
+                mover = None  # it was inside what had to be deleted
+        if mover is not None:
+            self._move(mover, parent, name, st)
+            return
+        if e.roots.tracked(parent, name):
+            node = e.rules.create(parent, name, st, fill_now=True)
+            if node is not None:  # always, when filled at once
+                self.matched.add(id(node))
+
+    def _move(self, mover: Node, parent: Node, name: str, st: os.stat_result) -> None:
+        e = self.e
+        self.matched.add(id(mover))
+        src = mover.path()
+        if mover.parent is not None:
+            mover.parent.children.pop(mover.name)
+        mover.parent, mover.name = parent, name
+        parent.children[name] = mover
+        e.out.emit(Change.MOVED, mover.path(), mover.is_dir, src=src)
+        # Same inode but new content: moved and written, or a freed inode number
+        # reused at once (ext4 does). Either way the consumer must read it again.
+        self._refresh(mover, st)
+        if mover.is_dir:
+            # Its subtree is read now, which the diff's tops did not cover: what
+            # moved out of it and waits for a pair is put back first, as for them.
+            e.differ.unpend_below([(mover, True)])
+            self.walk(mover, True)
+            self._collect_gone()  # entries put back that are gone from the disk
+            self.where.update(
+                ((s.st_dev, s.st_ino, kind_of(s)), (p, n, s))
+                for p, n, s in self.appeared
+                if (s.st_dev, s.st_ino, kind_of(s)) not in self.where
+            )
+
+    def _evict(self, cur: Node) -> None:
+        """Make room at ``cur``'s place: move it where the disk has it now, or delete it."""
+        target = self.where.get(cur.identity())
+        elsewhere = target is not None and (target[0] is not cur.parent or target[1] != cur.name)
+        if target is not None and elsewhere and id(cur) not in self.busy:
+            self.busy.add(id(cur))
+            self._place(*target)
+        if self.e.roots.attached(cur):
+            self.e.rules.remove(cur)

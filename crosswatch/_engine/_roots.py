@@ -1,0 +1,188 @@
+"""Roots and handles: what is watched, and which cached directory a backend's handle names."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import os
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+
+from .._backend import Backend
+from .._tree import Kind, Node
+
+
+class Ignore:
+    """Names or root-relative paths (with ``/``) matched by glob patterns are left out."""
+
+    def __init__(self, patterns: Iterable[str] = ()) -> None:
+        pats = [p.strip("/") for p in patterns if p.strip("/")]
+        self.names = [p for p in pats if "/" not in p]
+        self.paths = [p for p in pats if "/" in p]
+
+    def __bool__(self) -> bool:
+        return bool(self.names or self.paths)
+
+    def match(self, name: str, rel: Callable[[], str]) -> bool:
+        """Is the entry called ``name``, at root-relative path ``rel()``, left out?"""
+        if any(fnmatch.fnmatchcase(name, p) for p in self.names):
+            return True
+        return bool(self.paths) and any(fnmatch.fnmatchcase(rel(), p) for p in self.paths)
+
+
+@dataclass(eq=False)
+class Root:
+    """A watched root: a directory, or a file (its parent's node holds ``only``)."""
+
+    path: str
+    node: Node
+    backend: Backend
+    recursive: bool
+    only: set[str] | None = None
+
+    @property
+    def max_depth(self) -> float:
+        """Directories at this depth below ``node`` or deeper are neither listed nor watched."""
+        return math.inf if self.recursive and self.only is None else 1
+
+
+class Roots:
+    """The watched roots, the cached tree under each, and the handle index.
+
+    A node is *attached* when every link from it up to a root's top is in place; a
+    node taken out (deleted, or detached while its rename waits for its pair) is not.
+    """
+
+    def __init__(self, ignore: Ignore) -> None:
+        self.ignore = ignore
+        self.all: list[Root] = []
+        self._by_top: dict[int, Root] = {}
+        self._handles: dict[Backend, dict[Hashable, Node]] = {}
+
+    # ------------------------------------------------------------ roots
+
+    def add(self, root: Root) -> None:
+        self.all.append(root)
+        self._by_top[id(root.node)] = root
+        self._handles.setdefault(root.backend, {})
+
+    def drop(self, root: Root) -> None:
+        self.all.remove(root)
+        del self._by_top[id(root.node)]
+
+    def file_root_in(self, directory: str) -> Root | None:
+        """The file root whose directory is ``directory``: several files share its watch."""
+        return next((r for r in self.all if r.only is not None and r.node.name == directory), None)
+
+    def at_top(self, node: Node) -> Root | None:
+        """The root whose top node is ``node`` itself."""
+        return self._by_top.get(id(node))
+
+    def of(self, node: Node) -> Root | None:
+        """The root ``node`` is cached under (attached or not)."""
+        return self._by_top.get(id(node.top()))
+
+    def backends(self) -> list[Backend]:
+        return list(self._handles)
+
+    # ------------------------------------------------------------ handles
+
+    def bind(self, node: Node, handle: Hashable, backend: Backend) -> None:
+        """``handle`` now names ``node``; a node it named before loses it."""
+        handles = self._handles[backend]
+        old = handles.get(handle)
+        if old is not None and old is not node:
+            old.handle = None
+        node.handle = handle
+        handles[handle] = node
+
+    def node_of(self, backend: Backend, handle: Hashable) -> Node | None:
+        return self._handles.get(backend, {}).get(handle)
+
+    def release(self, backend: Backend, handle: Hashable) -> Node | None:
+        """Forget a handle the backend says is dead; the node it named, if any."""
+        node = self._handles.get(backend, {}).pop(handle, None)
+        if node is not None:
+            node.handle = None
+        return node
+
+    def unbind(self, node: Node, backend: Backend) -> Hashable | None:
+        """Take ``node``'s handle away; the handle, for the caller to unwatch, if it was bound."""
+        handle, node.handle = node.handle, None
+        handles = self._handles.get(backend, {})
+        if handle is not None and handles.get(handle) is node:
+            del handles[handle]
+            return handle
+        return None
+
+    def locate(self, backend: Backend, handle: Hashable, name: str) -> Node | None:
+        """The cached entry an observation names, or its nearest cached ancestor."""
+        node = self.node_of(backend, handle)
+        if node is None:
+            return None
+        for part in name.split(os.sep) if name else ():
+            child = node.children.get(part)
+            if child is None:
+                break
+            node = child
+        return node
+
+    def split(self, backend: Backend, handle: Hashable, name: str) -> tuple[Node, str] | None:
+        """(cached parent directory, entry name) for an observation, or None if unknown.
+
+        For a recursive backend's relative path whose middle is not cached yet, the
+        deepest cached directory and the first missing name are returned: reconciling
+        that one entry reports everything below it.
+        """
+        node = self.node_of(backend, handle)
+        if node is None:
+            return None
+        if not name:  # about the watched directory itself
+            return node, ""
+        parts = name.split(os.sep)
+        for part in parts[:-1]:
+            child = node.children.get(part)
+            if child is None or child.kind is not Kind.DIR:
+                return node, part
+            node = child
+        return node, parts[-1]
+
+    # ------------------------------------------------------------ membership
+
+    def anchor(self, node: Node) -> tuple[Root, int] | None:
+        """(root, depth below it) of an attached node; None if it is detached."""
+        depth = 0
+        while node.parent is not None:
+            if node.parent.children.get(node.name) is not node:
+                return None
+            node = node.parent
+            depth += 1
+        root = self._by_top.get(id(node))
+        return None if root is None else (root, depth)
+
+    def attached(self, node: Node) -> bool:
+        return self.anchor(node) is not None
+
+    def tracked(self, parent: Node, name: str) -> bool:
+        """Does ``name`` in ``parent`` belong in the cache (depth, file roots, ignore)?"""
+        found = self.anchor(parent)
+        if found is None:
+            return False
+        root, depth = found
+        if root.only is not None:
+            return parent is root.node and name in root.only
+        if depth >= root.max_depth:
+            return False
+        return not (self.ignore and self.ignored(root, parent, name))
+
+    def ignored(self, root: Root, parent: Node, name: str) -> bool:
+        return self.ignore.match(name, lambda: self._rel(root, parent, name))
+
+    @staticmethod
+    def _rel(root: Root, parent: Node, name: str) -> str:
+        parts = [name]
+        node = parent
+        while node is not root.node and node.parent is not None:
+            parts.append(node.name)
+            node = node.parent
+        return "/".join(reversed(parts))

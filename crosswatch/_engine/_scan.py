@@ -1,0 +1,236 @@
+"""Scan and listing I/O: opening a cached directory, listing it, reading a subtree in.
+
+A directory is always opened and checked against its node before it is listed: a
+path can lead elsewhere by the time it is read (a rename not read yet), and a
+listing of the wrong directory would be taken for the right one's.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+
+from .._events import Change
+from .._tree import Kind, Node, entry_kind, kind_of, lstat
+from ._moves import Key
+from ._roots import Root
+
+if TYPE_CHECKING:
+    from . import Engine
+
+#: A directory modified this recently (ns) when listed may change again within the
+#: same timestamp tick (or a network server's clock skew), so it is listed again.
+RACY_NS = 1_000_000_000
+#: The coarsest file timestamp tick we expect (jiffies at HZ=100).
+TICK_NS = 10_000_000
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+#: One entry of a new directory's listing: name, inode number, kind, lstat if taken.
+Listed = tuple[str, int, Kind, "os.stat_result | None"]
+
+
+def _listed(entry: os.DirEntry[str], stat_files: bool) -> Listed:
+    """What the cache keeps of a listed entry; OSError if it is gone already."""
+    if entry.is_dir(follow_symlinks=False):
+        return (entry.name, entry.inode(), Kind.DIR, None)
+    if stat_files:
+        st = entry.stat(follow_symlinks=False)
+        return (entry.name, st.st_ino, kind_of(st), st)
+    return (entry.name, entry.inode(), entry_kind(entry), None)
+
+
+class Scanner:
+    """Reads directories into the cache for the engine's rules."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.e = engine
+
+    # ------------------------------------------------------------ opening
+
+    def open(self, node: Node, path: str, *, fresh: bool = False) -> int:
+        """A descriptor of a cached directory to list, or -1; remembers when it was read.
+
+        A ``fresh`` node (just found in its parent's listing) takes its stat from the
+        open directory: one path lookup fewer than ``lstat``, and right for a mount
+        point, whose listed inode is the one it covers. Another directory of the same
+        file system at the path means ``node`` was replaced by a rename whose
+        observations are not read yet (unless the listing's inode numbers are not
+        the real ones, as on some FUSE file systems): it is looked at again after them.
+        """
+        e = self.e
+        try:
+            fd = os.open(path, _DIR_FLAGS)
+        except (FileNotFoundError, NotADirectoryError):
+            e.stale.defer(node)
+            return -1
+        except OSError as exc:
+            e.warn_once(path, f"cannot read directory {path!r} ({exc.strerror}); skipped")
+            if fresh:
+                self.take_stat(node, path)
+            node.listed = None
+            return -1
+        st = os.fstat(fd)
+        if st.st_ino != node.ino and st.st_dev == node.dev and not (
+            fresh and e.watches.watched_here(node, path)
+        ):
+            os.close(fd)
+            e.stale.defer(node)
+            return -1
+        if fresh:
+            node.take(st)
+        racy = node.mtime >= time.time_ns() - RACY_NS
+        node.listed = None if racy else node.mtime
+        return fd
+
+    @staticmethod
+    def take_stat(node: Node, path: str) -> None:
+        st = lstat(path)
+        if st is not None:
+            node.take(st)
+
+    # ------------------------------------------------------------ listing
+
+    def list_stats(self, node: Node) -> list[tuple[str, os.stat_result]] | None:
+        """Every entry of a cached directory with its lstat, or None if unreadable."""
+        fd = self.open(node, node.path())
+        if fd < 0:
+            return None
+        listed: list[tuple[str, os.stat_result]] = []
+        try:
+            with os.scandir(fd) as it:
+                for entry in it:
+                    try:
+                        listed.append((entry.name, entry.stat(follow_symlinks=False)))
+                    except OSError:
+                        continue  # removed since the listing: its event will follow
+        finally:
+            os.close(fd)
+        return listed
+
+    def list_new(self, node: Node, root: Root) -> list[Listed] | None:
+        """Watch, then list, a new directory; nothing is cached (see NewDirs)."""
+        e = self.e
+        path = node.path()
+        fresh = node.meta is None
+        if node.depth() >= root.max_depth:
+            if fresh:
+                self.take_stat(node, path)
+            return None
+        per_dir = not root.backend.capabilities.recursive
+        if per_dir and not e.watches.watch_dir(node, root, path):
+            return None
+        fd = self.open(node, path, fresh=fresh)
+        if fd < 0:
+            return None
+        node.children.as_of = time.time_ns() - TICK_NS
+        roots = e.roots
+        ignore = roots.ignore if roots.ignore else None
+        stat_files = root.backend.capabilities.polls
+        listing: list[Listed] = []
+        try:  # the entries may stat relative to fd: it stays open while they are used
+            with os.scandir(fd) as it:
+                for entry in it:
+                    if ignore and roots.ignored(root, node, entry.name):
+                        continue
+                    try:
+                        listing.append(_listed(entry, stat_files))
+                    except OSError:
+                        continue  # removed since the listing: its event will follow
+        finally:
+            os.close(fd)
+        return listing
+
+    # ------------------------------------------------------------ reading a subtree in
+
+    def fill(self, top: Node, root: Root, *, emit: bool) -> None:
+        """Watch, then list, a directory new to the cache and everything below it.
+
+        Watching before listing closes the race with entries created in between: they
+        are in the listing, or their event arrives (and finds them cached: no duplicate).
+        ``emit``: report what is found as created (else it is the first reading).
+        """
+        e = self.e
+        if root.only is not None and top is root.node:
+            for name in sorted(root.only):
+                self.fill_only(root, name, emit=emit)
+            return
+        per_dir = not root.backend.capabilities.recursive
+        as_of = time.time_ns() - TICK_NS  # writes after this are reported by events
+        adopted: list[tuple[Node, str, Key]] = []
+        bulk = not (emit or e.roots.ignore or root.backend.capabilities.polls)
+        stack = [(top, top.path(), top.depth())]
+        while stack:
+            node, path, depth = stack.pop()
+            if depth >= root.max_depth:
+                if node is not top:  # never listed: its own stat is all there is
+                    self.take_stat(node, path)
+                continue
+            if per_dir and node is not root.node and not e.watches.watch_dir(node, root, path):
+                continue
+            fd = self.open(node, path, fresh=node is not top)
+            if fd < 0:
+                continue
+            try:  # the entries may stat relative to fd: it stays open while they are used
+                with os.scandir(fd) as it:
+                    entries = list(it)
+                node.children.as_of = as_of
+                subdirs = None
+                if bulk and not node.children:
+                    subdirs = node.children.take_first_listing(entries)
+                if subdirs is None:
+                    subdirs = self._store(node, path, root, entries, emit, adopted)
+            finally:
+                os.close(fd)
+            if subdirs:
+                prefix = path if path.endswith(os.sep) else path + os.sep
+                depth += 1
+                stack += [(sub, prefix + sub.name, depth) for sub in subdirs]
+        for parent, name, key in adopted:
+            e.renames.adopt(parent, name, key)
+
+    def _store(
+        self,
+        node: Node,
+        path: str,
+        root: Root,
+        entries: list[os.DirEntry[str]],
+        emit: bool,
+        adopted: list[tuple[Node, str, Key]],
+    ) -> list[Node]:
+        """Cache a listing entry by entry, reporting each as created if ``emit``."""
+        e = self.e
+        roots, moves = e.roots, e.moves
+        ignore = roots.ignore if roots.ignore else None
+        stat_files = root.backend.capabilities.polls
+        children = node.children
+        subdirs = []
+        for entry in entries:
+            name = entry.name
+            if name in children or (ignore and roots.ignored(root, node, name)):
+                continue
+            if emit and moves:
+                key = moves.key_of(node.dev, entry.inode())
+                if key is not None:  # renamed in here: a move, not a creation
+                    adopted.append((node, name, key))
+                    continue
+            try:
+                _, ino, kind, st = _listed(entry, stat_files)
+            except OSError:
+                continue  # removed since the listing: its event will follow
+            child = children.put_listed(name, ino, kind, st)
+            if child is not None:
+                subdirs.append(child)
+            if emit:
+                e.out.emit(Change.CREATED, os.path.join(path, name), kind is Kind.DIR)
+        return subdirs
+
+    def fill_only(self, root: Root, name: str, *, emit: bool = False) -> None:
+        """Cache one file root's entry, if it exists now."""
+        st = lstat(os.path.join(root.node.name, name))
+        if st is not None and name not in root.node.children:
+            node = Node(name, root.node, st)
+            root.node.children[name] = node
+            if emit:
+                self.e.out.emit(Change.CREATED, node.path(), node.is_dir)

@@ -1,0 +1,160 @@
+"""Watch placement, one table of what each error means, and polling where the OS said no."""
+
+from __future__ import annotations
+
+import enum
+import errno
+from collections.abc import Hashable
+from typing import TYPE_CHECKING
+
+from .._errors import WatchError, WatchGoneError, WatchLimitError
+from .._tree import Node
+from ._roots import Root
+
+if TYPE_CHECKING:
+    from . import Engine
+
+
+class Purpose(enum.Enum):
+    """Why a watch is placed; it decides what an error means (see ``POLICY``)."""
+
+    ROOT = "a root's own watch"
+    EARLY = "a new directory, in the middle of a batch"
+    LISTING = "a directory about to be listed"
+
+
+class Outcome(enum.Enum):
+    RAISE = "the caller reports it"
+    NOTHING = "no watch; a later listing tries again"
+    DEFER = "not listed; the directory is looked at again once the batch is applied"
+    POLL = "listed, and polled every fallback interval instead (warned once)"
+    UNSEEN = "listed, changes below it unseen (warned once)"
+
+
+def _failure(exc: OSError) -> str:
+    if isinstance(exc, WatchGoneError) or exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return "gone"  # vanished, or its cached path is stale
+    if isinstance(exc, WatchLimitError):
+        return "limit"
+    return "other"
+
+
+#: What a failed watch means, by purpose and by failure.
+POLICY: dict[Purpose, dict[str, Outcome]] = {
+    Purpose.ROOT: {"gone": Outcome.RAISE, "limit": Outcome.RAISE, "other": Outcome.RAISE},
+    Purpose.EARLY: {"gone": Outcome.NOTHING, "limit": Outcome.NOTHING, "other": Outcome.NOTHING},
+    Purpose.LISTING: {"gone": Outcome.DEFER, "limit": Outcome.POLL, "other": Outcome.UNSEEN},
+}
+
+
+class Watches:
+    """Places the backends' watches and polls the directories the OS refused to watch."""
+
+    def __init__(self, engine: Engine, fallback_interval: float) -> None:
+        self.e = engine
+        self.fallback_interval = fallback_interval
+        self._unwatched: dict[int, Node] = {}
+        self.due: float | None = None
+        """When the refused directories are diffed next."""
+
+    def _place(
+        self, root: Root, path: str, purpose: Purpose, node: Node | None
+    ) -> tuple[Hashable | None, Outcome | None]:
+        """A new watch of ``path``: its handle, or None and what the failure means."""
+        recursive = purpose is Purpose.ROOT and root.max_depth > 1
+        try:
+            return root.backend.watch(path, recursive=recursive), None
+        except (WatchError, OSError) as exc:
+            outcome = POLICY[purpose][_failure(exc)]
+            if outcome is Outcome.RAISE:
+                raise
+            if node is not None:
+                self._absorb(outcome, exc, node, root, path)
+            return None, outcome
+
+    def _absorb(self, outcome: Outcome, exc: OSError, node: Node, root: Root, path: str) -> None:
+        e = self.e
+        if outcome is Outcome.DEFER:
+            e.stale.defer(node)
+        elif outcome is Outcome.POLL:
+            # Never silent: the directories past the limit are polled instead.
+            e.warn_once(
+                f"limit:{root.path}",
+                f"{exc.strerror} (first refused at {path!r}); the directories past the "
+                f"limit are polled every {self.fallback_interval:g} s instead",
+            )
+            self._unwatched[id(node)] = node
+            if self.due is None:
+                self.due = e.clock() + self.fallback_interval
+        elif outcome is Outcome.UNSEEN:
+            e.warn_once(path, f"cannot watch {path!r}: {exc}; changes below it are unseen")
+
+    def watch_root(self, root: Root) -> None:
+        """Watch a root's top (recursively where the backend can); errors propagate."""
+        handle, _ = self._place(root, root.node.name, Purpose.ROOT, None)
+        assert handle is not None
+        self.e.roots.bind(root.node, handle, root.backend)
+
+    def watch_early(self, path: str, root: Root) -> Hashable | None:
+        """Watch a new directory in the middle of a batch; None on any error."""
+        return self._place(root, path, Purpose.EARLY, None)[0]
+
+    def watch_dir(self, node: Node, root: Root, path: str | None = None) -> bool:
+        """Watch a directory about to be listed; False if it is not to be listed now."""
+        if node.handle is not None:
+            return True
+        if path is None:
+            path = node.path()
+        handle, outcome = self._place(root, path, Purpose.LISTING, node)
+        if handle is None:
+            return outcome is not Outcome.DEFER
+        e = self.e
+        owner = e.roots.node_of(root.backend, handle)
+        if owner is not None and owner is not node and self.live(owner):
+            # The path leads to another cached directory: renamed here by observations
+            # not read yet. Its handle stays with it; both are looked at later.
+            e.stale.defer(node)
+            e.stale.defer(owner)
+            return False
+        e.roots.bind(node, handle, root.backend)
+        self._unwatched.pop(id(node), None)
+        return True
+
+    def watched_here(self, node: Node, path: str) -> bool:
+        """Does ``node``'s watch (if any) belong to the directory now at ``path``?
+
+        Asked when the directory opened at ``path`` is not the inode number its
+        parent's listing showed. Watching the path again gives the handle of what is
+        there now: the same handle means the watch and the listing agree.
+        """
+        root = self.e.roots.of(node)
+        if node.handle is None or root is None:
+            return True
+        return self._place(root, path, Purpose.EARLY, None)[0] == node.handle
+
+    def live(self, node: Node) -> bool:
+        """Is ``node`` in the cache, or out of it only while its move is pending?"""
+        return self.e.roots.attached(node) or self.e.moves.inside(node)
+
+    # ------------------------------------------------------------ the fallback
+
+    def forget(self, node: Node) -> None:
+        self._unwatched.pop(id(node), None)
+
+    def poll(self, now: float) -> None:
+        """Diff the subtrees whose watches the OS refused; the diff retries the watches."""
+        roots = self.e.roots
+        nodes = [n for n in self._unwatched.values() if roots.attached(n)]
+        self._unwatched = {id(n): n for n in nodes}
+        tops = [n for n in nodes if not _has_ancestor_in(n, self._unwatched)]
+        self.e.differ.diff([(top, True) for top in tops])
+        self.due = (now + self.fallback_interval) if self._unwatched else None
+
+
+def _has_ancestor_in(node: Node, nodes: dict[int, Node]) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if id(parent) in nodes:
+            return True
+        parent = parent.parent
+    return False
