@@ -22,6 +22,7 @@ from ._backend import Backend, Options
 from ._engine import Engine, Ignore
 from ._errors import ConfigError, CrosswatchWarning, WatchPathError
 from ._events import ACCESS_KINDS, Change, Event
+from ._feed import feed
 from ._plugins import Plugins
 
 Paths = str | bytes | os.PathLike[str] | os.PathLike[bytes]
@@ -343,14 +344,14 @@ class Watcher:
                     self._drain_wake()
                 elif not self._paused:
                     backend: Backend = key.data
-                    engine.apply(backend, backend.read())
+                    feed(engine, backend)
                     drained = False
             if not self._paused:
                 now = time.monotonic()
                 for backend in engine.backends():
                     due = backend.deadline()
                     if due is not None and due <= now:
-                        engine.apply(backend, backend.read())
+                        feed(engine, backend)
             if drained:
                 # Only once the backends had nothing more to say: a moved_to still
                 # in the kernel's queue must not find its moved_from settled already.

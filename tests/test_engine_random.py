@@ -17,6 +17,7 @@ import pytest
 
 from crosswatch import Observation
 from crosswatch._engine import Engine
+from crosswatch._feed import feed
 from crosswatch.testing import FileOps, Mirror, ScriptedBackend, snapshot
 from crosswatch.testing._conformance import random_operation
 
@@ -31,7 +32,7 @@ def _replay(root: str, backend: ScriptedBackend, ops: FileOps, seed: int, batch:
     rng = random.Random(seed)
 
     def read(observations: list[Observation]) -> None:
-        engine.apply(backend, observations)
+        feed(engine, backend, observations)
         engine.expire(float("inf"))
         mirror.apply(engine.take())
 

@@ -17,6 +17,7 @@ import pytest
 
 from crosswatch import Action, DirDirty, EntryChange, Gone, Observation, SubtreeLost
 from crosswatch._engine import Engine, Ignore
+from crosswatch._feed import feed
 from crosswatch.testing import Mirror, ScriptedBackend, snapshot
 
 #: How many times a step's end may expire: once, then again while a deadline is left.
@@ -938,7 +939,7 @@ def test_engine_rule(case: Case, tmp_path: object) -> None:
                     h.backend.push(*queued)
 
                 h.backend.races.append(race)
-            h.engine.apply(h.backend, observations)
+            feed(h.engine, h.backend, observations)
             assert not h.backend.races, "a race never ran"
             if step.expire:
                 # As the watcher does: expire once drained, then at each deadline left.
@@ -963,7 +964,7 @@ def test_engine_rule(case: Case, tmp_path: object) -> None:
             # The cache agrees with the disk: a rescan finds no structural change. (It may
             # repeat ``modified`` for a file written within a timestamp tick of a reported
             # write: rescans err on the side of reporting.)
-            h.engine.apply(h.backend, [SubtreeLost(None)])
+            feed(h.engine, h.backend, [SubtreeLost(None)])
             kinds = [e.kind.value for e in h.engine.take()]
             assert [k for k in kinds if k not in ("modified", "attrib")] == ["rescan"]
         else:

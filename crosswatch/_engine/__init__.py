@@ -11,7 +11,8 @@ was lost. Its parts, one concern and one piece of state each:
 - ``_watches``: placing watches, and polling where the OS refused one;
 - ``_listings``: new directories, listed at once and placed after a further read;
 - ``_stale``: what could not be verified when it was read, looked at later;
-- ``_diff``: rescans; ``_output``: the events, in order.
+- ``_diff``: rescans; ``_output``: the events, in order;
+- ``_work``: the worklist, and the tasks any of them may leave for later.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
-from .._backend import Backend, DirDirty, Observation
+from .._backend import Backend, Observation
 from .._events import Event
 from .._tree import Kind, Node, kind_of
 from ._diff import Differ
@@ -33,13 +34,9 @@ from ._rules import Rules
 from ._scan import Scanner
 from ._stale import Stale
 from ._watches import Watches
+from ._work import Apply, ListLevel, Settle, Worklist
 
 __all__ = ["Engine", "Ignore", "Root"]
-
-#: Reads of the backend's queue after a batch, before new directories are listed.
-DRAIN_READS = 4
-#: Rounds of listing new directories and diffing deferred ones at the end of a batch.
-FINISH_ROUNDS = 4
 
 
 class Engine:
@@ -62,6 +59,7 @@ class Engine:
         self.clock = clock
         self._warned: set[str] = set()
         self.out = Output()
+        self.work = Worklist()
         self.roots = Roots(ignore or Ignore())
         self.moves = PendingMoves()
         self.rules = Rules(self, access=access)
@@ -122,94 +120,87 @@ class Engine:
     # ------------------------------------------------------------ observations
 
     def apply(self, backend: Backend, observations: Sequence[Observation]) -> None:
-        """Apply a backend's observations in order; dirty directories are diffed together.
+        """Apply what one read of ``backend`` returned (possibly nothing), in order.
 
-        New directories are listed at the end. Before that, what the backend has
-        queued meanwhile is read and applied too (a few reads at most): an entry
-        renamed into a new directory before it was watched has no ``moved_to``, and
-        its ``moved_from`` must be pending when the listing finds it, to be reported
-        as the move it was. Moves whose destination the disk contradicted, and names
-        where a directory was found before its rename was read, are looked at after
-        those reads (see Renames.move, Stale.park).
+        A read that returns nothing still counts: it says the queue was read, and
+        work waiting for that read may now run (see :meth:`advance`).
         """
-        self.stale.begin_batch()
-        try:
-            self.apply_batch(backend, observations)
-            for _ in range(DRAIN_READS):
-                if not (self.newdirs or self.stale.waiting_for_input()) or (
-                    backend.fileno() is None
-                ):
-                    break
-                more = backend.read()
-                if not more:
-                    break
-                self.apply_batch(backend, more)
-        finally:
-            parked = self.stale.end_batch()
-        for parent, name in parked:
-            self.rules.reconcile(parent, name)
-        self.stale.check_suspects()
-        self._finish(backend)
-        if self.stale.deferred_ids() and self.stale.due is None:
-            self.stale.due = self.clock() + self.pair_wait  # see Stale.settle
+        work = self.work
+        work.read(dry=not observations)
+        work.reading = True
+        if observations:
+            work.spawn(Apply(backend, observations))
+            work.drain(self)
 
-    def apply_batch(self, backend: Backend, observations: Sequence[Observation]) -> None:
-        """Apply observations in order; runs of ``DirDirty`` are diffed together."""
-        dirty: list[tuple[Node, bool]] = []
-        for obs in observations:
-            if isinstance(obs, DirDirty):
-                located = self.roots.locate(backend, obs.handle, obs.name)
-                if located is not None:
-                    dirty.append((located, obs.recursive))
-                continue
-            if dirty:
-                self.differ.diff_dirty(dirty)
-                dirty = []
-            self.rules.apply_one(backend, obs)
-        if dirty:
-            self.differ.diff_dirty(dirty)
+    def wants_input(self) -> bool:
+        """Is the work left waiting for the backend's queue to be read dry?
 
-    def _finish(self, backend: Backend | None) -> None:
-        """List new directories and look at deferred ones, until neither leaves work.
-
-        A deferred directory's diff may replay held observations that make new
-        directories, and a listing may defer one: both are done now, since nothing
-        else may wake the watcher for them (what is left makes it wake at once).
+        New directories' listings and names the disk showed before the kernel
+        queued their events are looked at only then (see ``_work``). The caller
+        reads and :meth:`apply`-s, or, if it cannot read any more, calls
+        :meth:`advance`, which then does that work without the read.
         """
-        for _ in range(FINISH_ROUNDS):
-            self.newdirs.fill(backend)
-            self.stale.run_deferred()
-            if not self.newdirs.fillable():
-                return
+        return self.work.wants_input()
+
+    def advance(self) -> bool:
+        """Do the next piece of the work left by the observations; False once none is left.
+
+        In order: what waited for a read; the new directories to list; the
+        directories whose stale paths may be trusted again.
+        """
+        work = self.work
+        if work:
+            for task in work.take_after_read():
+                work.spawn(task)
+        elif self.newdirs.fillable():
+            work.spawn(ListLevel())
+        elif not self.stale.run_deferred():
+            self._end_round()
+            return False
+        work.drain(self)
+        return True
+
+    def _end_round(self) -> None:
+        stale = self.stale
+        if self.work.reading and stale.deferred_ids() and stale.due is None:
+            stale.due = self.clock() + self.pair_wait  # see Stale.settle
+        self.work.reading = False
+        stale.end_round()
+
+    def _finish(self) -> None:
+        while self.advance():
+            pass
 
     # ------------------------------------------------------------ time
 
     def next_deadline(self) -> float | None:
         """When :meth:`expire` has work: an unpaired ``moved_from``, a fallback poll,
-        directories a batch deferred, or (now) a new directory left to list."""
-        if self.newdirs.fillable():
+        directories a batch deferred, or (now) work left undone."""
+        if self.work or self.newdirs.fillable():
             return self.clock()
         dues = [d for d in (self.moves.due(), self.stale.due, self.watches.due) if d is not None]
         return min(dues, default=None)
 
     def expire(self, now: float | None = None) -> None:
-        """Settle each ``moved_from`` whose partner did not come in time: deleted."""
+        """Do what is due: unpaired moves settled (deleted), stale paths settled, polls.
+
+        Nothing here waits for a read: the backends had nothing more to say.
+        """
         now = self.clock() if now is None else now
-        known = self.stale.deferred_ids()
-        for key in [key for key, _ in self.moves.items()]:
-            pending = self.moves.get(key)  # replaying held observations may pair others
-            if pending is not None and pending.deadline <= now:
-                self.moves.pop(key)
-                self.renames.settle_unpaired(pending)
-        self.stale.check_suspects()
-        self._finish(None)
         stale = self.stale
+        known = stale.deferred_ids()
+        self.work.reading = False
+        for key, _ in self.moves.items():
+            self.work.spawn(Settle(key, now))
+        self.work.drain(self)
+        self._finish()
         if stale.due is not None and stale.due <= now:
             stale.due = None
-            if stale.settle():
-                self._finish(None)
+            stale.settle()
+            self._finish()
         if self.watches.due is not None and self.watches.due <= now:
             self.watches.poll(now)
+            self._finish()
         if stale.due is None and not stale.deferred_ids() <= known:
             # Deferred here (a settled move replayed what waited behind it): no batch
             # may come to schedule the look. Only new deferrals count, so one that can

@@ -14,6 +14,7 @@ from .._events import Change
 from .._tree import Kind, Node, kind_of, lstat
 from ._moves import restore
 from ._roots import Root
+from ._work import DiffTops, LookAt, Notice
 
 if TYPE_CHECKING:
     from . import Engine
@@ -32,11 +33,8 @@ class Differ:
         e = self.e
         tops = [t for t in tops if e.roots.attached(t)]
         self.diff([(t, True) for t in tops])
-        if notice:
-            for top in tops:
-                if e.roots.attached(top):
-                    root = e.roots.at_top(top)
-                    e.out.emit(Change.RESCAN, root.path if root else top.path(), True)
+        if notice and tops:
+            e.work.spawn(Notice(tops))
 
     def diff_dirty(self, dirty: list[tuple[Node, bool]]) -> None:
         """Diff what ``DirDirty`` observations pointed at (entries: reconciled)."""
@@ -44,21 +42,27 @@ class Differ:
         for node, recursive in dirty:
             if not node.is_dir:
                 if node.parent is not None:
-                    self.e.rules.reconcile(node.parent, node.name)
+                    self.e.work.spawn(LookAt(node.parent, node.name))
                 continue
             if not any(t is node and r >= recursive for t, r in tops):
                 tops.append((node, recursive))
         self.diff(tops)
 
     def diff(self, tops: list[tuple[Node, bool]]) -> None:
+        """Diff ``tops`` (each with its subtree if its flag is set), as a task."""
+        if tops:
+            self.e.work.spawn(DiffTops(tops))
+
+    def diff_now(self, tops: list[tuple[Node, bool]]) -> None:
         """Compare cached directories with the disk and report the differences.
 
         Entries that vanished in one place and appeared in another with the same
         identity are reported as ``moved``. Directories whose mtime is unchanged since
         they were last listed are not listed again: their cached names are stat'ed.
+        What removals release (observations held behind moves) is replayed after the
+        diff: the diff leaves the cache as the disk is, and they are checked against it.
         """
         e = self.e
-        self.unpend_below(tops)
         diff = Diff(e)
         missing = []
         for top, recursive in tops:
@@ -75,33 +79,30 @@ class Differ:
             if e.roots.attached(top):
                 self._top_gone(top)
 
-    def unpend_below(self, tops: Sequence[tuple[Node, bool]]) -> None:
+    def unpend_below(self, tops: Sequence[tuple[Node, bool]]) -> bool:
         """Put back the pending moves out of what a diff of ``tops`` is to read.
 
         While a ``moved_from`` waits, its node is out of the cache but still in the
         consumer's view; a diff would take the name for new. Put back, the entry is
         found by the diff (which pairs by identity) or by the ``moved_to`` later.
         Only moves out of directories the diff lists are put back (a top's subtree if
-        ``recursive``, else the top alone): nothing else would check them.
+        ``recursive``, else the top alone): nothing else would check them. What they
+        held is replayed; True if there were any.
         """
         e = self.e
         moves = e.moves
-        while tops and moves:
-            below = moves.below(tops)
-            if not below:
-                return
-            for key in below:
-                pending = moves.pop(key)  # a replay may have settled it
-                if pending is None:
-                    continue
-                node = pending.node
-                if node is not None and pending.name not in pending.parent.children:
-                    restore([pending])
-                elif node is not None:
-                    e.renames.drop_detached(node, node.path(), None)
-                # Replayed observations may start new pending moves below ``tops``:
-                # the loop puts those back too.
-                e.renames.replay(pending)
+        below = moves.below(tops) if moves else []
+        for key in below:
+            pending = moves.pop(key)
+            if pending is None:
+                continue
+            node = pending.node
+            if node is not None and pending.name not in pending.parent.children:
+                restore([pending])
+            elif node is not None:
+                e.renames.drop_detached(node, node.path(), None)
+            e.renames.replay(pending)
+        return bool(below)
 
     def _verify_top(self, top: Node) -> bool:
         """Is ``top`` still the directory the cache says it is?"""
@@ -255,7 +256,7 @@ class Diff:
                 return
             self._evict(cur)
             again = parent.children.get(name)
-            if again is not None:  # cached anew by observations the eviction replayed
+            if again is not None:  # placed here by the evictions that made room
                 self.matched.add(id(again))
                 return
             if mover is not None and not attached(mover):
@@ -282,7 +283,8 @@ class Diff:
         self._refresh(mover, st)
         if mover.is_dir:
             # Its subtree is read now, which the diff's tops did not cover: what
-            # moved out of it and waits for a pair is put back first, as for them.
+            # moved out of it and waits for a pair is put back first, as for them
+            # (what those moves held is replayed after the diff).
             e.differ.unpend_below([(mover, True)])
             self.walk(mover, True)
             self._collect_gone()  # entries put back that are gone from the disk

@@ -13,19 +13,14 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from .._backend import Backend
 from .._events import Change
 from .._tree import Kind, Node
 from ._roots import Root
 from ._scan import Listed
+from ._work import LookAt, Place
 
 if TYPE_CHECKING:
     from . import Engine
-
-#: Reads of the backend's queue while new directories are placed, per batch: a storm
-#: of new directories must not keep the engine from delivering.
-LEVEL_READS = 16
-
 
 class NewDirs:
     """New directories waiting to be listed or placed, and names touched meanwhile."""
@@ -37,9 +32,6 @@ class NewDirs:
         self._early: dict[int, tuple[Node, list[Listed]]] = {}
         # Listed but not placed yet: the names observations touched since.
         self._touched: dict[int, set[str]] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._to_fill)
 
     def add(self, node: Node) -> None:
         """List ``node`` at the end of the batch (it is watched then, if not already)."""
@@ -68,56 +60,51 @@ class NewDirs:
             self._touched[id(node)] = set()
         return listing
 
-    def fill(self, backend: Backend | None) -> None:
-        """Place the new directories' listings, one level of them at a time.
+    def list_level(self) -> None:
+        """List the new directories waiting (one level of them); each listing is
+        placed once the backend's queue has been read once more (a Place task)."""
+        e = self.e
+        level, self._to_fill = self._to_fill, []
+        for node in level:
+            early = self._early.pop(id(node), None)
+            root = e.roots.of(node)
+            if root is None or not e.roots.attached(node):
+                self._touched.pop(id(node), None)
+                if root is not None and e.moves.inside(node):
+                    self._to_fill.append(node)  # listed again once the move settles
+                continue
+            listing = early[1] if early is not None else self._list(node, root)
+            if listing is not None:
+                e.work.after_read(Place(node, root, listing))
 
-        A level's listings are placed in the cache only after ``backend``'s queue has
-        been read once more. What observations say meanwhile about a listed name,
-        the disk decides.
+    def place(self, task: Place) -> None:
+        """Cache and report a new directory's listing: moves in, then what was created.
+
+        Looking at a name may replay observations held behind moves, which may
+        remove or rename this directory: the rest of the listing is placed after
+        them (the task's continuation), and follows the directory.
         """
         e = self.e
-        waiting: list[Node] = []
-        reads = LEVEL_READS
-        while self._to_fill:
-            level, self._to_fill = self._to_fill, []
-            listed = []
-            for node in level:
-                early = self._early.pop(id(node), None)
-                root = e.roots.of(node)
-                if root is None or not e.roots.attached(node):
-                    self._touched.pop(id(node), None)
-                    if root is not None and e.moves.inside(node):
-                        waiting.append(node)  # listed again once the move settles
-                    continue
-                listing = early[1] if early is not None else self._list(node, root)
-                if listing is not None:
-                    listed.append((node, root, listing))
-            if listed and backend is not None and reads > 0 and backend.fileno() is not None:
-                reads -= 1
-                more = backend.read()
-                if more:
-                    e.apply_batch(backend, more)
-            for node, root, listing in listed:
-                self._place(node, root, listing)
-        self._to_fill = waiting
-
-    def _place(self, node: Node, root: Root, listing: list[Listed]) -> None:
-        """Cache and report a new directory's listing: moves in, then what was created."""
-        e = self.e
-        touched = self._touched.pop(id(node), set())
-        if not e.roots.attached(node):
-            if e.moves.inside(node):
-                self._to_fill.append(node)  # read again once the move settles
+        node = task.node
+        if task.touched is None:
+            task.touched = self._touched.pop(id(node), set())
+        if not self._still_here(node):
             return
-        moves, rules, renames = e.moves, e.rules, e.renames
+        work, moves, renames = e.work, e.moves, e.renames
+        touched = task.touched
         children = node.children
         base = node.path()
-        for name, ino, kind, st in listing:
+        listing = task.listing
+        for i in range(task.start, len(listing)):
+            name, ino, kind, st = listing[i]
             if name in touched:  # observed since it was listed: look again
                 if moves and name not in children and moves.at(node, name) is None:
                     # (else it waits behind that move: see Renames.wait_for_old)
                     self._moved_in_before(node, name, ino, kind)
-                rules.reconcile(node, name)
+                if work.spawned():
+                    work.spawn(LookAt(node, name))
+                else:
+                    e.rules.reconcile(node, name)
             elif name in children or (moves and renames.wait_for_old(node, name)):
                 continue
             else:
@@ -129,13 +116,22 @@ class NewDirs:
                     e.out.emit(Change.CREATED, os.path.join(base, name), kind is Kind.DIR)
                     continue
                 renames.adopt(node, name, key)  # renamed in here: a move, not a creation
-            # That look may have replayed observations held behind moves, which may
-            # have removed or renamed this directory: the rest of the listing follows.
-            if not e.roots.attached(node):
-                if moves.inside(node):
-                    self._to_fill.append(node)  # read again once the move settles
+            if work.spawned():
+                if i + 1 < len(listing):
+                    task.start = i + 1
+                    work.spawn(task)
+                return
+            if not self._still_here(node):
                 return
             base = node.path()
+
+    def _still_here(self, node: Node) -> bool:
+        """Is ``node`` attached? If only its pending move detached it, it waits for it."""
+        if self.e.roots.attached(node):
+            return True
+        if self.e.moves.inside(node):
+            self._to_fill.append(node)  # read again once the move settles
+        return False
 
     def _moved_in_before(self, node: Node, name: str, ino: int, kind: Kind) -> None:
         """Report a pending move whose entry the listing found at ``name`` as done.

@@ -15,6 +15,7 @@ from .._events import Change
 from .._tree import Node, kind_of, lstat
 from ._moves import Key, Pending
 from ._stale import Suspect
+from ._work import CheckSuspect, LookAt, replay
 
 if TYPE_CHECKING:
     from . import Engine
@@ -84,8 +85,8 @@ class Renames:
         return True
 
     def replay(self, pending: Pending) -> None:
-        for backend, obs in pending.held:
-            self.e.rules.apply_one(backend, obs)
+        """Apply what ``pending`` held back, once the running rule is done."""
+        replay(self.e, pending)
 
     # ------------------------------------------------------------ the two halves
 
@@ -119,7 +120,7 @@ class Renames:
         if src is None or dst is None or not src[1] or not dst[1]:
             for end in (src, dst):
                 if end is not None and end[1]:
-                    e.rules.reconcile(*end)
+                    e.work.spawn(LookAt(*end))
             return
         node = src[0].children.get(src[1]) if e.roots.tracked(*src) else None
         if node is None:
@@ -150,7 +151,7 @@ class Renames:
         ):
             self.drop_detached(node, src_path, pid)
             if dst_tracked:
-                rules.reconcile(dst_parent, dst_name, pid)
+                e.work.spawn(LookAt(dst_parent, dst_name, pid))
             return
         dst_path = os.path.join(dst_parent.path(), dst_name)
         if dst_path == src_path:
@@ -170,7 +171,8 @@ class Renames:
                 self.drop_detached(node, src_path, pid)
                 return
             if st is None or other_kind:
-                e.stale.suspect(Suspect(node, dst_parent, dst_name, src_parent, src_name))
+                suspect = Suspect(node, dst_parent, dst_name, src_parent, src_name)
+                e.work.after_read(CheckSuspect(suspect))
         if occupant is not None and occupant.identity() == node.identity():
             # A reading made after the rename (a listing, or an lstat for an earlier
             # observation) already found this entry at its new place. That reading
@@ -182,7 +184,6 @@ class Renames:
             else:
                 e.out.emit(Change.MOVED, dst_path, False, src=src_path, pid=pid)
             return
-        settled: list[Pending] = []
         if occupant is not None:
             if occupant.is_ancestor_of(src_parent):
                 # The entry came out of the directory the cache still has at its
@@ -190,18 +191,17 @@ class Renames:
                 # yet, or its move unpaired): both are gone, the newcomer is new.
                 self.drop_detached(node, src_path, pid)
                 rules.remove(occupant, pid=pid)
-                rules.reconcile(dst_parent, dst_name, pid)
+                e.work.spawn(LookAt(dst_parent, dst_name, pid))
                 return
             # A rename replaces a file with a file, an (empty) directory with a
             # directory; anything else there had left before, unobserved so far.
-            # What its removal settles is replayed once the move is reported: until
-            # then the consumer has the entry at its old name, which a replay may
-            # find taken since.
-            rules.remove(occupant, emit=occupant.is_dir != node.is_dir, pid=pid, settled=settled)
+            # (What its removal settles is replayed once the move is reported, as
+            # all replays are: until then the consumer has the entry at its old
+            # name, which a replay may find taken since.)
+            rules.remove(occupant, emit=occupant.is_dir != node.is_dir, pid=pid)
         node.parent, node.name = dst_parent, dst_name
         dst_parent.children[dst_name] = node
         e.out.emit(Change.MOVED, dst_path, node.is_dir, src=src_path, pid=pid)
-        self.replay_settled(settled)
 
     def adopt(self, parent: Node, name: str, key: Key) -> None:
         """Complete a pending ``moved_from`` whose inode a listing found at ``name``."""
@@ -272,4 +272,4 @@ class Renames:
         held with them still has its other half, outside: reported as created there.
         """
         for pending in settled:
-            self.replay(pending)
+            replay(self.e, pending)

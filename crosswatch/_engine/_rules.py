@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 from .._backend import Action, Backend, EntryChange, Gone, Observation, Renamed, SubtreeLost
 from .._events import Change
 from .._tree import Kind, Node, kind_of, lstat
-from ._moves import Pending, restore
+from ._moves import restore
 from ._roots import Root
 from ._scan import TICK_NS
 from ._stale import leads_to
+from ._work import LookAt
 
 if TYPE_CHECKING:
     from . import Engine
@@ -99,7 +100,7 @@ class Rules:
             parent, name = node.parent, node.name
             self.remove(node, pid=pid)
             if parent is not None:
-                self.reconcile(parent, name)
+                e.work.spawn(LookAt(parent, name))
             return
         if root is None or root.only is not None:
             return
@@ -153,9 +154,10 @@ class Rules:
             e.out.emit(Change.MODIFIED, path, False, pid=pid)
         else:
             # Removing it may replay observations held behind moves out of it, and
-            # those may have cached what is here now: look again, do not just create.
+            # those may cache what is here now: look again after them, do not just
+            # create.
             self.remove(cur, pid=pid)
-            self.reconcile(parent, name, pid)
+            e.work.spawn(LookAt(parent, name, pid))
 
     def create(
         self,
@@ -215,13 +217,11 @@ class Rules:
         emit: bool = True,
         pid: int | None = None,
         path: str | None = None,
-        settled: list[Pending] | None = None,
     ) -> None:
         """Drop ``node`` and its subtree from the cache, releasing their watches.
 
-        ``path``: the node's path, when the caller has it already. ``settled``: where
-        to leave the moves out of the subtree that its going settles, for the caller
-        to replay (see Renames.move); they are replayed at once otherwise.
+        ``path``: the node's path, when the caller has it already. What moves out of
+        the subtree held back is replayed once the subtree is forgotten.
         """
         e = self.e
         root = e.roots.at_top(node)
@@ -237,10 +237,7 @@ class Rules:
         owner = e.roots.of(node)
         if owner is not None:
             self.forget(node, owner.backend)
-        if settled is None:
-            e.renames.replay_settled(below)
-        else:
-            settled += below
+        e.renames.replay_settled(below)
 
     def forget(self, node: Node, backend: Backend) -> None:
         """Release the watches of ``node``'s subtree (only directories hold them)."""

@@ -15,6 +15,7 @@ from .._events import Change
 from .._tree import Kind, Node, entry_kind, kind_of, lstat
 from ._moves import Key
 from ._roots import Root
+from ._work import Adopt
 
 if TYPE_CHECKING:
     from . import Engine
@@ -188,7 +189,7 @@ class Scanner:
                 depth += 1
                 stack += [(sub, prefix + sub.name, depth) for sub in subdirs]
         for parent, name, key in adopted:
-            e.renames.adopt(parent, name, key)
+            e.work.spawn(Adopt(parent, name, key))
 
     def _store(
         self,

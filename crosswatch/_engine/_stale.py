@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .._tree import Node, lstat
+from ._work import Unpark
 
 if TYPE_CHECKING:
     from . import Engine
@@ -43,16 +44,14 @@ class Stale:
     def __init__(self, engine: Engine) -> None:
         self.e = engine
         self._deferred: dict[int, Node] = {}
-        self._suspects: dict[int, Suspect] = {}
-        # While a batch is applied: names where a cached directory was found by its
-        # watch before its rename was read, looked at again after (see park).
-        self._parked: dict[tuple[int, str], tuple[Node, str]] | None = None
+        # Deferred directories diffed in this round of work: each is diffed once a
+        # round, and one whose path still leads elsewhere waits for more input.
+        self._looked: set[int] = set()
+        # Names put off and not looked at again yet; while one is, none is put off.
+        self._parked: set[tuple[int, str]] = set()
+        self._unparking = False
         self.due: float | None = None
         """When directories deferred by a batch are looked at for good (see settle)."""
-
-    def waiting_for_input(self) -> bool:
-        """Is anything here to be looked at only after the queue is read further?"""
-        return bool(self._suspects or self._parked)
 
     # ------------------------------------------------------------ directories
 
@@ -63,27 +62,32 @@ class Stale:
     def deferred_ids(self) -> set[int]:
         return set(self._deferred)
 
-    def run_deferred(self) -> None:
-        """Diff the directories whose paths were stale, now that the batch is applied."""
-        if not self._deferred:
-            return
+    def run_deferred(self) -> bool:
+        """Diff the deferred directories whose paths lead to them again; True if any.
+
+        Each is diffed once a round of work; one still stale (its ancestor's rename
+        not read yet) stays deferred, and one detached only by a pending move waits
+        for that move.
+        """
         e = self.e
-        nodes = list(self._deferred.values())
-        self._deferred.clear()
         tops: list[tuple[Node, bool]] = []
-        for node in nodes:
+        for node in list(self._deferred.values()):
+            if id(node) in self._looked:
+                continue
             if not node.is_dir:
-                continue
-            if not e.roots.attached(node):
-                if e.moves.inside(node):
-                    self.defer(node)  # looked at once the move settles
-                continue
-            if leads_to(node):
+                del self._deferred[id(node)]
+            elif not e.roots.attached(node):
+                if not e.moves.inside(node):
+                    del self._deferred[id(node)]
+            elif leads_to(node):
+                del self._deferred[id(node)]
+                self._looked.add(id(node))
                 tops.append((node, False))
-            else:
-                self.defer(node)  # its ancestor's rename has not been read yet
-        if tops:
-            e.differ.diff(tops)
+        e.differ.diff(tops)
+        return bool(tops)
+
+    def end_round(self) -> None:
+        self._looked.clear()
 
     def settle(self) -> bool:
         """Let the disk decide where deferred directories' cached paths are stale.
@@ -108,14 +112,6 @@ class Stale:
 
     # ------------------------------------------------------------ names
 
-    def begin_batch(self) -> None:
-        self._parked = {}
-
-    def end_batch(self) -> list[tuple[Node, str]]:
-        """The names parked while the batch was applied, to look at now."""
-        parked, self._parked = self._parked, None
-        return list(parked.values()) if parked else []
-
     def park(self, owner: Node, parent: Node, name: str, st: os.stat_result) -> bool:
         """Put off a directory found at ``parent``/``name`` whose watch is ``owner``'s.
 
@@ -123,48 +119,33 @@ class Stale:
         path no longer leads to it, renames put it here whose observations are not
         read yet (the disk shows a rename before its events are queued). Reported
         now, it would be a creation here and, once the renames are read, a deletion
-        there; so the name is looked at again once the batch and what the backend
-        queued meanwhile are applied, by when the renames have usually moved
-        ``owner`` here and there is nothing left to report. Moving it here at once
-        would be wrong: the renames still queued may take it through other names
-        first. True if put off; only while a batch is applied.
+        there; so the name is looked at again once the backend's queue has been
+        read further, by when the renames have usually moved ``owner`` here and
+        there is nothing left to report. Moving it here at once would be wrong: the
+        renames still queued may take it through other names first. True if put
+        off; only while such a read may still come, and not while a name put off
+        is looked at again (then the disk decides).
         """
-        if self._parked is None or not owner.same(st) or not self.e.roots.attached(owner):
+        if not self.e.work.reading or self._unparking or not owner.same(st) or not (
+            self.e.roots.attached(owner)
+        ):
             return False
         if leads_to(owner):
             return False  # one directory at two paths (a bind mount): not a rename
-        self._parked[(id(parent), name)] = (parent, name)
+        place = (id(parent), name)
+        if place not in self._parked:
+            self._parked.add(place)
+            self.e.work.after_read(Unpark(parent, name))
         return True
 
-    # ------------------------------------------------------------ moves
-
-    def suspect(self, suspect: Suspect) -> None:
-        self._suspects[id(suspect.node)] = suspect
-
-    def check_suspects(self) -> None:
-        """Look again at entries still where a move put them though the disk disagreed.
-
-        What the queue said since has been applied; what it did not explain is
-        reconciled: the destination, and the source if the entry is back there.
-        """
-        e = self.e
-        suspects = list(self._suspects.values())
-        self._suspects.clear()
-        for s in suspects:
-            if not e.roots.attached(s.dst_parent):
-                continue
-            # Even when the entry moved on or went since: it may have been the
-            # wrong one (a listing newer than the queue cached another entry of the
-            # name), and what the disk has at the destination was never reported.
-            here = s.dst_parent.children.get(s.dst_name) is s.node
-            e.rules.reconcile(s.dst_parent, s.dst_name)
-            if not here or s.src_name in s.src_parent.children or not e.roots.attached(
-                s.src_parent
-            ):
-                continue
-            back = lstat(os.path.join(s.src_parent.path(), s.src_name))
-            if back is not None and s.node.same(back):
-                e.rules.reconcile(s.src_parent, s.src_name)
+    def unpark(self, parent: Node, name: str) -> None:
+        """Look again at a name put off (see :meth:`park`)."""
+        self._parked.discard((id(parent), name))
+        self._unparking = True
+        try:
+            self.e.rules.reconcile(parent, name)
+        finally:
+            self._unparking = False
 
 
 def _stale_top(node: Node) -> Node:

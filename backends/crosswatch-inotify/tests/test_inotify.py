@@ -22,6 +22,7 @@ from crosswatch_inotify._backend import InotifyBackend
 import crosswatch
 from crosswatch import Action, Change, EntryChange, Gone, SubtreeLost, Watcher
 from crosswatch._engine import Engine
+from crosswatch._feed import feed
 from crosswatch.testing import Mirror, collect, converge, snapshot
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux")
@@ -425,7 +426,7 @@ def test_directories_removed_while_the_first_reading_scans_them(shm: str) -> Non
     try:
         root = engine.add_root(shm, backend)
         while observations := backend.read():  # what the kernel queued for the removals
-            engine.apply(backend, observations)
+            feed(engine, backend, observations)
         engine.expire(float("inf"))
         cached = {n.path(): n.is_dir for n in root.node.walk() if n is not root.node}
         disk = {p: d for p, d in snapshot(shm).items() if p != shm}
