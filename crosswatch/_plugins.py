@@ -33,7 +33,7 @@ class BackendRegistry:
         if not (isinstance(backend, type) and issubclass(backend, Backend)):
             raise PluginError(
                 f"plugin {self._current!r} registered {backend!r}, which is not a "
-                "subclass of crosswatch.Backend"
+                "subclass of crosswatch.backend.Backend"
             )
         name = getattr(backend, "name", None)
         if not isinstance(name, str) or not _NAME.match(name):

@@ -15,7 +15,6 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Any
 
 from . import _config, _select
 from ._backend import Backend, Options
@@ -423,9 +422,41 @@ class Watcher:
             self._cond.notify_all()
 
 
-def watch(*paths: Paths, **options: Any) -> Watcher:
+def watch(
+    *paths: Paths,
+    recursive: bool = True,
+    backend: BackendSpec = None,
+    deny: Iterable[str] | None = None,
+    ignore: Iterable[str] | None = None,
+    kinds: Iterable[Change | str] | None = None,
+    access: bool = False,
+    debounce: float | None = None,
+    poll_interval: float | None = None,
+    callback: Callback | None = None,
+    max_queue: int = 100_000,
+    pair_wait: float = 0.02,
+    plugins: Plugins | None = None,
+    config_file: str | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> Watcher:
     """Watch ``paths``; use as ``with watch("src") as w: for batch in w: ...``.
 
-    Keyword options are those of :class:`Watcher`.
+    The keywords are those of :class:`Watcher`, which this returns unstarted.
     """
-    return Watcher(*paths, **options)
+    return Watcher(
+        *paths,
+        recursive=recursive,
+        backend=backend,
+        deny=deny,
+        ignore=ignore,
+        kinds=kinds,
+        access=access,
+        debounce=debounce,
+        poll_interval=poll_interval,
+        callback=callback,
+        max_queue=max_queue,
+        pair_wait=pair_wait,
+        plugins=plugins,
+        config_file=config_file,
+        on_warning=on_warning,
+    )

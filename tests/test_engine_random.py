@@ -15,8 +15,8 @@ from collections.abc import Hashable, Sequence
 
 import pytest
 
-from crosswatch import Observation
 from crosswatch._engine import Engine
+from crosswatch.backend import Observation
 from crosswatch.testing import FileOps, Mirror, ScriptedBackend, snapshot
 from crosswatch.testing._conformance import random_operation
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from crosswatch import Action, DirDirty, EntryChange, Gone, Observation, SubtreeLost
 from crosswatch._engine import Engine, Ignore
+from crosswatch.backend import Action, DirDirty, EntryChange, Gone, Observation, SubtreeLost
 from crosswatch.testing import Mirror, ScriptedBackend, snapshot
 
 #: How many times a step's end may expire: once, then again while a deadline is left.

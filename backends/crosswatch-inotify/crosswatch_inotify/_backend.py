@@ -11,7 +11,7 @@ import time
 from collections.abc import Hashable, Sequence
 from typing import Any
 
-from crosswatch import (
+from crosswatch.backend import (
     Backend,
     Capabilities,
     Gone,
