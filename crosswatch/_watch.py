@@ -157,11 +157,7 @@ class Watcher:
     def _kinds(kinds: Iterable[Change | str] | None, access: bool) -> frozenset[Change] | None:
         if kinds is None:
             return None
-        try:
-            chosen = frozenset(Change(k) for k in kinds)
-        except ValueError as exc:
-            accepted = ", ".join(c.value for c in Change)
-            raise ConfigError(f"unknown event kind: {exc}; use one of {accepted}") from None
+        chosen = frozenset(_config.parse_kinds(kinds, "argument kinds="))
         if chosen & ACCESS_KINDS and not access:
             raise ConfigError("access kinds were asked for without access=True")
         return chosen
