@@ -302,6 +302,11 @@ def _add_backends(subparsers: Any, parent: argparse.ArgumentParser) -> None:
     )
     p.add_argument("path", nargs="?", default=".", metavar="PATH", help="default: .")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--access",
+        action="store_true",
+        help="choose as 'watch --access' would: only backends that report access events",
+    )
     p.set_defaults(func=cmd_backends)
 
 
@@ -436,7 +441,10 @@ def _report(args: argparse.Namespace, plugins: Plugins) -> tuple[ProbeReport, fr
         config_file=_config_file(args),
     )
     backend = "auto" if settings.backend is None else list(settings.backend)
-    return probe(args.path, backend=backend, deny=settings.deny, plugins=plugins), settings.deny
+    report = probe(
+        args.path, backend=backend, deny=settings.deny, access=args.access, plugins=plugins
+    )
+    return report, settings.deny
 
 
 def _backend_rows(
@@ -450,6 +458,7 @@ def _backend_rows(
                 "name": result.backend,
                 "available": result.available,
                 "denied": result.backend in deny,
+                "lacks_access": report.access and not cls.capabilities.access_events,
                 "reason": _text(result.reason),
                 "score": result.score,
                 "limit": result.limit,
@@ -467,6 +476,8 @@ def _human_row(row: dict[str, Any]) -> list[str]:
     status = "available" if row["available"] else "unavailable"
     if row["denied"]:
         status += ", denied"
+    if row["lacks_access"]:
+        status += ", cannot report access events"
     mark = "*" if row["chosen"] else " "
     lines = [f"{mark} {row['name']}  {status}, score {row['score']}, plugin {row['plugin']}"]
     if row["reason"]:
@@ -498,6 +509,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
     if args.json:
         whole = {
             "path": _text(report.path),
+            "access": report.access,
             "choice": report.choice,
             "reason": _text(report.reason),
             "backends": rows,

@@ -19,7 +19,7 @@ from types import TracebackType
 from . import _config, _select
 from ._backend import Backend, Options
 from ._engine import Engine, Ignore
-from ._errors import ConfigError, CrosswatchWarning, WatchPathError
+from ._errors import BackendUnavailableError, ConfigError, CrosswatchWarning, WatchPathError
 from ._events import ACCESS_KINDS, Change, Event
 from ._plugins import Plugins
 
@@ -197,10 +197,16 @@ class Watcher:
         for root in self.roots:
             if self._forced is not None:
                 cls = self._forced
+                if self._options.access and not cls.capabilities.access_events:
+                    raise BackendUnavailableError(_select.no_access_events(cls))
             else:
                 assert plugins is not None
                 cls, _ = _select.select_backend(
-                    root, self.settings.backend, self.settings.deny, plugins
+                    root,
+                    self.settings.backend,
+                    self.settings.deny,
+                    plugins,
+                    access=self._options.access,
                 )
             _check_readable(root)
             instance = self._backends.get(cls)

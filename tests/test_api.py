@@ -76,3 +76,22 @@ def test_watch_takes_the_keywords_of_watcher() -> None:
     assert not [p for p in watch_params if p.kind is inspect.Parameter.VAR_KEYWORD]
     assert _keywords(crosswatch.watch) == _keywords(crosswatch.Watcher.__init__)
     assert _keywords(crosswatch.watch)  # not vacuous
+
+
+def test_every_capability_is_read_by_selection_or_the_engine() -> None:
+    import dataclasses
+    import pathlib
+
+    from crosswatch.backend import Capabilities, EntryChange
+
+    package = pathlib.Path(crosswatch.__file__).parent
+    # The contract declares the flags and the CLI lists them: neither is a use.
+    skip = {package / "_backend.py", package / "_cli.py", package / "backend.py"}
+    sources = "\n".join(
+        path.read_text(encoding="utf-8")
+        for path in sorted(package.rglob("*.py"))
+        if path not in skip and "testing" not in path.parts
+    )
+    for flag in dataclasses.fields(Capabilities):
+        assert f"capabilities.{flag.name}" in sources, flag.name
+    assert "file_id" not in {f.name for f in dataclasses.fields(EntryChange)}
