@@ -15,9 +15,9 @@ import statistics
 import tempfile
 import time
 
-from crosswatch import DirDirty
 from crosswatch._engine import Engine
 from crosswatch._polling import PollingBackend
+from crosswatch.backend import DirDirty
 
 
 def build(root: str, dirs: int, files: int) -> int:

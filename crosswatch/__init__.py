@@ -1,22 +1,10 @@
 """crosswatch: what changed in directory trees, on every OS, and never a lie about it.
 
-The public API is what this module exports; everything in ``crosswatch._*`` is
-private and may change.
+The public API for consumers is what this module exports; what a plugin author
+needs to write a backend is in :mod:`crosswatch.backend`. Everything in
+``crosswatch._*`` is private and may change.
 """
 
-from ._backend import (
-    Action,
-    Backend,
-    Capabilities,
-    DirDirty,
-    EntryChange,
-    Gone,
-    Observation,
-    Options,
-    Probe,
-    Renamed,
-    SubtreeLost,
-)
 from ._errors import (
     BackendUnavailableError,
     ConfigError,
@@ -30,35 +18,22 @@ from ._errors import (
     WatchPathError,
 )
 from ._events import Change, Event
-from ._hookspecs import hookimpl, hookspec
-from ._plugins import BackendRegistry, Plugins
+from ._plugins import Plugins
 from ._select import ProbeReport, probe
 from ._watch import Watcher, watch
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Action",
-    "Backend",
-    "BackendRegistry",
     "BackendUnavailableError",
-    "Capabilities",
     "Change",
     "ConfigError",
     "CrosswatchError",
     "CrosswatchWarning",
-    "DirDirty",
-    "EntryChange",
     "Event",
-    "Gone",
-    "Observation",
-    "Options",
     "PluginError",
     "Plugins",
-    "Probe",
     "ProbeReport",
-    "Renamed",
-    "SubtreeLost",
     "UnknownBackendError",
     "WatchError",
     "WatchGoneError",
@@ -66,8 +41,6 @@ __all__ = [
     "WatchPathError",
     "Watcher",
     "__version__",
-    "hookimpl",
-    "hookspec",
     "probe",
     "watch",
 ]

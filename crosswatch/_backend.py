@@ -57,8 +57,8 @@ class EntryChange:
     action: Action
     is_dir: bool | None = None
     cookie: int | None = None
-    file_id: Hashable | None = None
     pid: int | None = None
+    """The process that made the change, when the OS says; copied to the event."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,32 +111,17 @@ Observation: TypeAlias = EntryChange | Renamed | DirDirty | SubtreeLost | Gone
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    """What a backend can and cannot see; selection and the docs rely on it."""
+    """What a backend can do that selection or the engine acts on.
+
+    Every flag here is read by crosswatch; a backend's other qualities go in its
+    probe's ``reason`` and ``score``.
+    """
 
     recursive: bool = False
-    """One watch covers a subtree (otherwise one per directory)."""
-    per_file_handles: bool = False
-    """Each watched file costs a handle (kqueue: one fd each)."""
-    names: bool = True
-    """Observations name the entry that changed."""
-    pairs_renames: bool = False
-    """Both ends of a rename are reported and can be paired."""
-    content_changes: bool = True
-    """Writes to a file's content are seen."""
+    """One watch covers a subtree; otherwise the engine asks for one per directory."""
     access_events: bool = False
-    """Opens, reads and closes can be reported."""
-    pid: bool = False
-    """Observations say which process made the change."""
-    file_ids: bool = False
-    """Observations carry file identities."""
-    privileged: bool = False
-    """Needs privileges (CAP_SYS_ADMIN …)."""
-    remote_changes: bool = False
-    """Sees changes made by other hosts on a network file system."""
-    mmap_writes: bool = False
-    """Sees writes through a shared ``mmap``."""
-    mounts: bool = False
-    """Sees into file systems mounted under the watched tree."""
+    """Opens, reads and closes can be reported; a watcher asked for them
+    (``access=True``) selects only backends that have this."""
     polls: bool = False
     """Finds changes by comparing stats, so the engine keeps every file's stat from
     the first scan (event-driven backends let it skip them)."""

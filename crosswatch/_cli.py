@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import string
 import sys
@@ -18,7 +17,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from . import __version__, _config
 from ._backend import Capabilities
@@ -48,6 +47,7 @@ FIELDS = ("kind", "path", "src", "is_dir", "dir", "pid", "time")
 _WAIT_SLICE: float | None = 0.5 if os.name == "nt" else None
 
 Render = Callable[[Event], bytes]
+_T = TypeVar("_T")
 
 
 class _WatcherFailed(Exception):
@@ -156,25 +156,22 @@ def compile_format(template: str) -> Render:
 # --------------------------------------------------------------------------- values
 
 
-def _seconds(text: str, *, zero_ok: bool = False) -> float:
+def _argument(parse: Callable[[], _T]) -> _T:
+    """Run a parser of ``_config``; its ``ConfigError`` becomes argparse's usage error."""
     try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
-        least = "0 or more" if zero_ok else "more than 0"
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds ({least})")
-    return value
+        return parse()
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def positive_seconds(text: str) -> float:
     """argparse type: seconds > 0."""
-    return _seconds(text)
+    return _argument(lambda: _config.parse_seconds(text, "", zero_ok=False, text_ok=True))
 
 
 def seconds_or_zero(text: str) -> float:
     """argparse type: seconds >= 0."""
-    return _seconds(text, zero_ok=True)
+    return _argument(lambda: _config.parse_seconds(text, "", zero_ok=True, text_ok=True))
 
 
 def positive_int(text: str) -> int:
@@ -190,23 +187,23 @@ def positive_int(text: str) -> int:
 
 def kinds(text: str) -> list[Change]:
     """argparse type: comma-separated event kinds."""
-    chosen: list[Change] = []
-    for part in text.split(","):
-        try:
-            chosen.append(Change(part.strip()))
-        except ValueError:
-            accepted = ", ".join(c.value for c in Change)
-            raise argparse.ArgumentTypeError(
-                f"unknown event kind {part.strip()!r}; kinds: {accepted}"
-            ) from None
-    return chosen
+    parts = [part.strip() for part in text.split(",")]
+    return list(_argument(lambda: _config.parse_kinds(parts, "")))
 
 
-def _names(values: list[str] | None) -> list[str] | None:
-    """Repeated and comma-separated ``--deny`` values as one list; ``None`` if not given."""
-    if values is None:
+def _backend(args: argparse.Namespace) -> str | list[str] | None:
+    """``--backend`` checked by the settings' parser; ``None`` if not given."""
+    if args.backend is None:
         return None
-    return [part.strip() for value in values for part in value.split(",")]
+    spec = _config.parse_backend_spec(args.backend, source="--backend")
+    return "auto" if spec is None else list(spec)
+
+
+def _deny(args: argparse.Namespace) -> list[str] | None:
+    """Repeated and comma-separated ``--deny`` values as one list; ``None`` if not given."""
+    if args.deny is None:
+        return None
+    return sorted(_config.parse_deny(",".join(args.deny), source="--deny"))
 
 
 # --------------------------------------------------------------------------- parser
@@ -305,6 +302,11 @@ def _add_backends(subparsers: Any, parent: argparse.ArgumentParser) -> None:
     )
     p.add_argument("path", nargs="?", default=".", metavar="PATH", help="default: .")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--access",
+        action="store_true",
+        help="choose as 'watch --access' would: only backends that report access events",
+    )
     p.set_defaults(func=cmd_backends)
 
 
@@ -357,8 +359,8 @@ def _open_watcher(args: argparse.Namespace) -> Watcher:
     return watch(
         *args.paths,
         recursive=not args.no_recursive,
-        backend=args.backend,
-        deny=_names(args.deny),
+        backend=_backend(args),
+        deny=_deny(args),
         ignore=args.ignore,
         kinds=chosen,
         access=access,
@@ -435,11 +437,14 @@ def _true_flags(capabilities: Capabilities) -> list[str]:
 def _report(args: argparse.Namespace, plugins: Plugins) -> tuple[ProbeReport, frozenset[str]]:
     """Probe ``args.path`` with the settings ``watch`` would use there."""
     settings = _config.resolve(
-        args={"backend": args.backend, "deny": _names(args.deny)},
+        args={"backend": _backend(args), "deny": _deny(args)},
         config_file=_config_file(args),
     )
     backend = "auto" if settings.backend is None else list(settings.backend)
-    return probe(args.path, backend=backend, deny=settings.deny, plugins=plugins), settings.deny
+    report = probe(
+        args.path, backend=backend, deny=settings.deny, access=args.access, plugins=plugins
+    )
+    return report, settings.deny
 
 
 def _backend_rows(
@@ -453,6 +458,7 @@ def _backend_rows(
                 "name": result.backend,
                 "available": result.available,
                 "denied": result.backend in deny,
+                "lacks_access": report.access and not cls.capabilities.access_events,
                 "reason": _text(result.reason),
                 "score": result.score,
                 "limit": result.limit,
@@ -470,6 +476,8 @@ def _human_row(row: dict[str, Any]) -> list[str]:
     status = "available" if row["available"] else "unavailable"
     if row["denied"]:
         status += ", denied"
+    if row["lacks_access"]:
+        status += ", cannot report access events"
     mark = "*" if row["chosen"] else " "
     lines = [f"{mark} {row['name']}  {status}, score {row['score']}, plugin {row['plugin']}"]
     if row["reason"]:
@@ -501,6 +509,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
     if args.json:
         whole = {
             "path": _text(report.path),
+            "access": report.access,
             "choice": report.choice,
             "reason": _text(report.reason),
             "backends": rows,

@@ -14,9 +14,10 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeGuard
 
 from ._errors import ConfigError
+from ._events import Change
 
 ENV_BACKEND = "CROSSWATCH_BACKEND"
 ENV_DENY = "CROSSWATCH_DENY"
@@ -28,9 +29,9 @@ PYPROJECT_FILE = "pyproject.toml"
 #: The keys a config file (or ``resolve(args=...)``) may set.
 KEYS = ("backend", "deny", "poll_interval", "ignore", "debounce")
 
-# Same rule as plugin registration: one lower-case name everywhere.
-_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
-_NAME_RULE = "lower-case letters, digits, '_' and '-', starting with a letter"
+#: What a backend name is made of; registration and settings both check it here.
+BACKEND_NAME_RULE = "lower-case letters, digits, '_' and '-', starting with a letter"
+_BACKEND_NAME = re.compile(r"[a-z][a-z0-9_-]*")
 _BACKEND_ACCEPTED = (
     "'auto', a backend name such as 'inotify', or a preference list such as "
     "'inotify,polling' or ['inotify', 'polling']"
@@ -64,6 +65,27 @@ class PartialSettings(TypedDict, total=False):
 
 
 # --- values -------------------------------------------------------------------------------
+#
+# One parser per kind of value, used by every source: keyword arguments, environment
+# variables, config files and the command line. ``source`` names where the value came
+# from; the command line passes ``""`` to its argparse types, since argparse names
+# the option itself.
+
+
+def _say(source: str, rest: str) -> str:
+    """``"<source> must be ..."``, or just the rest when the source goes without saying."""
+    return f"{source} {rest}" if source else rest
+
+
+def _at(source: str, rest: str) -> str:
+    """``"<source>: 'x' is ..."``, or just the rest when the source goes without saying."""
+    return f"{source}: {rest}" if source else rest
+
+
+def is_backend_name(name: object) -> TypeGuard[str]:
+    """Whether ``name`` is a valid backend name (see :data:`BACKEND_NAME_RULE`)."""
+    return isinstance(name, str) and _BACKEND_NAME.fullmatch(name) is not None
+
 
 
 def parse_backend_spec(
@@ -84,20 +106,27 @@ def _parse_backend(value: object, source: str) -> tuple[str, ...] | None:
         if text == "auto":
             return None
         if not text:
-            raise ConfigError(f"{source} is empty; expected {_BACKEND_ACCEPTED}")
+            raise ConfigError(_say(source, f"is empty; expected {_BACKEND_ACCEPTED}"))
         return _names([part.strip() for part in text.split(",")], value, source, "backend")
     if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
         if not value:
-            raise ConfigError(f"{source} is an empty list; expected {_BACKEND_ACCEPTED}")
+            raise ConfigError(_say(source, f"is an empty list; expected {_BACKEND_ACCEPTED}"))
         return _names(list(value), value, source, "backend")
     raise ConfigError(
-        f"{source} must be a string or a list of strings, got {type(value).__name__} "
-        f"{value!r}; expected {_BACKEND_ACCEPTED}"
+        _say(
+            source,
+            f"must be a string or a list of strings, got {type(value).__name__} "
+            f"{value!r}; expected {_BACKEND_ACCEPTED}",
+        )
     )
 
 
+def parse_deny(value: object, *, source: str = "argument deny=") -> frozenset[str]:
+    """Backend names never to select: a comma-separated string or a collection of names."""
+    return _parse_deny(value, source)
+
+
 def _parse_deny(value: object, source: str) -> frozenset[str]:
-    """A comma-separated string or a collection of backend names to deny."""
     if isinstance(value, str):
         if not value.strip():
             return frozenset()
@@ -105,8 +134,11 @@ def _parse_deny(value: object, source: str) -> frozenset[str]:
     if isinstance(value, Iterable) and not isinstance(value, bytes | bytearray | Mapping):
         return frozenset(_names(list(value), value, source, "deny"))
     raise ConfigError(
-        f"{source} must be a list of backend names such as ['fanotify'] or a "
-        f"comma-separated string, got {type(value).__name__} {value!r}"
+        _say(
+            source,
+            "must be a list of backend names such as ['fanotify'] or a "
+            f"comma-separated string, got {type(value).__name__} {value!r}",
+        )
     )
 
 
@@ -116,51 +148,101 @@ def _names(items: list[object], whole: object, source: str, what: str) -> tuple[
     for item in items:
         if not isinstance(item, str):
             raise ConfigError(
-                f"{source}: {item!r} in {whole!r} is not a string; give backend names as strings"
+                _at(source, f"{item!r} in {whole!r} is not a string; give backend names as strings")
             )
         if not item:
             raise ConfigError(
-                f"{source}: {whole!r} has an empty name (a stray comma?); "
-                "separate backend names with single commas, e.g. 'inotify,polling'"
+                _at(
+                    source,
+                    f"{whole!r} has an empty name (a stray comma?); "
+                    "separate backend names with single commas, e.g. 'inotify,polling'",
+                )
             )
         if item == "auto":
             if what == "deny":
-                raise ConfigError(f"{source}: 'auto' cannot be denied; list backend names")
+                raise ConfigError(_at(source, "'auto' cannot be denied; list backend names"))
             raise ConfigError(
-                f"{source}: 'auto' cannot be part of a list ({whole!r}); "
-                "give 'auto' alone, or list backend names only"
+                _at(
+                    source,
+                    f"'auto' cannot be part of a list ({whole!r}); "
+                    "give 'auto' alone, or list backend names only",
+                )
             )
-        if not _NAME.match(item):
+        if not is_backend_name(item):
             raise ConfigError(
-                f"{source}: {item!r} is not a valid backend name ({_NAME_RULE}); "
-                f"expected {_BACKEND_ACCEPTED if what == 'backend' else 'backend names'}"
+                _at(
+                    source,
+                    f"{item!r} is not a valid backend name ({BACKEND_NAME_RULE}); "
+                    f"expected {_BACKEND_ACCEPTED if what == 'backend' else 'backend names'}",
+                )
             )
         seen[item] = None
     return tuple(seen)
 
 
-def _seconds(value: object, source: str, *, zero_ok: bool) -> float:
-    """A finite number of seconds, positive (or non-negative if ``zero_ok``)."""
+def parse_seconds(value: object, source: str, *, zero_ok: bool, text_ok: bool = False) -> float:
+    """A finite duration in seconds: positive, or ``>= 0`` with ``zero_ok``.
+
+    ``value`` is a number, or, with ``text_ok`` (environment variables, the command
+    line), text such as ``"0.5"``. The same bad duration gives the same message from
+    every source, apart from the ``source`` label.
+    """
     if zero_ok:
         wanted = "a number of seconds >= 0, such as 0.1"
     else:
         wanted = "a positive number of seconds, such as 0.5"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{source} must be {wanted}, got {type(value).__name__} {value!r}")
-    number = float(value)
+    if text_ok and isinstance(value, str):
+        shown = value.strip()
+        try:
+            number = float(shown)
+        except ValueError:
+            raise ConfigError(
+                _say(source, f"must be {wanted}, got {value!r}, which is not a number")
+            ) from None
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(
+            _say(source, f"must be {wanted}, got {type(value).__name__} {value!r}")
+        )
+    else:
+        number, shown = float(value), repr(value)
     if not math.isfinite(number) or number < 0 or (number == 0 and not zero_ok):
-        raise ConfigError(f"{source} must be {wanted}, got {value!r}")
+        raise ConfigError(_say(source, f"must be {wanted}, got {shown}"))
     return number
 
 
-def _seconds_text(text: str, source: str) -> float:
-    try:
-        number = float(text)
-    except ValueError:
-        raise ConfigError(f"{source}={text!r} is not a number; give seconds such as 0.5") from None
-    if not math.isfinite(number) or number <= 0:
-        raise ConfigError(f"{source}={text!r} must be a positive number of seconds, such as 0.5")
-    return number
+def parse_kinds(value: object, source: str) -> tuple[Change, ...]:
+    """Event kinds to deliver: a collection of :class:`Change` members or their values.
+
+    A single string is refused rather than read letter by letter (``Change`` members
+    are strings too): the caller is told to give a list.
+    """
+    accepted = ", ".join(c.value for c in Change)
+    if isinstance(value, str):
+        raise ConfigError(
+            _say(
+                source,
+                f"must be a list of event kinds such as [{str(value)!r}], not a single "
+                f"string ({str(value)!r}); accepted kinds: {accepted}",
+            )
+        )
+    if not isinstance(value, Iterable) or isinstance(value, bytes | bytearray | Mapping):
+        raise ConfigError(
+            _say(
+                source,
+                "must be a list of event kinds such as ['created'], got "
+                f"{type(value).__name__} {value!r}; accepted kinds: {accepted}",
+            )
+        )
+    chosen: dict[Change, None] = {}
+    for item in value:
+        try:
+            kind = Change(item)
+        except ValueError:
+            raise ConfigError(
+                _at(source, f"unknown event kind {item!r}; accepted kinds: {accepted}")
+            ) from None
+        chosen[kind] = None
+    return tuple(chosen)
 
 
 def _patterns(value: object, source: str) -> tuple[str, ...]:
@@ -198,11 +280,11 @@ def from_args(args: Mapping[str, object]) -> PartialSettings:
         elif key == "deny":
             out["deny"] = _parse_deny(value, source)
         elif key == "poll_interval":
-            out["poll_interval"] = _seconds(value, source, zero_ok=False)
+            out["poll_interval"] = parse_seconds(value, source, zero_ok=False)
         elif key == "ignore":
             out["ignore"] = _patterns(value, source)
         else:
-            out["debounce"] = _seconds(value, source, zero_ok=True)
+            out["debounce"] = parse_seconds(value, source, zero_ok=True)
     return out
 
 
@@ -217,7 +299,9 @@ def from_env(environ: Mapping[str, str]) -> PartialSettings:
         out["deny"] = _parse_deny(deny, ENV_DENY)
     interval = environ.get(ENV_POLL_INTERVAL, "").strip()
     if interval:
-        out["poll_interval"] = _seconds_text(interval, ENV_POLL_INTERVAL)
+        out["poll_interval"] = parse_seconds(
+            interval, ENV_POLL_INTERVAL, zero_ok=False, text_ok=True
+        )
     return out
 
 
@@ -286,7 +370,7 @@ def from_file(path: str) -> PartialSettings:
     if "deny" in table:
         out["deny"] = _file_deny(table["deny"], f"{where} deny")
     if "poll_interval" in table:
-        out["poll_interval"] = _seconds(
+        out["poll_interval"] = parse_seconds(
             table["poll_interval"], f"{where} poll_interval", zero_ok=False
         )
     if "ignore" in table:
@@ -298,7 +382,7 @@ def from_file(path: str) -> PartialSettings:
             )
         out["ignore"] = _patterns(value, f"{where} ignore")
     if "debounce" in table:
-        out["debounce"] = _seconds(table["debounce"], f"{where} debounce", zero_ok=True)
+        out["debounce"] = parse_seconds(table["debounce"], f"{where} debounce", zero_ok=True)
     return out
 
 

@@ -1,6 +1,6 @@
 """Hook specifications: the contract between crosswatch and its plugins.
 
-A plugin is a module (or object) with functions marked ``@crosswatch.hookimpl``
+A plugin is a module (or object) with functions marked ``@crosswatch.backend.hookimpl``
 and named like the specs below. Third-party plugins are found through the
 ``crosswatch`` entry-point group; the built-in polling backend registers through
 the very same hook.
@@ -24,7 +24,7 @@ def crosswatch_register_backends(register: BackendRegistry) -> None:
     """Register the backends this plugin provides by calling ``register(BackendClass)``.
 
     Called once when a plugin set is loaded. The class must subclass
-    :class:`crosswatch.Backend` and carry a ``name`` no other plugin uses; a
+    :class:`crosswatch.backend.Backend` and carry a ``name`` no other plugin uses; a
     duplicate is rejected with :class:`crosswatch.PluginError`. Do not import
     OS-specific modules here: registration must work on every OS, so that users
     can see a backend listed as unavailable and why.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import re
 import warnings
 from collections.abc import Iterable, Iterator
 
@@ -12,10 +11,10 @@ import pluggy
 
 from . import _hookspecs
 from ._backend import Backend
+from ._config import BACKEND_NAME_RULE, is_backend_name
 from ._errors import CrosswatchWarning, PluginError
 
 ENTRY_POINT_GROUP = "crosswatch"
-_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 #: Built-in plugins, registered like any third-party one.
 BUILTIN_PLUGINS = ("crosswatch._polling",)
@@ -33,13 +32,13 @@ class BackendRegistry:
         if not (isinstance(backend, type) and issubclass(backend, Backend)):
             raise PluginError(
                 f"plugin {self._current!r} registered {backend!r}, which is not a "
-                "subclass of crosswatch.Backend"
+                "subclass of crosswatch.backend.Backend"
             )
         name = getattr(backend, "name", None)
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not is_backend_name(name):
             raise PluginError(
                 f"plugin {self._current!r}: backend {backend.__qualname__} needs a "
-                f"lower-case name such as 'inotify' (got {name!r})"
+                f"lower-case name such as 'inotify' ({BACKEND_NAME_RULE}), got {name!r}"
             )
         if name in self._backends and self._backends[name] is not backend:
             raise PluginError(

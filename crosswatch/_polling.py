@@ -23,16 +23,7 @@ class PollingBackend(Backend):
 
     name = "polling"
     description = "stat polling; works everywhere, costs one lstat per entry per tick"
-    capabilities = Capabilities(
-        recursive=True,
-        names=True,
-        pairs_renames=False,
-        content_changes=True,
-        remote_changes=True,
-        mmap_writes=True,
-        mounts=True,
-        polls=True,
-    )
+    capabilities = Capabilities(recursive=True, polls=True)
 
     @classmethod
     def probe(cls, path: str) -> Probe:

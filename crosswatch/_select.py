@@ -29,6 +29,8 @@ class ProbeReport:
     """The backend selection would use, or ``None`` if none can."""
     reason: str
     """Why ``choice`` was picked, or why nothing can be."""
+    access: bool = False
+    """Whether selection was asked for a backend that reports access events."""
 
 
 def _run_probe(name: str, backend: type[Backend], path: str) -> Probe:
@@ -60,9 +62,32 @@ class _Probes:
     def all(self) -> list[Probe]:
         return [self[name] for name in self.registry]  # the registry iterates sorted
 
-    def usable(self, deny: frozenset[str]) -> list[str]:
-        """Names of the backends that are available and not denied."""
-        return [p.backend for p in self.all() if p.available and p.backend not in deny]
+    def hears_access(self, name: str) -> bool:
+        """Whether backend ``name`` can report access events."""
+        return self.registry[name].capabilities.access_events
+
+    def usable(self, deny: frozenset[str], access: bool) -> list[str]:
+        """Names of the backends that are available, not denied, and report access
+        events if ``access``."""
+        return [p.backend for p in self.all() if self.fits(p, deny, access)]
+
+    def fits(self, result: Probe, deny: frozenset[str], access: bool) -> bool:
+        if not result.available or result.backend in deny:
+            return False
+        return not access or self.hears_access(result.backend)
+
+
+#: How messages name what ``access=True`` asks for.
+_ACCESS_EVENTS = "access events (opened, accessed, closed_write, closed_nowrite)"
+
+
+def no_access_events(backend: type[Backend]) -> str:
+    """Why ``backend``, given as a class, cannot serve a watcher asked for access events."""
+    return (
+        f"backend {backend.name!r} cannot report {_ACCESS_EVENTS}, which were asked "
+        "for (access=True / --access); use a backend whose capabilities include access_events, "
+        "or watch without access=True"
+    )
 
 
 def probe_all(path: str, plugins: Plugins) -> list[Probe]:
@@ -75,47 +100,63 @@ def select_backend(
     preference: tuple[str, ...] | None,
     deny: frozenset[str],
     plugins: Plugins,
+    *,
+    access: bool = False,
 ) -> tuple[type[Backend], Probe]:
     """Choose the backend for ``path`` and return its class and its probe.
 
     ``preference`` ``None`` picks the available backend with the highest score; one
-    name forces that backend; several names take the first available one.
+    name forces that backend; several names take the first available one. With
+    ``access``, only backends whose capabilities include ``access_events`` qualify.
     """
     probes = _Probes(path, plugins.backends)
-    name, _ = _choose(probes, preference, deny)
+    name, _ = _choose(probes, preference, deny, access)
     return plugins.backends[name], probes[name]
 
 
 def _choose(
-    probes: _Probes, preference: tuple[str, ...] | None, deny: frozenset[str]
+    probes: _Probes, preference: tuple[str, ...] | None, deny: frozenset[str], access: bool
 ) -> tuple[str, str]:
     """The chosen backend's name and why it was chosen."""
     if preference is None:
-        return _choose_auto(probes, deny)
+        return _choose_auto(probes, deny, access)
     _check_known(preference, probes.registry)
     if len(preference) == 1:
-        return _choose_forced(probes, preference[0], deny)
-    return _choose_listed(probes, preference, deny)
+        return _choose_forced(probes, preference[0], deny, access)
+    return _choose_listed(probes, preference, deny, access)
 
 
-def _choose_auto(probes: _Probes, deny: frozenset[str]) -> tuple[str, str]:
-    candidates = [p for p in probes.all() if p.available and p.backend not in deny]
+def _choose_auto(probes: _Probes, deny: frozenset[str], access: bool) -> tuple[str, str]:
+    candidates = [probes[name] for name in probes.usable(deny, access)]
     if not candidates:
-        raise BackendUnavailableError(_nothing_usable(probes, deny))
+        raise BackendUnavailableError(_nothing_usable(probes, deny, access))
     best = min(candidates, key=lambda p: (-p.score, p.backend))
-    return best.backend, f"highest score ({best.score}) among the available backends"
+    among = " that report access events" if access else ""
+    return best.backend, f"highest score ({best.score}) among the available backends{among}"
 
 
-def _choose_forced(probes: _Probes, name: str, deny: frozenset[str]) -> tuple[str, str]:
+def _choose_forced(
+    probes: _Probes, name: str, deny: frozenset[str], access: bool
+) -> tuple[str, str]:
     if name in deny:
         raise ConfigError(
             f"backend {name!r} is both requested and denied; remove it from the deny "
             "list (deny=, CROSSWATCH_DENY or the config file) or request another backend"
         )
     result = probes[name]
+    if result.available and access and not probes.hears_access(name):
+        able = [n for n in probes.usable(deny, access) if n != name]
+        if able:
+            advice = f"backends available for this path that can: {', '.join(able)}"
+        else:
+            advice = "no available backend can for this path; watch without access=True"
+        raise BackendUnavailableError(
+            f"backend {name!r} cannot report {_ACCESS_EVENTS}, which were asked for "
+            f"(access=True / --access); {advice}"
+        )
     if result.available:
         return name, "requested"
-    others = [n for n in probes.usable(deny) if n != name]
+    others = [n for n in probes.usable(deny, access) if n != name]
     if others:
         advice = (
             f"backends available for this path: {', '.join(others)}; "
@@ -130,13 +171,15 @@ def _choose_forced(probes: _Probes, name: str, deny: frozenset[str]) -> tuple[st
 
 
 def _choose_listed(
-    probes: _Probes, preference: tuple[str, ...], deny: frozenset[str]
+    probes: _Probes, preference: tuple[str, ...], deny: frozenset[str], access: bool
 ) -> tuple[str, str]:
     for name in preference:
-        if name not in deny and probes[name].available:
+        if probes.fits(probes[name], deny, access):
+            if access:
+                return name, "first backend in the preference list that reports access events"
             return name, "first available backend in the preference list"
-    lines = [_status_line(probes[name], deny) for name in preference]
-    unlisted = [n for n in probes.usable(deny) if n not in preference]
+    lines = [_status_line(probes, probes[name], deny, access) for name in preference]
+    unlisted = [n for n in probes.usable(deny, access) if n not in preference]
     if unlisted:
         advice = f"available but not listed: {', '.join(unlisted)}; add one or use 'auto'"
     else:
@@ -147,14 +190,22 @@ def _choose_listed(
     )
 
 
-def _nothing_usable(probes: _Probes, deny: frozenset[str]) -> str:
+def _nothing_usable(probes: _Probes, deny: frozenset[str], access: bool) -> str:
     results = probes.all()
     if not results:
         return (
             "no backends are registered; check CROSSWATCH_DISABLE_PLUGINS and that "
             "the crosswatch plugins are installed"
         )
-    lines = [_status_line(p, deny) for p in results]
+    lines = [_status_line(probes, p, deny, access) for p in results]
+    if access:
+        return (
+            f"no backend can watch {probes.path!r} and report {_ACCESS_EVENTS}, which "
+            "were asked for (access=True / --access):\n"
+            + "\n".join(lines)
+            + "\nwatch without access=True, allow a denied backend, or install a plugin "
+            "whose backend reports access events on this system"
+        )
     return (
         f"no backend can watch {probes.path!r}:\n"
         + "\n".join(lines)
@@ -162,9 +213,11 @@ def _nothing_usable(probes: _Probes, deny: frozenset[str]) -> str:
     )
 
 
-def _status_line(result: Probe, deny: frozenset[str]) -> str:
+def _status_line(probes: _Probes, result: Probe, deny: frozenset[str], access: bool) -> str:
     if result.backend in deny:
         status = "denied"
+    elif result.available and access and not probes.hears_access(result.backend):
+        status = "available, but cannot report access events"
     elif result.available:
         status = "available"
     else:
@@ -199,6 +252,7 @@ def probe(
     *,
     backend: str | Sequence[str] | None = None,
     deny: Iterable[str] | None = None,
+    access: bool = False,
     plugins: Plugins | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ProbeReport:
@@ -206,6 +260,7 @@ def probe(
 
     ``backend`` and ``deny`` are merged with ``CROSSWATCH_BACKEND`` and
     ``CROSSWATCH_DENY`` as the watcher does (``environ`` defaults to ``os.environ``).
+    ``access`` selects as a watcher asked for access events (``access=True``) does.
     """
     if not os.path.exists(path):
         raise WatchPathError(
@@ -222,7 +277,7 @@ def probe(
     results = tuple(probes.all())
     try:
         choice: str | None
-        choice, reason = _choose(probes, settings.backend, settings.deny)
+        choice, reason = _choose(probes, settings.backend, settings.deny, access)
     except BackendUnavailableError as exc:
         choice, reason = None, str(exc)
-    return ProbeReport(path, results, choice, reason)
+    return ProbeReport(path, results, choice, reason, access)

@@ -15,12 +15,11 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Any
 
 from . import _config, _select
 from ._backend import Backend, Options
 from ._engine import Engine, Ignore
-from ._errors import ConfigError, CrosswatchWarning, WatchPathError
+from ._errors import BackendUnavailableError, ConfigError, CrosswatchWarning, WatchPathError
 from ._events import ACCESS_KINDS, Change, Event
 from ._feed import feed
 from ._plugins import Plugins
@@ -159,11 +158,7 @@ class Watcher:
     def _kinds(kinds: Iterable[Change | str] | None, access: bool) -> frozenset[Change] | None:
         if kinds is None:
             return None
-        try:
-            chosen = frozenset(Change(k) for k in kinds)
-        except ValueError as exc:
-            accepted = ", ".join(c.value for c in Change)
-            raise ConfigError(f"unknown event kind: {exc}; use one of {accepted}") from None
+        chosen = frozenset(_config.parse_kinds(kinds, "argument kinds="))
         if chosen & ACCESS_KINDS and not access:
             raise ConfigError("access kinds were asked for without access=True")
         return chosen
@@ -203,10 +198,16 @@ class Watcher:
         for root in self.roots:
             if self._forced is not None:
                 cls = self._forced
+                if self._options.access and not cls.capabilities.access_events:
+                    raise BackendUnavailableError(_select.no_access_events(cls))
             else:
                 assert plugins is not None
                 cls, _ = _select.select_backend(
-                    root, self.settings.backend, self.settings.deny, plugins
+                    root,
+                    self.settings.backend,
+                    self.settings.deny,
+                    plugins,
+                    access=self._options.access,
                 )
             _check_readable(root)
             instance = self._backends.get(cls)
@@ -424,9 +425,41 @@ class Watcher:
             self._cond.notify_all()
 
 
-def watch(*paths: Paths, **options: Any) -> Watcher:
+def watch(
+    *paths: Paths,
+    recursive: bool = True,
+    backend: BackendSpec = None,
+    deny: Iterable[str] | None = None,
+    ignore: Iterable[str] | None = None,
+    kinds: Iterable[Change | str] | None = None,
+    access: bool = False,
+    debounce: float | None = None,
+    poll_interval: float | None = None,
+    callback: Callback | None = None,
+    max_queue: int = 100_000,
+    pair_wait: float = 0.02,
+    plugins: Plugins | None = None,
+    config_file: str | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> Watcher:
     """Watch ``paths``; use as ``with watch("src") as w: for batch in w: ...``.
 
-    Keyword options are those of :class:`Watcher`.
+    The keywords are those of :class:`Watcher`, which this returns unstarted.
     """
-    return Watcher(*paths, **options)
+    return Watcher(
+        *paths,
+        recursive=recursive,
+        backend=backend,
+        deny=deny,
+        ignore=ignore,
+        kinds=kinds,
+        access=access,
+        debounce=debounce,
+        poll_interval=poll_interval,
+        callback=callback,
+        max_queue=max_queue,
+        pair_wait=pair_wait,
+        plugins=plugins,
+        config_file=config_file,
+        on_warning=on_warning,
+    )

@@ -15,9 +15,9 @@ from collections.abc import Hashable, Sequence
 
 import pytest
 
-from crosswatch import Observation
 from crosswatch._engine import Engine
 from crosswatch._feed import feed
+from crosswatch.backend import Observation
 from crosswatch.testing import FileOps, Mirror, ScriptedBackend, snapshot
 from crosswatch.testing._conformance import random_operation
 

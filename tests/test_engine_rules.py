@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from crosswatch import Action, DirDirty, EntryChange, Gone, Observation, SubtreeLost
 from crosswatch._engine import Engine, Ignore
 from crosswatch._feed import feed
+from crosswatch.backend import Action, DirDirty, EntryChange, Gone, Observation, SubtreeLost
 from crosswatch.testing import Mirror, ScriptedBackend, snapshot
 
 #: How many times a step's end may expire: once, then again while a deadline is left.

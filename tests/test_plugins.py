@@ -12,15 +12,15 @@ import crosswatch
 from crosswatch import CrosswatchWarning, PluginError, Plugins
 
 TOY = '''
-import crosswatch
+from crosswatch.backend import Backend, Probe, hookimpl
 
 
-class Toy(crosswatch.Backend):
+class Toy(Backend):
     name = "{name}"
 
     @classmethod
     def probe(cls, path):
-        return crosswatch.Probe(cls.name, False, "toy: never available")
+        return Probe(cls.name, False, "toy: never available")
 
     def watch(self, path, *, recursive):
         return path
@@ -32,7 +32,7 @@ class Toy(crosswatch.Backend):
         return []
 
 
-@crosswatch.hookimpl
+@hookimpl
 def crosswatch_register_backends(register):
     register(Toy)
 '''
@@ -118,7 +118,7 @@ def test_registering_something_that_is_not_a_backend_fails() -> None:
     class NotABackend:
         name = "nope"
 
-    with pytest.raises(PluginError, match=r"not a subclass of crosswatch\.Backend"):
+    with pytest.raises(PluginError, match=r"not a subclass of crosswatch\.backend\.Backend"):
         Plugins(autoload=False, extra=[NotABackend])
 
 

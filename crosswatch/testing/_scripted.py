@@ -32,7 +32,7 @@ class ScriptedBackend(Backend):
 
     name = "scripted"
     description = "observations pushed by a test (crosswatch.testing)"
-    capabilities = Capabilities(recursive=False, pairs_renames=True, access_events=True)
+    capabilities = Capabilities(recursive=False, access_events=True)
 
     @classmethod
     def probe(cls, path: str) -> Probe:

@@ -6,18 +6,13 @@ calls happen when the backend opens.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import crosswatch
+from crosswatch.backend import BackendRegistry, hookimpl
 
 from ._backend import InotifyBackend
-
-if TYPE_CHECKING:
-    from crosswatch import BackendRegistry
 
 __all__ = ["InotifyBackend"]
 
 
-@crosswatch.hookimpl
+@hookimpl
 def crosswatch_register_backends(register: BackendRegistry) -> None:
     register(InotifyBackend)

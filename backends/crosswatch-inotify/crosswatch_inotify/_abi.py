@@ -10,7 +10,7 @@ import struct
 import sys
 from collections.abc import Iterator
 
-from crosswatch import Action, EntryChange, Gone, Observation, SubtreeLost
+from crosswatch.backend import Action, EntryChange, Gone, Observation, SubtreeLost
 
 IN_ACCESS = 0x00000001
 IN_MODIFY = 0x00000002

@@ -11,7 +11,7 @@ import time
 from collections.abc import Hashable, Sequence
 from typing import Any
 
-from crosswatch import (
+from crosswatch.backend import (
     Backend,
     Capabilities,
     Gone,
@@ -138,16 +138,7 @@ class InotifyBackend(Backend):
 
     name = "inotify"
     description = "Linux inotify(7): exact names and renames, one watch per directory"
-    capabilities = Capabilities(
-        recursive=False,
-        names=True,
-        pairs_renames=True,
-        content_changes=True,
-        access_events=True,
-        remote_changes=False,
-        mmap_writes=False,
-        mounts=False,
-    )
+    capabilities = Capabilities(recursive=False, access_events=True)
 
     @classmethod
     def probe(cls, path: str) -> Probe:

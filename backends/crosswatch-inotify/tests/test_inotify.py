@@ -20,9 +20,10 @@ from crosswatch_inotify import _abi
 from crosswatch_inotify._backend import InotifyBackend
 
 import crosswatch
-from crosswatch import Action, Change, EntryChange, Gone, SubtreeLost, Watcher
+from crosswatch import Change, Watcher
 from crosswatch._engine import Engine
 from crosswatch._feed import feed
+from crosswatch.backend import Action, EntryChange, Gone, SubtreeLost
 from crosswatch.testing import Mirror, collect, converge, snapshot
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux")

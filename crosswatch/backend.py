@@ -1,0 +1,51 @@
+"""What a plugin author needs to write a crosswatch backend.
+
+A backend subclasses :class:`Backend`, declares its :class:`Capabilities`, answers
+:meth:`Backend.probe` with a :class:`Probe`, reads :class:`Options`, and reports
+observations (:class:`EntryChange`, :class:`Renamed`, :class:`DirDirty`,
+:class:`SubtreeLost`, :class:`Gone`). Its plugin registers it through a function
+marked :data:`hookimpl` that calls the :class:`BackendRegistry` it is given. The
+errors :class:`WatchGoneError` and :class:`WatchLimitError` tell the engine why a
+watch could not be placed. See ``docs/plugins.md``.
+"""
+
+from __future__ import annotations
+
+from ._backend import (
+    Action,
+    Backend,
+    Capabilities,
+    DirDirty,
+    EntryChange,
+    Gone,
+    Handle,
+    Observation,
+    Options,
+    Probe,
+    Renamed,
+    SubtreeLost,
+)
+from ._errors import WatchError, WatchGoneError, WatchLimitError
+from ._hookspecs import hookimpl, hookspec
+from ._plugins import BackendRegistry
+
+__all__ = [
+    "Action",
+    "Backend",
+    "BackendRegistry",
+    "Capabilities",
+    "DirDirty",
+    "EntryChange",
+    "Gone",
+    "Handle",
+    "Observation",
+    "Options",
+    "Probe",
+    "Renamed",
+    "SubtreeLost",
+    "WatchError",
+    "WatchGoneError",
+    "WatchLimitError",
+    "hookimpl",
+    "hookspec",
+]

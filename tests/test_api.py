@@ -1,0 +1,97 @@
+"""The shape of the public API: what consumers import, and what plugin authors import."""
+
+from __future__ import annotations
+
+import inspect
+
+import crosswatch
+import crosswatch.backend
+
+PLUGIN_NAMES = {
+    "Action",
+    "Backend",
+    "BackendRegistry",
+    "Capabilities",
+    "DirDirty",
+    "EntryChange",
+    "Gone",
+    "Handle",
+    "Observation",
+    "Options",
+    "Probe",
+    "Renamed",
+    "SubtreeLost",
+    "hookimpl",
+    "hookspec",
+}
+CONSUMER_NAMES = {"watch", "Watcher", "Event", "Change", "probe", "ProbeReport", "__version__"}
+BACKEND_ERRORS = {"WatchError", "WatchGoneError", "WatchLimitError"}
+
+
+def test_the_top_level_holds_what_a_consumer_uses() -> None:
+    exported = set(crosswatch.__all__)
+    assert exported >= CONSUMER_NAMES
+    assert not exported & PLUGIN_NAMES
+    for name in PLUGIN_NAMES:
+        assert not hasattr(crosswatch, name), name
+    for name in exported:
+        assert hasattr(crosswatch, name), name
+
+
+def test_the_top_level_exports_every_error_and_warning() -> None:
+    classes = {
+        name
+        for name in crosswatch.__all__
+        if isinstance(getattr(crosswatch, name), type)
+        and issubclass(getattr(crosswatch, name), Warning | Exception)
+    }
+    assert classes >= {
+        "CrosswatchError",
+        "CrosswatchWarning",
+        "ConfigError",
+        "UnknownBackendError",
+        "BackendUnavailableError",
+        "PluginError",
+        "WatchPathError",
+        *BACKEND_ERRORS,
+    }
+
+
+def test_the_backend_module_holds_what_a_plugin_author_uses() -> None:
+    exported = set(crosswatch.backend.__all__)
+    assert exported == PLUGIN_NAMES | BACKEND_ERRORS
+    for name in exported:
+        assert hasattr(crosswatch.backend, name), name
+    assert crosswatch.backend.WatchGoneError is crosswatch.WatchGoneError
+
+
+def _keywords(func: object) -> list[inspect.Parameter]:
+    """The parameters after the paths."""
+    params = list(inspect.signature(func).parameters.values())  # type: ignore[arg-type]
+    return [p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def test_watch_takes_the_keywords_of_watcher() -> None:
+    watch_params = inspect.signature(crosswatch.watch).parameters.values()
+    assert not [p for p in watch_params if p.kind is inspect.Parameter.VAR_KEYWORD]
+    assert _keywords(crosswatch.watch) == _keywords(crosswatch.Watcher.__init__)
+    assert _keywords(crosswatch.watch)  # not vacuous
+
+
+def test_every_capability_is_read_by_selection_or_the_engine() -> None:
+    import dataclasses
+    import pathlib
+
+    from crosswatch.backend import Capabilities, EntryChange
+
+    package = pathlib.Path(crosswatch.__file__).parent
+    # The contract declares the flags and the CLI lists them: neither is a use.
+    skip = {package / "_backend.py", package / "_cli.py", package / "backend.py"}
+    sources = "\n".join(
+        path.read_text(encoding="utf-8")
+        for path in sorted(package.rglob("*.py"))
+        if path not in skip and "testing" not in path.parts
+    )
+    for flag in dataclasses.fields(Capabilities):
+        assert f"capabilities.{flag.name}" in sources, flag.name
+    assert "file_id" not in {f.name for f in dataclasses.fields(EntryChange)}
