@@ -33,7 +33,7 @@ from ._events import Change, Event
 from ._hookspecs import hookimpl, hookspec
 from ._plugins import BackendRegistry, Plugins
 from ._select import ProbeReport, probe
-from ._watch import Watcher, watch
+from ._watch import Backlog, Watcher, watch
 
 __version__ = "0.1.0"
 
@@ -42,6 +42,7 @@ __all__ = [
     "Backend",
     "BackendRegistry",
     "BackendUnavailableError",
+    "Backlog",
     "Capabilities",
     "Change",
     "ConfigError",

@@ -9,13 +9,14 @@ import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 import crosswatch
 from crosswatch import Change, ConfigError, Event, Watcher, WatchPathError
+from crosswatch._watch import event_bytes
 from crosswatch.testing import Mirror, ScriptedBackend, collect, converge
 
 POLL = {"backend": "polling", "poll_interval": 0.05}
@@ -111,19 +112,99 @@ def test_an_error_in_the_watcher_thread_reaches_the_consumer(tmp_path: Path) -> 
             collect(w, lambda _: False, timeout=10)
 
 
-def test_a_slow_consumer_does_not_grow_the_queue(tmp_path: Path) -> None:
-    """Past ``max_queue`` the watcher stops reading; nothing is lost, it catches up."""
-    with Watcher(tmp_path, max_queue=10, **POLL) as w:
+def wave(root: Path, n: int) -> None:
+    """A directory and five files: six events."""
+    (root / f"d{n:02d}").mkdir()
+    for m in range(5):
+        (root / f"d{n:02d}" / f"f{m}").write_text("x")
+
+
+def until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("bound", ["max_queue", "max_queue_bytes"])
+def test_past_a_bound_reading_pauses_and_nothing_more_is_queued(
+    tmp_path: Path, bound: str
+) -> None:
+    """Past a bound the watcher stops reading the OS; once consumed, it catches up."""
+    one = event_bytes([Event(Change.CREATED, str(tmp_path / "d00" / "f0"))])
+    options = {"max_queue": 20} if bound == "max_queue" else {"max_queue_bytes": 20 * one}
+    with Watcher(tmp_path, **options, **POLL) as w:  # type: ignore[arg-type]
         mirror = Mirror.of(str(tmp_path))
-        for n in range(40):  # batches of new files, while nobody consumes
-            (tmp_path / f"d{n}").mkdir()
-            for m in range(5):
-                (tmp_path / f"d{n}" / f"f{m}").write_text("x")
-            if n % 20 == 0:
-                mirror.apply(w.get(timeout=0.01) or [])
-        time.sleep(0.5)  # several poll ticks pass while the queue is full
-        assert w._queued <= w.max_queue + 6 * 40
+        n = 0
+        while not w.backlog.paused:  # one wave per poll tick, until a bound is reached
+            assert n < 100, "reading never paused"
+            before = w.backlog.events
+            wave(tmp_path, n)
+            n += 1
+            until(lambda b=before: w.backlog.events > b or w.backlog.paused, "a wave unseen")
+        held = w.backlog
+        for _ in range(10):  # more waves, over many poll ticks, while nobody consumes
+            wave(tmp_path, n)
+            n += 1
+            time.sleep(0.06)
+        time.sleep(0.3)
+        assert w.backlog == held, "events were queued while reading was paused"
+        # The pass that reached the bound read one wave at most.
+        if bound == "max_queue":
+            assert w.max_queue <= held.events < w.max_queue + 6
+        else:
+            assert w.max_queue_bytes <= held.bytes < w.max_queue_bytes + 6 * one + 100
+        assert (held.peak_events, held.peak_bytes) == (held.events, held.bytes)
+        first = w.get(timeout=5)  # everything waiting, in one list
+        assert first is not None
+        assert len(first) == held.events
+        mirror.apply(first)
         converge(w, mirror)
+
+
+def test_a_slow_consumer_gets_what_waits_merged_up_to_max_batch(tmp_path: Path) -> None:
+    with Watcher(tmp_path, max_batch=12, **POLL) as w:
+        mirror = Mirror.of(str(tmp_path))
+        names = [str(tmp_path / f"f{n:02d}") for n in range(30)]
+        for n, name in enumerate(names):  # one file per poll tick: 30 batches wait
+            Path(name).write_text("x")
+            until(lambda n=n: w.backlog.events > n, "a file unseen")
+        batches = [w.get(timeout=5) or [] for _ in range(3)]
+        assert [len(b) for b in batches] == [12, 12, 6]
+        merged = [e for b in batches for e in b]
+        assert [(e.kind, e.path) for e in merged] == [(Change.CREATED, p) for p in names]
+        assert w.backlog.events == 0
+        mirror.apply(merged)
+        converge(w, mirror)
+
+
+def test_callback_batches_are_cut_to_max_batch(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "d").mkdir(parents=True)
+    for n in range(10):
+        (outside / "d" / f"f{n}").write_text("x")
+    root = tmp_path / "root"
+    root.mkdir()
+    got: list[list[Event]] = []
+    done = threading.Event()
+
+    def on_batch(batch: list[Event]) -> None:
+        got.append(batch)
+        if sum(map(len, got)) >= 11:
+            done.set()
+
+    with Watcher(root, callback=on_batch, max_batch=3, **POLL):
+        (outside / "d").rename(root / "d")  # one poll tick finds all eleven entries
+        assert done.wait(10)
+    assert [len(b) for b in got] == [3, 3, 3, 2]
+    assert paths([e for b in got for e in b])[0] == str(root / "d")
+
+
+@pytest.mark.parametrize("name", ["max_queue", "max_queue_bytes", "max_batch"])
+@pytest.mark.parametrize("value", [0, -1, True, 1.5])
+def test_bounds_must_be_positive_whole_numbers(tmp_path: Path, name: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=f"{name} must be a whole number"):
+        Watcher(tmp_path, **{name: value})  # type: ignore[arg-type]
 
 
 def test_debounce_gathers_a_burst_into_one_batch(tmp_path: Path) -> None:
