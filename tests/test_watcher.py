@@ -112,10 +112,10 @@ def test_an_error_in_the_watcher_thread_reaches_the_consumer(tmp_path: Path) -> 
 
 
 def wave(root: Path, n: int) -> None:
-    """A directory and five files: six events."""
+    """A directory and five empty files: six events (no write a tick could split)."""
     (root / f"d{n:02d}").mkdir()
     for m in range(5):
-        (root / f"d{n:02d}" / f"f{m}").write_text("x")
+        (root / f"d{n:02d}" / f"f{m}").touch()
 
 
 def until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
@@ -135,12 +135,12 @@ def test_past_a_bound_reading_pauses_and_nothing_more_is_queued(
     with Watcher(tmp_path, **options, **POLL) as w:  # type: ignore[arg-type]
         mirror = Mirror.of(str(tmp_path))
         n = 0
-        while not w.backlog.paused:  # one wave per poll tick, until a bound is reached
+        while not w.backlog.paused:  # a wave seen whole before the next, until a bound
             assert n < 100, "reading never paused"
             before = w.backlog.events
             wave(tmp_path, n)
             n += 1
-            until(lambda b=before: w.backlog.events > b or w.backlog.paused, "a wave unseen")
+            until(lambda b=before: w.backlog.events >= b + 6 or w.backlog.paused, "unseen")
         held = w.backlog
         for _ in range(10):  # more waves, over many poll ticks, while nobody consumes
             wave(tmp_path, n)
@@ -189,7 +189,7 @@ def test_a_slow_consumer_gets_what_waits_merged_up_to_max_batch(tmp_path: Path) 
         mirror = Mirror.of(str(tmp_path))
         names = [str(tmp_path / f"f{n:02d}") for n in range(30)]
         for n, name in enumerate(names):  # one file per poll tick: 30 batches wait
-            Path(name).write_text("x")
+            Path(name).touch()
             until(lambda n=n: w.backlog.events > n, "a file unseen")
         batches = [w.get(timeout=5) or [] for _ in range(3)]
         assert [len(b) for b in batches] == [12, 12, 6]
