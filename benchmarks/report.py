@@ -19,6 +19,9 @@ TIMES = "\u00d7"
 LATENCY_GOAL_MS = 1.0
 
 Row = tuple[str, Callable[[dict[str, Any]], str]]
+#: Around the section benchmarks/slow_consumer.py writes; kept when the page is rewritten.
+SECTION_BEGIN = "<!-- slow_consumer.py: begin -->"
+SECTION_END = "<!-- slow_consumer.py: end -->"
 
 
 def ms(value: float | None, digits: int = 2) -> str:
@@ -329,4 +332,24 @@ def write(results: dict[str, Any], out: Path) -> None:
     for name, section in SECTIONS.items():
         if name in results:
             lines += section(results[name], results["sizes"])
+    kept = _section(out.read_text()) if out.exists() else None
+    if kept is not None:
+        lines += ["", kept]
     out.write_text("\n".join(lines).rstrip() + "\n")
+
+
+def _section(page: str) -> str | None:
+    """The slow-consumer section of ``page``, markers included, if it has one."""
+    begin, end = page.find(SECTION_BEGIN), page.find(SECTION_END)
+    if begin < 0 or end < begin:
+        return None
+    return page[begin : end + len(SECTION_END)]
+
+
+def put_section(out: Path, lines: list[str]) -> None:
+    """Put the slow-consumer section into ``out``, replacing the one it has."""
+    page = out.read_text() if out.exists() else ""
+    section = "\n".join([SECTION_BEGIN, *lines, SECTION_END])
+    old = _section(page)
+    page = page.replace(old, section) if old is not None else page.rstrip() + "\n\n" + section
+    out.write_text(page.rstrip() + "\n")

@@ -20,12 +20,13 @@ from ._errors import (
 from ._events import Change, Event
 from ._plugins import Plugins
 from ._select import ProbeReport, probe
-from ._watch import Watcher, watch
+from ._watch import Backlog, Watcher, watch
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailableError",
+    "Backlog",
     "Change",
     "ConfigError",
     "CrosswatchError",

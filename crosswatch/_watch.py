@@ -14,6 +14,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 
 from . import _config, _select
@@ -27,6 +28,39 @@ from ._plugins import Plugins
 Paths = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 BackendSpec = str | Sequence[str] | type[Backend] | None
 Callback = Callable[[list[Event]], object]
+
+#: Bytes an event is estimated to hold besides its path's characters: the
+#: :class:`Event` object, the string's header and the queue's slot for it (CPython,
+#: 64-bit, measured). A move's source path adds its length and ``SRC_OVERHEAD``.
+EVENT_OVERHEAD = 160
+SRC_OVERHEAD = 64
+
+
+def event_bytes(events: Iterable[Event]) -> int:
+    """The memory ``events`` are estimated to hold, for ``max_queue_bytes``."""
+    total = 0
+    for e in events:
+        total += EVENT_OVERHEAD + len(e.path)
+        if e.src_path is not None:
+            total += SRC_OVERHEAD + len(e.src_path)
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What waits for the consumer of a :class:`Watcher` (a snapshot, read-only)."""
+
+    events: int
+    """Events queued and not yet handed over by ``get()``."""
+    bytes: int
+    """Their estimated memory (see :func:`event_bytes`)."""
+    paused: bool
+    """Reading from the OS is paused: a bound was reached and the queue is not yet
+    down to half of both."""
+    peak_events: int
+    """The most events queued at once since the watcher started."""
+    peak_bytes: int
+    """The most estimated bytes queued at once since the watcher started."""
 
 
 def _warn(message: str) -> None:
@@ -67,6 +101,12 @@ def _listed(value: Iterable[str] | None) -> object:
     return value if value is None or isinstance(value, str) else list(value)
 
 
+def _bound(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a whole number of at least 1, not {value!r}")
+    return value
+
+
 def _check_readable(path: str) -> None:
     if not os.path.isdir(path):
         return
@@ -87,9 +127,12 @@ class Watcher:
     root has been read: any change made after that is reported. ``close()`` can be
     called from any thread and releases every descriptor and thread.
 
-    ``max_queue`` bounds the events waiting for a slow consumer; past it the
-    watcher stops reading the OS, which sheds load in the kernel (an overflow the
-    engine repairs with a rescan) instead of growing memory.
+    ``max_queue`` and ``max_queue_bytes`` bound the events waiting for a slow
+    consumer, in number and in estimated memory; past either one the watcher stops
+    reading the OS, which sheds load in the kernel (an overflow the engine repairs
+    with a rescan) instead of growing memory. ``get()`` hands over everything waiting,
+    merged into one list of at most ``max_batch`` events, so a slow consumer catches
+    up in few calls; :attr:`backlog` shows what waits.
     """
 
     def __init__(
@@ -105,6 +148,8 @@ class Watcher:
         poll_interval: float | None = None,
         callback: Callback | None = None,
         max_queue: int = 100_000,
+        max_queue_bytes: int = 32 * 2**20,
+        max_batch: int = 10_000,
         pair_wait: float = 0.02,
         plugins: Plugins | None = None,
         config_file: str | None = None,
@@ -124,7 +169,9 @@ class Watcher:
         self.roots = _roots(paths, recursive)
         self.recursive = recursive
         self.kinds = self._kinds(kinds, access)
-        self.max_queue = max(1, max_queue)
+        self.max_queue = _bound("max_queue", max_queue)
+        self.max_queue_bytes = _bound("max_queue_bytes", max_queue_bytes)
+        self.max_batch = _bound("max_batch", max_batch)
         self._forced = forced
         self._plugins = plugins
         self._callback = callback
@@ -142,8 +189,10 @@ class Watcher:
         )
         self._backends: dict[type[Backend], Backend] = {}
         self._chosen: dict[str, str] = {}
-        self._queue: collections.deque[list[Event]] = collections.deque()
+        self._queue: collections.deque[tuple[list[Event], int]] = collections.deque()
         self._queued = 0
+        self._queued_bytes = 0
+        self._peak = (0, 0)
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._wake_r, self._wake_w = -1, -1
@@ -291,8 +340,18 @@ class Watcher:
                 return
             yield batch
 
+    @property
+    def backlog(self) -> Backlog:
+        """What waits for the consumer now, and the most that ever did."""
+        with self._cond:
+            return Backlog(self._queued, self._queued_bytes, self._paused, *self._peak)
+
     def get(self, timeout: float | None = None) -> list[Event] | None:
-        """The next batch; ``[]`` if ``timeout`` passed first, ``None`` once the stream ended."""
+        """Every event waiting, in order, at most ``max_batch`` of them.
+
+        Waits for one if none is; returns ``[]`` if ``timeout`` passed first and
+        ``None`` once the stream ended.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not self._queue:
@@ -305,12 +364,50 @@ class Watcher:
                 if remaining is not None and remaining <= 0:
                     return []
                 self._cond.wait(remaining)
-            batch = self._queue.popleft()
-            self._queued -= len(batch)
-            resume = self._paused and self._queued <= self.max_queue // 2
+            batch = self._take()
+            resume = self._paused and self._down_to_half()
         if resume:
             self._wake()
         return batch
+
+    def _take(self) -> list[Event]:
+        """The waiting batches merged, up to ``max_batch`` events (with the lock held)."""
+        out: list[Event] = []
+        size = 0
+        while self._queue and len(out) < self.max_batch:
+            batch, nbytes = self._queue[0]
+            room = self.max_batch - len(out)
+            if len(batch) > room:  # the rest waits for the next call
+                batch, rest = batch[:room], batch[room:]
+                part = event_bytes(batch)
+                self._queue[0] = (rest, nbytes - part)
+                nbytes = part
+            else:
+                self._queue.popleft()
+            if out:
+                out.extend(batch)
+            else:
+                out = batch
+            size += nbytes
+        self._queued -= len(out)
+        self._queued_bytes -= size
+        return out
+
+    def _down_to_half(self) -> bool:
+        return (
+            self._queued <= self.max_queue // 2
+            and self._queued_bytes <= self.max_queue_bytes // 2
+        )
+
+    def _must_pause(self, held: int, held_bytes: int) -> bool:
+        """Pause reading once a bound is reached (counting ``held``, the batch not yet
+        delivered); once paused, resume only when the queue is down to half of both."""
+        if self._paused:
+            return not self._down_to_half()
+        return (
+            self._queued + held >= self.max_queue
+            or self._queued_bytes + held_bytes >= self.max_queue_bytes
+        )
 
     # -------------------------------------------------------------- the loop
 
@@ -334,9 +431,10 @@ class Watcher:
         engine = self._engine
         watched: dict[int, Backend] = {}
         batch: list[Event] = []
+        batch_bytes = 0
         batch_due: float | None = None
         while not self._closing:
-            self._paused = self._queued >= self.max_queue
+            self._paused = self._must_pause(len(batch), batch_bytes)
             self._sync_fds(selector, watched)
             timeout = self._timeout(batch_due)
             drained = True
@@ -353,21 +451,23 @@ class Watcher:
                     due = backend.deadline()
                     if due is not None and due <= now:
                         feed(engine, backend)
-            if drained:
-                # Only once the backends had nothing more to say: a moved_to still
-                # in the kernel's queue must not find its moved_from settled already.
-                engine.expire()
+                if drained:
+                    # Only once the backends had nothing more to say: a moved_to still
+                    # in the kernel's queue must not find its moved_from settled
+                    # already. Not while paused either: the kernel's queue is unread.
+                    engine.expire()
             events = self._filter(engine.take())
             if events:
                 if not batch and self._debounce > 0:
                     batch_due = time.monotonic() + self._debounce
                 batch.extend(events)
+                batch_bytes += event_bytes(events)
             if batch and (batch_due is None or time.monotonic() >= batch_due):
-                self._deliver(batch)
-                batch, batch_due = [], None
+                self._deliver(batch, batch_bytes)
+                batch, batch_bytes, batch_due = [], 0, None
             if not engine.watched:
                 if batch:
-                    self._deliver(batch)
+                    self._deliver(batch, batch_bytes)
                 return
 
     def _sync_fds(self, selector: selectors.BaseSelector, watched: dict[int, Backend]) -> None:
@@ -391,10 +491,10 @@ class Watcher:
         dues: list[float] = []
         if batch_due is not None:
             dues.append(batch_due)
-        pending = self._engine.next_deadline()
-        if pending is not None:
-            dues.append(pending)
         if not self._paused:
+            pending = self._engine.next_deadline()
+            if pending is not None:
+                dues.append(pending)
             for backend in self._engine.backends():
                 due = backend.deadline()
                 if due is not None:
@@ -415,13 +515,22 @@ class Watcher:
             return events
         return [e for e in events if e.kind in self.kinds]
 
-    def _deliver(self, batch: list[Event]) -> None:
+    def _deliver(self, batch: list[Event], nbytes: int) -> None:
         if self._callback is not None:
-            self._callback(batch)
+            # Nothing queues in callback mode (the loop waits for the callback), so
+            # there is nothing to merge; longer batches are cut to max_batch.
+            step = self.max_batch
+            for start in range(0, len(batch), step):
+                self._callback(batch if len(batch) <= step else batch[start : start + step])
             return
         with self._cond:
-            self._queue.append(batch)
+            self._queue.append((batch, nbytes))
             self._queued += len(batch)
+            self._queued_bytes += nbytes
+            self._peak = (
+                max(self._peak[0], self._queued),
+                max(self._peak[1], self._queued_bytes),
+            )
             self._cond.notify_all()
 
 
@@ -437,6 +546,8 @@ def watch(
     poll_interval: float | None = None,
     callback: Callback | None = None,
     max_queue: int = 100_000,
+    max_queue_bytes: int = 32 * 2**20,
+    max_batch: int = 10_000,
     pair_wait: float = 0.02,
     plugins: Plugins | None = None,
     config_file: str | None = None,
@@ -458,6 +569,8 @@ def watch(
         poll_interval=poll_interval,
         callback=callback,
         max_queue=max_queue,
+        max_queue_bytes=max_queue_bytes,
+        max_batch=max_batch,
         pair_wait=pair_wait,
         plugins=plugins,
         config_file=config_file,

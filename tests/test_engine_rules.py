@@ -809,6 +809,18 @@ CASES = [
         ignore=[".git"],
     ),
     Case(
+        "a pattern with / matches the path below the root, not the name elsewhere",
+        ["src/", "build/"],
+        [
+            Step(
+                ["mkdir src/build", "write src/build/x", "write build/y"],
+                ["lost"],
+                ["created build/y", "rescan ."],
+            )
+        ],
+        ignore=["src/build"],
+    ),
+    Case(
         "names that are not UTF-8 are carried as surrogate escapes",
         [],
         [Step(["write caf\udce9"], ["created . caf\udce9"], ["created caf\udce9"])],
@@ -955,11 +967,15 @@ def test_engine_rule(case: Case, tmp_path: object) -> None:
                 assert h.describe(events) == step.events
         if os.path.exists(h.root):
             ignored = Ignore(case.ignore)
-            disk = {
-                p: d
-                for p, d in snapshot(h.root).items()
-                if not any(ignored.match(n, str) for n in p[len(h.root) :].split(os.sep))
-            }
+
+            def hidden(path: str) -> bool:  # it, or a directory above it, is ignored
+                parts = os.path.relpath(path, h.root).split(os.sep)
+                return any(
+                    ignored.match(name, lambda n=n: "/".join(parts[: n + 1]))
+                    for n, name in enumerate(parts)
+                )
+
+            disk = {p: d for p, d in snapshot(h.root).items() if p == h.root or not hidden(p)}
             assert h.mirror.entries == disk, h.mirror.diff(disk)
             # The cache agrees with the disk: a rescan finds no structural change. (It may
             # repeat ``modified`` for a file written within a timestamp tick of a reported

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -64,16 +63,26 @@ def test_polling_is_built_in_and_registered_through_the_hook() -> None:
     assert "polling" in plugins.plugin_names()
 
 
+def available_toy(name: str, score: int) -> str:
+    return TOY.format(name=name).replace(
+        'False, "toy: never available"', f'True, "toy: always", score={score}'
+    )
+
+
 def test_entry_point_plugins_are_loaded(site: Path) -> None:
     install_plugin(site, "cw_plugin_toy", name="toy")
+    # Two plugins outscore every installed backend and tie: the name first in
+    # alphabetical order wins, whichever entry point loads first.
+    install_plugin(site, "cw_plugin_zeta", name="zeta", source=available_toy("zeta", 10**6))
+    install_plugin(site, "cw_plugin_beta", name="beta", source=available_toy("beta", 10**6))
     plugins = Plugins()
     assert plugins.backends["toy"].__name__ == "Toy"
     assert plugins.backends.origin("toy") == "toy"
     report = crosswatch.probe(str(site), plugins=plugins)
     toy = next(p for p in report.results if p.backend == "toy")
     assert (toy.available, toy.reason) == (False, "toy: never available")
-    best = max((p for p in report.results if p.available), key=lambda p: p.score)
-    assert report.choice == best.backend
+    assert report.choice == "beta"
+    assert crosswatch.probe(str(site), deny=["beta"], plugins=plugins).choice == "zeta"
 
 
 def test_plugins_can_be_disabled(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,13 +142,18 @@ def test_a_backend_needs_a_proper_name() -> None:
 
 
 def test_a_plugin_backend_is_chosen_by_name(site: Path, tmp_path: Path) -> None:
-    source = TOY.format(name="always").replace("False, \"toy: never available\"", "True")
-    install_plugin(site, "cw_plugin_always", name="always", source=source)
+    source = available_toy("always", 0).replace(
+        "        return path\n", "        WATCHED.append(path)\n        return path\n"
+    )
+    install_plugin(site, "cw_plugin_always", name="always", source=f"WATCHED = []\n{source}")
     root = tmp_path / "w"
     root.mkdir()
     with crosswatch.Watcher(str(root), backend="always") as w:
         assert w.backends == {str(root): "always"}
-    assert os.path.isdir(root)
+        assert type(w.backend("always")).__module__ == "cw_plugin_always"
+    # The plugin's own class watched the root, though polling scores higher.
+    watched = sys.modules["cw_plugin_always"].WATCHED
+    assert watched == [str(root)]
 
 
 def test_forcing_an_unavailable_backend_names_what_is_available(site: Path) -> None:

@@ -9,13 +9,14 @@ import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 import crosswatch
 from crosswatch import Change, ConfigError, Event, Watcher, WatchPathError
+from crosswatch.backend import Action, EntryChange
 from crosswatch.testing import Mirror, ScriptedBackend, collect, converge
 
 POLL = {"backend": "polling", "poll_interval": 0.05}
@@ -111,19 +112,122 @@ def test_an_error_in_the_watcher_thread_reaches_the_consumer(tmp_path: Path) -> 
             collect(w, lambda _: False, timeout=10)
 
 
-def test_a_slow_consumer_does_not_grow_the_queue(tmp_path: Path) -> None:
-    """Past ``max_queue`` the watcher stops reading; nothing is lost, it catches up."""
-    with Watcher(tmp_path, max_queue=10, **POLL) as w:
+def wave(root: Path, n: int) -> None:
+    """A directory and five empty files: six events (no write a tick could split)."""
+    (root / f"d{n:02d}").mkdir()
+    for m in range(5):
+        (root / f"d{n:02d}" / f"f{m}").touch()
+
+
+def until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("bound", ["max_queue", "max_queue_bytes"])
+def test_past_a_bound_reading_pauses_and_nothing_more_is_queued(
+    tmp_path: Path, bound: str
+) -> None:
+    """Past a bound the watcher stops reading the OS; once consumed, it catches up."""
+    # About 20 events either way (an event is estimated at 160 bytes plus its path).
+    options = {"max_queue": 20} if bound == "max_queue" else {"max_queue_bytes": 5_000}
+    with Watcher(tmp_path, **options, **POLL) as w:  # type: ignore[arg-type]
         mirror = Mirror.of(str(tmp_path))
-        for n in range(40):  # batches of new files, while nobody consumes
-            (tmp_path / f"d{n}").mkdir()
-            for m in range(5):
-                (tmp_path / f"d{n}" / f"f{m}").write_text("x")
-            if n % 20 == 0:
-                mirror.apply(w.get(timeout=0.01) or [])
-        time.sleep(0.5)  # several poll ticks pass while the queue is full
-        assert w._queued <= w.max_queue + 6 * 40
+        n = 0
+        while not w.backlog.paused:  # a wave seen whole before the next, until a bound
+            assert n < 100, "reading never paused"
+            before = w.backlog.events
+            wave(tmp_path, n)
+            n += 1
+            until(lambda b=before: w.backlog.events >= b + 6 or w.backlog.paused, "unseen")
+        held = w.backlog
+        for _ in range(10):  # more waves, over many poll ticks, while nobody consumes
+            wave(tmp_path, n)
+            n += 1
+            time.sleep(0.06)
+        time.sleep(0.3)
+        assert w.backlog == held, "events were queued while reading was paused"
+        # The pass that reached the bound read one wave at most.
+        if bound == "max_queue":
+            assert w.max_queue <= held.events < w.max_queue + 6
+        else:
+            assert held.events < 100  # the byte bound paused it, not max_queue
+            wave_bytes = 6 * held.bytes / held.events
+            assert w.max_queue_bytes <= held.bytes < w.max_queue_bytes + 1.2 * wave_bytes
+        assert (held.peak_events, held.peak_bytes) == (held.events, held.bytes)
+        first = w.get(timeout=5)  # everything waiting, in one list
+        assert first is not None
+        assert len(first) == held.events
+        mirror.apply(first)
         converge(w, mirror)
+
+
+def test_a_rename_waiting_for_its_partner_is_not_settled_while_paused(tmp_path: Path) -> None:
+    """Its partner may sit unread in the kernel's queue, and the queue must not grow."""
+    (tmp_path / "old").write_text("x")
+    with Watcher(tmp_path, backend=ScriptedBackend, max_queue=3, pair_wait=0.05) as w:
+        mirror = Mirror.of(str(tmp_path))
+        backend = w.backend("scripted")
+        handle = backend.handle_of(str(tmp_path))  # type: ignore[attr-defined]
+        for n in range(3):
+            (tmp_path / f"new{n}").write_text("x")
+        (tmp_path / "old").rename(tmp_path.parent / f"{tmp_path.name}-moved-out")
+        backend.push(  # type: ignore[attr-defined]
+            *[EntryChange(handle, f"new{n}", Action.CREATED, False) for n in range(3)],
+            EntryChange(handle, "old", Action.MOVED_FROM, False, 7),
+        )
+        until(lambda: w.backlog.paused, "reading never paused")
+        time.sleep(0.5)  # ten times pair_wait
+        assert w.backlog.events == 3, "a rename was settled while reading was paused"
+        events = converge(w, mirror)  # resumed: now it is settled, as a deletion
+    assert (Change.DELETED, str(tmp_path / "old")) in [(e.kind, e.path) for e in events]
+
+
+def test_a_slow_consumer_gets_what_waits_merged_up_to_max_batch(tmp_path: Path) -> None:
+    with Watcher(tmp_path, max_batch=12, **POLL) as w:
+        mirror = Mirror.of(str(tmp_path))
+        names = [str(tmp_path / f"f{n:02d}") for n in range(30)]
+        for n, name in enumerate(names):  # one file per poll tick: 30 batches wait
+            Path(name).touch()
+            until(lambda n=n: w.backlog.events > n, "a file unseen")
+        batches = [w.get(timeout=5) or [] for _ in range(3)]
+        assert [len(b) for b in batches] == [12, 12, 6]
+        merged = [e for b in batches for e in b]
+        assert [(e.kind, e.path) for e in merged] == [(Change.CREATED, p) for p in names]
+        assert w.backlog.events == 0
+        mirror.apply(merged)
+        converge(w, mirror)
+
+
+def test_callback_batches_are_cut_to_max_batch(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "d").mkdir(parents=True)
+    for n in range(10):
+        (outside / "d" / f"f{n}").write_text("x")
+    root = tmp_path / "root"
+    root.mkdir()
+    got: list[list[Event]] = []
+    done = threading.Event()
+
+    def on_batch(batch: list[Event]) -> None:
+        got.append(batch)
+        if sum(map(len, got)) >= 11:
+            done.set()
+
+    with Watcher(root, callback=on_batch, max_batch=3, **POLL):
+        (outside / "d").rename(root / "d")  # one poll tick finds all eleven entries
+        assert done.wait(10)
+    assert [len(b) for b in got] == [3, 3, 3, 2]
+    assert paths([e for b in got for e in b])[0] == str(root / "d")
+
+
+@pytest.mark.parametrize("name", ["max_queue", "max_queue_bytes", "max_batch"])
+@pytest.mark.parametrize("value", [0, -1, True, 1.5])
+def test_bounds_must_be_positive_whole_numbers(tmp_path: Path, name: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=f"{name} must be a whole number"):
+        Watcher(tmp_path, **{name: value})  # type: ignore[arg-type]
 
 
 def test_debounce_gathers_a_burst_into_one_batch(tmp_path: Path) -> None:
