@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tools import Ev, Tool, make
+from tools import Ev, Tool, is_crosswatch, make
 
 
 def emit(**message: object) -> None:
@@ -115,11 +115,9 @@ class TreeMirror(Collector):
 
     def __init__(self, tool: str, root: str) -> None:
         super().__init__()
-        from crosswatch.testing import Mirror, snapshot
-
         self.root = root
         self.rescans = 0
-        self.crosswatch = Mirror.of(root, strict=False) if tool == "crosswatch" else None
+        self.crosswatch = _crosswatch_mirror(root) if is_crosswatch(tool) else None
         self.entries: dict[str, bool] = snapshot(root)
         # For counting renames by identity (see renames.py): the inodes before the
         # storm, then [arrival, kind, path, src, inode] per created/deleted/moved.
@@ -135,13 +133,7 @@ class TreeMirror(Collector):
             elif e.kind == "rescan":
                 self.rescans += 1
         if self.crosswatch is not None:
-            from crosswatch import Change, Event
-
-            self.crosswatch.apply(
-                Event(Change(e.kind), e.path, bool(e.is_dir), e.src)
-                for e in events
-                if e.kind != "other"
-            )
+            self.crosswatch.apply(e.raw for e in events)
         else:
             for e in events:
                 self._apply(e)
@@ -171,8 +163,6 @@ class TreeMirror(Collector):
             del self.entries[p]
 
     def result(self) -> dict[str, object]:
-        from crosswatch.testing import snapshot
-
         mirror = self.crosswatch.entries if self.crosswatch is not None else self.entries
         disk = snapshot(self.root)
         missing = sorted(set(disk) - set(mirror))
@@ -190,6 +180,31 @@ class TreeMirror(Collector):
             "log": self.log,
             "rescans": self.rescans,
         }
+
+
+def _crosswatch_mirror(root: str) -> Any:
+    """crosswatch's own mirror (its testing kit), applying its events as they come."""
+    from crosswatch.testing import Mirror
+
+    return Mirror.of(root, strict=False)
+
+
+def snapshot(root: str) -> dict[str, bool]:
+    """Every entry below ``root``: path -> is_dir, symlinks not followed."""
+    out: dict[str, bool] = {}
+    stack = [root]
+    while stack:
+        try:
+            it = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with it:
+            for entry in it:
+                is_dir = entry.is_dir(follow_symlinks=False)
+                out[entry.path] = is_dir
+                if is_dir:
+                    stack.append(entry.path)
+    return out
 
 
 def _inode(path: str) -> int | None:
@@ -315,17 +330,30 @@ def interactive(args: argparse.Namespace, collector: Collector) -> None:
     emit(result={**collector.result(), "stop_error": stop_error})
 
 
-def versions(_: argparse.Namespace) -> None:
+def versions(args: argparse.Namespace) -> None:
+    """The versions installed, and where this process's crosswatch came from.
+
+    For a crosswatch column, the files its core and its inotify plugin were imported
+    from once a watcher has loaded the plugin, so that the orchestrator can check that
+    a baseline revision is the code measured.
+    """
     from importlib import metadata
 
-    import crosswatch
-
-    found: dict[str, str] = {"crosswatch": crosswatch.__version__}
-    for dist in ("crosswatch-inotify", "watchdog", "watchfiles"):
+    found: dict[str, str | None] = {}
+    for dist in ("crosswatch", "crosswatch-inotify", "watchdog", "watchfiles"):
         try:
             found[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             found[dist] = "not installed"
+    if is_crosswatch(args.tool):
+        import crosswatch
+
+        with crosswatch.Watcher(args.root, backend="inotify"):
+            pass
+        plugin = sys.modules.get("crosswatch_inotify")
+        found["crosswatch"] = crosswatch.__version__
+        found["core_file"] = crosswatch.__file__
+        found["plugin_file"] = getattr(plugin, "__file__", None)
     emit(result=found)
 
 

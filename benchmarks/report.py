@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import math
+import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,18 @@ SECTION_BEGIN = "<!-- slow_consumer.py: begin -->"
 SECTION_END = "<!-- slow_consumer.py: end -->"
 
 
+def label(tool: str) -> str:
+    """The column heading of ``tool``; a baseline (``crosswatch@REV``) is its own."""
+    return LABELS.get(tool, tool)
+
+
+def short(tool: str) -> str:
+    """The plot's label of ``tool``."""
+    if tool.startswith("crosswatch@"):
+        return "crosswatch\n" + tool[len("crosswatch"):]
+    return SHORT.get(tool, tool)
+
+
 def ms(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f} ms"
 
@@ -34,7 +48,7 @@ def seconds(value: float | None) -> str:
 
 def table(data: dict[str, Any], rows: Sequence[Row]) -> list[str]:
     tools = list(data)
-    lines = ["| | " + " | ".join(LABELS[t] for t in tools) + " |",
+    lines = ["| | " + " | ".join(label(t) for t in tools) + " |",
              "| --- |" + " --- |" * len(tools)]
     for name, cell in rows:
         lines.append(f"| {name} | " + " | ".join(cell(data[t]) for t in tools) + " |")
@@ -69,6 +83,7 @@ def intro(results: dict[str, Any], plot: str) -> list[str]:
         f"(crosswatch-inotify {v['crosswatch-inotify']}), watchdog {v['watchdog']}, "
         f"watchfiles {v['watchfiles']}"
         + (f"; crosswatch checkout at {m['revision']}" if m.get("revision") else ""),
+        *baseline_line(results),
         f"- tree for startup, latency and idle: {size['dirs']:,} directories {TIMES} "
         f"{size['files']} files",
         "- each tool consumes in a process of its own; every writer is another process",
@@ -239,7 +254,7 @@ def stop_errors(data: dict[str, Any]) -> list[str]:
     for tool, d in data.items():
         errors = [r["stop_error"] for r in d["runs"] if r.get("stop_error")]
         if errors:
-            lines.append(f"{LABELS[tool]} raised while being stopped, after the comparison, in "
+            lines.append(f"{label(tool)} raised while being stopped, after the comparison, in "
                          f"{len(errors)} of {len(d['runs'])} runs (`{errors[0]}`).")
     return [*lines, ""] if lines else []
 
@@ -260,6 +275,199 @@ def idle(data: dict[str, Any], size: dict[str, Any]) -> list[str]:
         ]),
         "",
     ]
+
+
+# ---------------------------------------------------------------- comparison
+
+#: How much worse than the baseline a measure may come out and still be "no worse":
+#: (relative, absolute) in the measure's unit, either one enough. Set from this
+#: checkout measured against itself (see benchmarks/README.md, "Against a baseline").
+TOLERANCE: dict[str, tuple[float, float]] = {
+    "startup": (0.10, 0.005),
+    "latency_p50": (0.25, 0.05),
+    "latency_p99": (0.50, 0.25),
+    "burst_s": (0.25, 0.25),
+    "idle_cpu": (0.50, 2.0),
+    "polling": (0.10, 0.0),
+    "move_rate": (0.0, 0.001),
+}
+#: Counts a change must not make larger (or, for "higher", smaller) at all.
+EXACT = (0.0, 0.0)
+
+
+def baseline_line(results: dict[str, Any]) -> list[str]:
+    b = results.get("baseline")
+    if b is None:
+        return []
+    v = results["machine"]["versions"].get("baseline", {})
+    return [f"- baseline `{b['tool']}`: commit {b['commit']} (crosswatch "
+            f"{v.get('crosswatch', '?')}), exported from git and measured in the same run"]
+
+
+def ratio(cur: float | None, base: float | None) -> float | None:
+    if cur is None or base is None:
+        return None
+    if base == 0:
+        return 1.0 if cur == 0 else None
+    return cur / base
+
+
+def compared(name: str, fmt: Callable[[float], str], cur_runs: Sequence[float | None],
+             base_runs: Sequence[float | None], tolerance: tuple[float, float], *,
+             pick: Callable[[list[float]], float] = statistics.median,
+             higher: bool = False,
+             values: tuple[float | None, float | None] | None = None,
+             ) -> tuple[str, str, bool]:
+    """One row: both values, their ratio, the per-run ratios and whether it is no worse.
+
+    The values are ``pick`` of each side's runs, unless given as ``values``.
+    """
+    def value(runs: Sequence[float | None]) -> float | None:
+        return None if not runs or any(r is None for r in runs) else pick(
+            [r for r in runs if r is not None])
+
+    cur, base = values if values is not None else (value(cur_runs), value(base_runs))
+    rel, floor = tolerance
+    r = ratio(cur, base)
+    if cur is None or base is None:
+        ok = cur is None and base is None
+    elif higher:
+        ok = cur >= base * (1 - rel) or base - cur <= floor
+    else:
+        ok = cur <= base * (1 + rel) or cur - base <= floor
+    pairs = [ratio(c, b) for c, b in zip(cur_runs, base_runs, strict=False)]
+    spread = [p for p in pairs if p is not None]
+    spread_text = (f"{min(spread):.2f} to {max(spread):.2f}" if len(spread) > 1
+                   else "—" if not spread else f"{spread[0]:.2f}")
+    if tolerance == EXACT:
+        allowed = "none"
+    else:
+        allowed = " or ".join(p for p in (f"{rel:.0%}" if rel else "",
+                                          fmt(floor) if floor else "") if p)
+    cells = [name, "—" if cur is None else fmt(cur), "—" if base is None else fmt(base),
+             "—" if r is None else f"{r:.2f}", spread_text, allowed,
+             "yes" if ok else "**no**"]
+    return name, "| " + " | ".join(cells) + " |", ok
+
+
+def comparison(results: dict[str, Any]) -> list[str]:
+    b = results["baseline"]
+    old, here = b["tool"], "crosswatch"
+    rows: list[tuple[str, str, bool]] = []
+
+    def runs(scenario: str, key: str, tool: str) -> list[float | None]:
+        return [r[key] for r in results[scenario][tool]["repeats"]]
+
+    def msf(digits: int) -> Callable[[float], str]:
+        return lambda v: ms(v, digits)
+
+    if "startup" in results:
+        s = results["startup"]
+        rows.append(compared("startup, median", seconds3, s[here]["all_s"], s[old]["all_s"],
+                             TOLERANCE["startup"]))
+    if "latency" in results:
+        for pct in (50, 99):
+            pooled = (pooled_percentile(results["latency"][here]["repeats"], pct),
+                      pooled_percentile(results["latency"][old]["repeats"], pct))
+            rows.append(compared(f"latency p{pct} (all runs' writes)", msf(3),
+                                 runs("latency", f"p{pct}_ms", here),
+                                 runs("latency", f"p{pct}_ms", old),
+                                 TOLERANCE[f"latency_p{pct}"], values=pooled))
+    if "burst" in results:
+        rows.append(compared("burst: last one delivered after", seconds,
+                             runs("burst", "delivered_s", here), runs("burst", "delivered_s", old),
+                             TOLERANCE["burst_s"]))
+        rows.append(compared("burst: files lost (worst run)", count,
+                             runs("burst", "lost", here), runs("burst", "lost", old), EXACT,
+                             pick=max))
+    if "idle" in results:
+        rows.append(compared("idle: wake-ups", count, runs("idle", "wakeups", here),
+                             runs("idle", "wakeups", old), EXACT))
+        rows.append(compared("idle: CPU time", msf(1), runs("idle", "cpu_ms", here),
+                             runs("idle", "cpu_ms", old), TOLERANCE["idle_cpu"]))
+    if "polling" in results:
+        p = results["polling"]["tools"]
+        for key, name in (("quiet_s", "polling tick, nothing changed (fastest)"),
+                          ("touched_s", "polling tick, every directory re-listed (fastest)")):
+            best = key.replace("_s", "_best_s")
+            rows.append(compared(name, msf(1),
+                                 [m[key] * 1000 for m in p[here]["run_best"]],
+                                 [m[key] * 1000 for m in p[old]["run_best"]],
+                                 TOLERANCE["polling"],
+                                 values=(p[here][best] * 1000, p[old][best] * 1000)))
+    if "storm" in results:
+        st = results["storm"]
+        rows.append(compared("storm: mirror right afterwards (runs)", count,
+                             [r["converged"] for r in st[here]["runs"]],
+                             [r["converged"] for r in st[old]["runs"]], EXACT,
+                             pick=sum, higher=True))
+        rows.append(compared("storm: renames reported as moves", percent,
+                             [st[here]["move_rate"]], [st[old]["move_rate"]],
+                             TOLERANCE["move_rate"], higher=True))
+    worse = [name for name, _, ok in rows if not ok]
+    turns = []
+    if "startup" in results:
+        turns.append("in startup each round runs them back to back, who goes first "
+                     "alternating")
+    repeated = [n for n in ("latency", "burst", "idle") if n in results]
+    if repeated:
+        turns.append(f"{', '.join(repeated)} run each of them {b['pairs']} times, "
+                     "who goes first alternating")
+    if "storm" in results:
+        turns.append("the storm alternates per seed")
+    if "polling" in results:
+        p = results["polling"]
+        turns.append(f"the polling tick ({p['entries']:,} entries, the built-in polling "
+                     f"backend) runs {p['runs']} processes of each, alternating, timing "
+                     f"{p['ticks']} ticks in each")
+    lines = [
+        f"## This checkout against {b['rev']}",
+        "",
+        f"`{old}` is commit {b['commit']}: its `crosswatch/` and inotify plugin, exported",
+        "from git, come first on the path of its consumers, so the column measures that",
+        "code with this run's tools, trees and writers. The two took turns: "
+        + "; ".join(turns) + ".",
+        "",
+        "Values are medians over those runs (latency: the percentiles of all runs' writes",
+        "together; polling: the fastest of all ticks, which other work on the machine can",
+        "only slow down; files lost: the worst run; storm: all seeds), so they can differ",
+        "from the first runs shown in the tables below.",
+        f"Ratio: this checkout / `{old}`: above 1 is worse, except in the storm rows,",
+        "where higher is better. Per-run ratios: each run of this checkout against the",
+        "baseline's run next to it, the spread the machine's noise gives. \"No worse\"",
+        "allows the tolerance shown, relative or absolute, either one: about the spread",
+        "seen when this checkout is measured against itself (`--baseline HEAD`);",
+        "counts (files lost, wake-ups, converged runs) get none.",
+        "",
+        f"| measure | this checkout | {old} | ratio | per-run ratios | tolerance | no worse |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *(row for _, row, _ in rows),
+        "",
+        ("No worse than the baseline on every measure."
+         if not worse else "**Worse than the baseline:** " + ", ".join(worse) + "."),
+        "",
+    ]
+    return lines
+
+
+def pooled_percentile(runs: list[dict[str, Any]], pct: float) -> float | None:
+    """The nearest-rank percentile of the latencies of all ``runs`` together."""
+    ordered: list[float] = sorted(v for r in runs for v in r["latencies_ms"])
+    if not ordered:
+        return None
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+def seconds3(value: float) -> str:
+    return f"{value:.3f} s"
+
+
+def count(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def percent(value: float) -> str:
+    return f"{value:.2%}"
 
 
 SECTIONS = {"startup": startup, "latency": latency, "burst": burst, "storm": storm, "idle": idle}
@@ -306,9 +514,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 
 def bar(ax: Any, title: str, unit: str, values: dict[str, float | None], log: bool) -> None:
-    names = [SHORT.get(t, t) for t in values]
+    names = [short(t) for t in values]
     heights = [v or 0.0 for v in values.values()]
-    colors = ["#2a7ab9" if t == "crosswatch" else "#9a9a9a" for t in values]
+    colors = ["#2a7ab9" if t == "crosswatch" else "#8fbfe0" if t.startswith("crosswatch@")
+              else "#9a9a9a" for t in values]
     bars = ax.bar(names, heights, color=colors)
     for rect, value in zip(bars, values.values(), strict=True):
         label = "—" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
@@ -329,6 +538,8 @@ def write(results: dict[str, Any], out: Path) -> None:
     png = out.with_suffix(".png")
     plot(results, png)
     lines = intro(results, png.name) + goals(results)
+    if "baseline" in results:
+        lines += comparison(results)
     for name, section in SECTIONS.items():
         if name in results:
             lines += section(results[name], results["sizes"])

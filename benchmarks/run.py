@@ -1,16 +1,20 @@
 """crosswatch against watchdog and watchfiles, in one run, on tmpfs.
 
     python benchmarks/run.py [--quick] [--out docs/benchmarks.md] [--only startup,latency]
+    python benchmarks/run.py --baseline REV     # and this checkout against revision REV
 
 Every tool runs in a process of its own and every writer in yet another one, one
 after the other, so that no two measurements share a CPU or the GIL. The results
 go to a markdown page and a PNG plot next to it (see benchmarks/README.md).
+
+With ``--baseline REV``, REV's crosswatch is exported from git and measured in the
+same run as a column of its own, ``crosswatch@REV``, taking turns with this checkout,
+and the page compares the two as ratios.
 """
 
 from __future__ import annotations
 
 import argparse
-import compileall
 import importlib.util
 import json
 import math
@@ -30,16 +34,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import polling_cost
 from renames import count as count_renames
+from revisions import Checkout, RevisionError, baseline, current
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CONSUMER = str(HERE / "consumer.py")
 WRITERS = str(HERE / "writers.py")
 #: The tools of each scenario, as columns; watchfiles' defaults only where they matter.
-MAIN_TOOLS = ("crosswatch", "watchdog", "watchfiles")
-WITH_DEFAULTS = (*MAIN_TOOLS, "watchfiles-default")
-SCENARIO_NAMES = ("startup", "latency", "burst", "storm", "idle")
+OTHER_TOOLS = ("watchdog", "watchfiles")
+SCENARIO_NAMES = ("startup", "latency", "burst", "storm", "idle", "polling")
 
 
 @dataclass(frozen=True)
@@ -56,32 +61,61 @@ class Sizes:
     storm_seeds: int
     quiet: float
     idle_seconds: float
+    #: with a baseline: runs of each crosswatch in latency, burst and idle
+    pairs: int
+    #: with a baseline: the polling tree, processes per crosswatch, ticks timed in each
+    poll_dirs: int
+    poll_files: int
+    poll_runs: int
+    poll_ticks: int
 
 
 FULL = Sizes(dirs=2000, files=50, startup_runs=11, writes=200, interval=0.02, burst=100_000,
              storm_writers=10, storm_seconds=5.0, storm_rate=1000.0, storm_seeds=3, quiet=2.0,
-             idle_seconds=5.0)
+             idle_seconds=5.0, pairs=4, poll_dirs=200, poll_files=100, poll_runs=3,
+             poll_ticks=7)
 QUICK = Sizes(dirs=200, files=20, startup_runs=3, writes=50, interval=0.02, burst=10_000,
               storm_writers=4, storm_seconds=2.0, storm_rate=400.0, storm_seeds=2, quiet=1.0,
-              idle_seconds=2.0)
+              idle_seconds=2.0, pairs=2, poll_dirs=100, poll_files=50, poll_runs=2,
+              poll_ticks=7)
 
 
-def child_env() -> dict[str, str]:
-    """Children import crosswatch from this checkout (and the tools from site-packages)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    return env
+@dataclass(frozen=True)
+class Plan:
+    """What one run measures: the sizes, and which crosswatch each column imports."""
 
+    sizes: Sizes
+    here: Checkout
+    old: Checkout | None = None
 
-def compile_bytecode() -> None:
-    """Compile crosswatch and its backends from this checkout ahead of the runs.
+    @property
+    def pair(self) -> tuple[str, ...]:
+        """The crosswatch columns: this checkout, and the baseline if there is one."""
+        return (self.here.tool,) if self.old is None else (self.here.tool, self.old.tool)
 
-    An installed package comes with its bytecode (pip compiles it); a checkout run
-    with PYTHONDONTWRITEBYTECODE set would compile its modules again in every child,
-    inside the startup measurement when the backend plugin is imported.
-    """
-    for package in (REPO / "crosswatch", *sorted((REPO / "backends").glob("*/crosswatch_*"))):
-        compileall.compile_dir(str(package), quiet=1)
+    def pair_turn(self, i: int) -> tuple[str, ...]:
+        """The crosswatch columns in the order of turn ``i``: who goes first alternates."""
+        return self.pair if i % 2 == 0 else self.pair[::-1]
+
+    def tools(self, *, defaults: bool = False) -> tuple[str, ...]:
+        """The columns of a scenario; watchfiles' defaults only where they matter."""
+        return (*self.pair, *OTHER_TOOLS, *(("watchfiles-default",) if defaults else ()))
+
+    def env(self, tool: str) -> dict[str, str]:
+        """Children import crosswatch from this checkout, or the baseline's column from it
+        (and the other tools from site-packages)."""
+        if self.old is not None and tool == self.old.tool:
+            return self.old.env()
+        return self.here.env()
+
+    def order(self, *, defaults: bool = False) -> list[tuple[int, str]]:
+        """(run, tool) in the order measured: every tool once, then, with a baseline, more
+        runs of the pair, who goes first alternating, so that drift on the machine touches
+        both alike."""
+        more = range(1, self.sizes.pairs) if self.old is not None else range(0)
+        return [(0, t) for t in self.tools(defaults=defaults)] + [
+            (i, t) for i in more for t in self.pair_turn(i)
+        ]
 
 
 def log(message: str) -> None:
@@ -91,11 +125,11 @@ def log(message: str) -> None:
 class Child:
     """A consumer process: JSON lines out, commands in; killed if still alive at the end."""
 
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.errors: IO[str] = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by close())
         self.proc = subprocess.Popen(
             [sys.executable, CONSUMER, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self.errors, text=True, env=child_env(),
+            stderr=self.errors, text=True, env=env,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -138,8 +172,9 @@ class Child:
 
 
 @contextmanager
-def child(args: list[str]) -> Iterator[Child]:
-    proc = Child(args)
+def child(plan: Plan, args: list[str]) -> Iterator[Child]:
+    """A consumer for tool ``args[0]``, importing the crosswatch the plan gives that column."""
+    proc = Child(args, plan.env(args[0]))
     try:
         yield proc
     finally:
@@ -167,9 +202,17 @@ def run_writers(commands: list[list[str]], timeout: float) -> list[dict[str, Any
                 proc.wait()
 
 
-def one_shot(args: list[str], timeout: float) -> Any:
-    with child(args) as proc:
+def one_shot(plan: Plan, args: list[str], timeout: float) -> Any:
+    with child(plan, args) as proc:
         return proc.message("result", timeout)
+
+
+def keep(out: dict[str, Any], tool: str, run: int, result: dict[str, Any]) -> None:
+    """The first run of a tool fills its column; every run of it is kept in ``repeats``."""
+    kept = dict(result)
+    if run == 0:
+        out[tool] = result
+    out[tool].setdefault("repeats", []).append(kept)
 
 
 # ------------------------------------------------------------------ the trees
@@ -196,15 +239,17 @@ def seed_tree(root: str) -> None:
 # -------------------------------------------------------------- the scenarios
 
 
-def startup(tree: str, sizes: Sizes) -> dict[str, Any]:
+def startup(tree: str, plan: Plan) -> dict[str, Any]:
+    sizes = plan.sizes
     probe_dir = os.path.join(tree, f"d{sizes.dirs - 1:04d}")
-    runs: dict[str, list[dict[str, Any]]] = {t: [] for t in MAIN_TOOLS}
+    runs: dict[str, list[dict[str, Any]]] = {t: [] for t in plan.tools()}
     for i in range(sizes.startup_runs):
-        order = MAIN_TOOLS[i % 3 :] + MAIN_TOOLS[: i % 3]  # nobody always goes first
-        for tool in order:
-            runs[tool].append(
-                one_shot([tool, "startup", tree, "--probe-dir", probe_dir], timeout=120)
-            )
+        # nobody always goes first; the crosswatch pair runs back to back, taking turns
+        slots: list[tuple[str, ...]] = [plan.pair_turn(i), *((t,) for t in OTHER_TOOLS)]
+        for slot in slots[i % 3 :] + slots[: i % 3]:
+            for tool in slot:
+                runs[tool].append(one_shot(
+                    plan, [tool, "startup", tree, "--probe-dir", probe_dir], timeout=120))
     out: dict[str, Any] = {}
     for tool, results in runs.items():
         out[tool] = {
@@ -218,13 +263,14 @@ def startup(tree: str, sizes: Sizes) -> dict[str, Any]:
     return out
 
 
-def latency(tree: str, sizes: Sizes) -> dict[str, Any]:
+def latency(tree: str, plan: Plan) -> dict[str, Any]:
+    sizes = plan.sizes
     target = os.path.join(tree, "latency-target")
     with open(target, "w"):
         pass
     out: dict[str, Any] = {}
-    for tool in WITH_DEFAULTS:
-        with child([tool, "latency", tree, "--target", target]) as proc:
+    for run, tool in plan.order(defaults=True):
+        with child(plan, [tool, "latency", tree, "--target", target]) as proc:
             settings = proc.message("ready", timeout=120)
             (written,) = run_writers(
                 [["latency", target, str(sizes.writes), str(sizes.interval)]],
@@ -232,9 +278,9 @@ def latency(tree: str, sizes: Sizes) -> dict[str, Any]:
             )
             proc.send("drain 1.0 10")
             result = proc.message("result", timeout=60)
-        out[tool] = {"settings": settings, **match_latencies(written["writes"],
-                                                              result["arrivals"])}
-        log(f"  latency {tool}: p50 {out[tool]['p50_ms']} ms")
+        keep(out, tool, run, {"settings": settings,
+                              **match_latencies(written["writes"], result["arrivals"])})
+        log(f"  latency {tool}: p50 {out[tool]['repeats'][-1]['p50_ms']} ms")
     return out
 
 
@@ -260,6 +306,7 @@ def match_latencies(writes: list[int], arrivals: list[int]) -> dict[str, Any]:
         "writes": len(writes),
         "missed": missed,
         "late": coalesced,
+        "latencies_ms": latencies,
     }
 
 
@@ -269,15 +316,16 @@ def percentile(ordered: list[float], pct: float) -> float | None:
     return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]  # nearest rank
 
 
-def burst(base: str, sizes: Sizes) -> dict[str, Any]:
+def burst(base: str, plan: Plan) -> dict[str, Any]:
+    sizes = plan.sizes
     out: dict[str, Any] = {}
-    for tool in MAIN_TOOLS:
+    for run, tool in plan.order():
         root = tempfile.mkdtemp(prefix="burst-", dir=base)
         try:
             directory = os.path.join(root, "many")
             os.mkdir(directory)
             args = [tool, "burst", root, "--target", directory, "--expect", str(sizes.burst)]
-            with child(args) as proc:
+            with child(plan, args) as proc:
                 proc.message("ready", timeout=60)
                 (written,) = run_writers([["burst", directory, str(sizes.burst)]], timeout=300)
                 proc.send("drain 3.0 120")
@@ -285,7 +333,7 @@ def burst(base: str, sizes: Sizes) -> dict[str, Any]:
         finally:
             shutil.rmtree(root, ignore_errors=True)
         last = result["last_new_ns"]
-        out[tool] = {
+        keep(out, tool, run, {
             "files": sizes.burst,
             "reported": result["created"],
             "lost": sizes.burst - result["created"],
@@ -293,21 +341,22 @@ def burst(base: str, sizes: Sizes) -> dict[str, Any]:
             "events": result["events"],
             "writer_s": (written["end"] - written["start"]) / 1e9,
             "delivered_s": (last - written["start"]) / 1e9 if last else None,
-        }
-        log(f"  burst {tool}: {out[tool]['lost']} lost")
+        })
+        log(f"  burst {tool}: {out[tool]['repeats'][-1]['lost']} lost")
     return out
 
 
-def storm(base: str, sizes: Sizes) -> dict[str, Any]:
-    out: dict[str, Any] = {t: {"runs": []} for t in MAIN_TOOLS}
+def storm(base: str, plan: Plan) -> dict[str, Any]:
+    sizes = plan.sizes
+    out: dict[str, Any] = {t: {"runs": []} for t in plan.tools()}
     for seed in range(1, sizes.storm_seeds + 1):
-        for tool in MAIN_TOOLS:
-            run = storm_once(base, tool, seed, sizes)
+        for tool in (*plan.pair_turn(seed - 1), *OTHER_TOOLS):
+            run = storm_once(base, tool, seed, plan)
             out[tool]["runs"].append(run)
             log(f"  storm {tool} seed {seed}: converged={run['converged']} "
                 f"moves {run['matched']}/{run['renames']}"
                 + (f" (raised on stop: {run['stop_error']})" if run["stop_error"] else ""))
-    for tool in MAIN_TOOLS:
+    for tool in plan.tools():
         runs = out[tool]["runs"]
         renames = sum(r["renames"] for r in runs)
         out[tool]["converged"] = sum(r["converged"] for r in runs)
@@ -318,7 +367,8 @@ def storm(base: str, sizes: Sizes) -> dict[str, Any]:
     return out
 
 
-def storm_once(base: str, tool: str, seed: int, sizes: Sizes) -> dict[str, Any]:
+def storm_once(base: str, tool: str, seed: int, plan: Plan) -> dict[str, Any]:
+    sizes = plan.sizes
     root = tempfile.mkdtemp(prefix="storm-", dir=base)
     try:
         seed_tree(root)
@@ -327,7 +377,7 @@ def storm_once(base: str, tool: str, seed: int, sizes: Sizes) -> dict[str, Any]:
             ["storm", root, str(seed * 100 + i), str(sizes.storm_seconds), str(rate)]
             for i in range(sizes.storm_writers)
         ]
-        with child([tool, "storm", root]) as proc:
+        with child(plan, [tool, "storm", root]) as proc:
             proc.message("ready", timeout=60)
             outputs = run_writers(commands, timeout=sizes.storm_seconds + 120)
             proc.send(f"drain {sizes.quiet} 60")
@@ -352,13 +402,30 @@ def storm_once(base: str, tool: str, seed: int, sizes: Sizes) -> dict[str, Any]:
     }
 
 
-def idle(tree: str, sizes: Sizes) -> dict[str, Any]:
+def idle(tree: str, plan: Plan) -> dict[str, Any]:
+    sizes = plan.sizes
     out: dict[str, Any] = {}
-    for tool in WITH_DEFAULTS:
-        out[tool] = one_shot([tool, "idle", tree, "--seconds", str(sizes.idle_seconds)],
-                             timeout=sizes.idle_seconds + 120)
-        log(f"  idle {tool}: {out[tool]['cpu_ms']:.1f} ms CPU, {out[tool]['wakeups']} wake-ups")
+    for run, tool in plan.order(defaults=True):
+        result = one_shot(plan, [tool, "idle", tree, "--seconds", str(sizes.idle_seconds)],
+                          timeout=sizes.idle_seconds + 120)
+        keep(out, tool, run, result)
+        log(f"  idle {tool}: {result['cpu_ms']:.1f} ms CPU, {result['wakeups']} wake-ups")
     return out
+
+
+def polling(base: str, plan: Plan) -> dict[str, Any]:
+    """The polling backend's tick, both crosswatch columns on one tree, taking turns."""
+    sizes = plan.sizes
+    root = tempfile.mkdtemp(prefix="polling-", dir=base)
+    try:
+        entries = polling_cost.build(root, sizes.poll_dirs, sizes.poll_files)
+        time.sleep(1.1)  # past the racy window, so unchanged directories are not re-listed
+        checkouts = [plan.here] if plan.old is None else [plan.here, plan.old]
+        out = polling_cost.measure(root, checkouts, sizes.poll_runs, sizes.poll_ticks, log=log)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return {"entries": entries, "runs": sizes.poll_runs, "ticks": sizes.poll_ticks,
+            "tools": out}
 
 
 #: name, function, whether it runs on the big tree (else in fresh trees of its own)
@@ -368,20 +435,21 @@ SCENARIOS = (
     ("burst", burst, False),
     ("storm", storm, False),
     ("idle", idle, True),
+    ("polling", polling, False),
 )
 
 
 # ------------------------------------------------------------------ the machine
 
 
-def machine(base: str) -> dict[str, Any]:
+def machine(base: str, plan: Plan) -> dict[str, Any]:
     info: dict[str, Any] = {
         "python": platform.python_version(),
         "kernel": platform.release(),
         "cpus": os.cpu_count(),
         "cpu_model": "unknown",
         "fs": fs_type(base),
-        "versions": one_shot(["-", "versions"], timeout=60),
+        "versions": origins(base, plan),
         "revision": revision(),
         "load_before": os.getloadavg()[0],
     }
@@ -399,6 +467,21 @@ def machine(base: str) -> dict[str, Any]:
         except (OSError, ValueError):
             info[name] = None
     return info
+
+
+def origins(base: str, plan: Plan) -> dict[str, Any]:
+    """The versions, checking that each crosswatch column imports the code it should."""
+    versions: dict[str, Any] = {}
+    checkouts = [plan.here] if plan.old is None else [plan.here, plan.old]
+    for checkout in checkouts:
+        found = one_shot(plan, [checkout.tool, "versions", base], timeout=60)
+        checkout.check(found["core_file"], found["plugin_file"])
+        if checkout is plan.here:
+            versions = found
+        else:
+            versions["baseline"] = {"tool": checkout.tool, "commit": checkout.commit,
+                                    "crosswatch": found["crosswatch"]}
+    return versions
 
 
 def revision() -> str | None:
@@ -442,12 +525,23 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
                         help="where the temporary trees go (default: /dev/shm, a tmpfs)")
     parser.add_argument("--only", default=",".join(SCENARIO_NAMES),
-                        help="comma-separated scenarios to run (default: all)")
+                        help="comma-separated scenarios to run (default: all; polling "
+                             "only runs with --baseline)")
+    parser.add_argument("--json", metavar="PATH",
+                        help="also write every measurement, as JSON, to PATH")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also measure crosswatch at git revision REV (e.g. main~5) in "
+                             "the same run, and compare this checkout with it")
     args = parser.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(args.only) - set(SCENARIO_NAMES)
     if unknown:
         parser.error(f"unknown scenarios {sorted(unknown)}; choose from {SCENARIO_NAMES}")
+    if args.baseline is None and "polling" in args.only:
+        args.only.remove("polling")  # alone it is benchmarks/polling_cost.py
+    if not args.only:
+        parser.error("polling is measured here only against a baseline: add --baseline REV, "
+                     "or run benchmarks/polling_cost.py")
     return args
 
 
@@ -459,11 +553,35 @@ def main(argv: list[str] | None = None) -> None:
     import report
     sizes = QUICK if args.quick else FULL
     began = time.monotonic()
-    compile_bytecode()
-    base = tempfile.mkdtemp(prefix="crosswatch-bench-", dir=args.dir)
     results: dict[str, Any] = {"quick": args.quick, "sizes": sizes.__dict__}
     try:
-        results["machine"] = machine(base)
+        with baseline(args.baseline) as old:
+            plan = Plan(sizes, current(), old)
+            for checkout in (plan.here, old):
+                if checkout is not None:
+                    checkout.compile()
+            if old is not None:
+                log(f"baseline {old.tool}: commit {old.commit}, exported to {old.top}")
+                results["baseline"] = {"tool": old.tool, "rev": args.baseline,
+                                       "commit": old.commit, "pairs": sizes.pairs}
+            measure(args, plan, results)
+    except RevisionError as exc:
+        sys.exit(str(exc))
+    results["seconds"] = time.monotonic() - began
+    results["machine"]["load_after"] = os.getloadavg()[0]
+    out = Path(args.out)
+    report.write(results, out)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    log(f"wrote {out} and {out.with_suffix('.png')} in {results['seconds']:.0f} s")
+
+
+def measure(args: argparse.Namespace, plan: Plan, results: dict[str, Any]) -> None:
+    """Every scenario asked for, in trees under a temporary directory removed after."""
+    sizes = plan.sizes
+    base = tempfile.mkdtemp(prefix="crosswatch-bench-", dir=args.dir)
+    try:
+        results["machine"] = machine(base, plan)
         tree = os.path.join(base, "tree")
         os.mkdir(tree)
         if {"startup", "latency", "idle"} & set(args.only):
@@ -472,14 +590,9 @@ def main(argv: list[str] | None = None) -> None:
         for name, scenario, on_tree in SCENARIOS:
             if name in args.only:
                 log(f"{name}:")
-                results[name] = scenario(tree if on_tree else base, sizes)
+                results[name] = scenario(tree if on_tree else base, plan)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    results["seconds"] = time.monotonic() - began
-    results["machine"]["load_after"] = os.getloadavg()[0]
-    out = Path(args.out)
-    report.write(results, out)
-    log(f"wrote {out} and {out.with_suffix('.png')} in {results['seconds']:.0f} s")
 
 
 if __name__ == "__main__":

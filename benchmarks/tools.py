@@ -28,6 +28,8 @@ class Ev(NamedTuple):
     path: str
     src: str | None
     is_dir: bool | None
+    #: the tool's own event (crosswatch's), for consumers that apply it as it is
+    raw: Any = None
 
 
 OnBatch = Callable[[int, list[Ev]], None]
@@ -45,14 +47,18 @@ class Tool(Protocol):
 
 
 class Crosswatch:
-    """crosswatch with its inotify backend, consumed with ``Watcher.get()``."""
+    """crosswatch with its inotify backend, consumed with ``Watcher.get()``.
 
-    name = "crosswatch"
+    Only the consumer's API (``Watcher``, ``Event``), so that the same adapter runs a
+    baseline revision (``crosswatch@REV``, imported from wherever ``PYTHONPATH`` says).
+    """
+
     settings = 'backend="inotify", defaults otherwise'
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, name: str = "crosswatch") -> None:
         from crosswatch import Watcher  # imported here: import time is not startup time
 
+        self.name = name
         self.root = root
         self._cls = Watcher
         self._on_batch: OnBatch | None = None
@@ -70,7 +76,7 @@ class Crosswatch:
             if batch is None:
                 return
             now = time.time_ns()
-            on_batch(now, [Ev(e.kind.value, e.path, e.src_path, e.is_dir) for e in batch])
+            on_batch(now, [Ev(str(e.kind.value), e.path, e.src_path, e.is_dir, e) for e in batch])
 
     def stop(self) -> None:
         self._watcher.close()
@@ -172,18 +178,24 @@ class Watchfiles:
 
 _WATCHFILES_KINDS = {1: "created", 2: "modified", 3: "deleted"}
 
-#: Every configuration measured, by column name.
+#: Every configuration measured, by column name; a baseline is ``crosswatch@REV``.
 TOOLS = ("crosswatch", "watchdog", "watchfiles", "watchfiles-default")
+
+
+def is_crosswatch(name: str) -> bool:
+    """This checkout's crosswatch or a baseline revision of it."""
+    return name == "crosswatch" or name.startswith("crosswatch@")
 
 
 def make(name: str, root: str, *, rust_timeout: int = 100) -> Tool:
     """The adapter for column ``name``; ``rust_timeout`` (ms) only matters to watchfiles."""
-    if name == "crosswatch":
-        return Crosswatch(root)
+    if is_crosswatch(name):
+        return Crosswatch(root, name)
     if name == "watchdog":
         return Watchdog(root)
     if name == "watchfiles":
         return Watchfiles(root, debounce=1, step=1, rust_timeout=rust_timeout)
     if name == "watchfiles-default":
         return Watchfiles(root, debounce=1600, step=50, rust_timeout=rust_timeout)
-    raise ValueError(f"unknown tool {name!r}; choose one of {', '.join(TOOLS)}")
+    raise ValueError(f"unknown tool {name!r}; choose one of {', '.join(TOOLS)} "
+                     "or crosswatch@REV")
