@@ -17,11 +17,21 @@ import pytest
 
 from crosswatch._engine import Engine, Ignore
 from crosswatch._feed import feed
-from crosswatch.backend import Action, DirDirty, EntryChange, Gone, Observation, SubtreeLost
+from crosswatch.backend import (
+    Action,
+    DirDirty,
+    EntryChange,
+    Gone,
+    Observation,
+    Renamed,
+    SubtreeLost,
+)
 from crosswatch.testing import Mirror, ScriptedBackend, snapshot
 
 #: How many times a step's end may expire: once, then again while a deadline is left.
 EXPIRE_ROUNDS = 5
+#: A handle no watched directory has: the other end of a rename out of or into the tree.
+UNWATCHED = "unwatched"
 
 
 @dataclass
@@ -825,6 +835,97 @@ CASES = [
         [],
         [Step(["write caf\udce9"], ["created . caf\udce9"], ["created caf\udce9"])],
     ),
+    # ----------------------------------------------------- renames the backend paired
+    Case(
+        "a paired rename of a file is one move",
+        ["f"],
+        [Step(["mv f g"], ["renamed . f . g"], ["moved f -> g"])],
+    ),
+    Case(
+        "a paired rename of a directory carries its subtree",
+        ["d/", "d/sub/", "d/sub/f"],
+        [
+            Step(["mv d e"], ["renamed . d . e /"], ["moved d -> e/"]),
+            Step(["append e/sub/f"], ["modified e/sub f"], ["modified e/sub/f"]),
+        ],
+    ),
+    Case(
+        "a paired rename across directories is one move",
+        ["a/", "a/f", "b/"],
+        [Step(["mv a/f b/g"], ["renamed a f b g"], ["moved a/f -> b/g"])],
+    ),
+    Case(
+        "a paired rename onto an existing file replaces it",
+        ["f", "g"],
+        [Step(["mv f g"], ["renamed . f . g"], ["moved f -> g"])],
+    ),
+    Case(
+        "a paired rename onto an empty directory replaces it",
+        ["d/", "d/x", "e/"],
+        [Step(["mv d e"], ["renamed . d . e /"], ["moved d -> e/"])],
+    ),
+    Case(
+        "a paired rename out of the tree is a deletion",
+        ["d/", "d/f"],
+        [Step(["mv d ../out"], ["renamed . d - out /"], ["deleted d/"])],
+    ),
+    Case(
+        "a paired rename into the tree is a creation with its contents",
+        [],
+        [
+            Step(
+                ["mkdir ../in", "write ../in/f", "mv ../in d"],
+                ["renamed - in . d /"],
+                ["created d/", "created d/f"],
+            )
+        ],
+    ),
+    Case(
+        "a paired rename from an ignored name is a creation",
+        [],
+        [Step(["write f.tmp", "mv f.tmp f"], ["renamed . f.tmp . f"], ["created f"])],
+        ignore=["*.tmp"],
+    ),
+    Case(
+        "a paired rename to an ignored name is a deletion",
+        ["f"],
+        [Step(["mv f f.tmp"], ["renamed . f . f.tmp"], ["deleted f"])],
+        ignore=["*.tmp"],
+    ),
+    Case(
+        "a paired rename into a new directory as it is listed is one move",
+        ["src"],
+        [
+            Step(
+                ["mkdir d"],
+                ["created . d /"],
+                ["created d/", "moved src -> d/x"],
+                races=[(["mv src d/x"], ["renamed . src d x"])],
+            )
+        ],
+    ),
+    Case(
+        "a paired rename read after an overflow's rescan changes nothing more",
+        ["d/", "d/f"],
+        [
+            Step(
+                ["mv d/f g", "mv d e"],
+                ["lost", "renamed d f . g", "renamed . d . e /"],
+                ["moved d/f -> g", "moved d -> e/", "rescan ."],
+            )
+        ],
+    ),
+    Case(
+        "paired renames read after the disk moved on are reported as the kernel paired them",
+        ["f", "d/"],
+        [
+            Step(
+                ["mv f g", "mv g d/h"],
+                ["renamed . f . g", "renamed . g d h"],
+                ["moved f -> g", "moved g -> d/h"],
+            )
+        ],
+    ),
     Case(
         "a single-file root sees its atomic save, not its siblings",
         ["conf", "other"],
@@ -893,6 +994,9 @@ class Harness:
         verb = words[0]
         if verb == "lost":
             return SubtreeLost(None)
+        if verb == "renamed":  # renamed OLD_DIR OLD_NAME NEW_DIR NEW_NAME [/]; "-": unwatched
+            old, new = (self._handle_or_unwatched(words[i]) for i in (1, 3))
+            return Renamed(old, words[2], new, words[4], "/" in words[5:])
         handle = self.backend.handle_of(self.path(words[1]))
         assert handle is not None, f"not watched: {words[1]}"
         if verb == "dirty":
@@ -902,6 +1006,13 @@ class Harness:
         cookie = next((int(w[1:]) for w in words if w.startswith("#")), None)
         name = words[2] if len(words) > 2 else ""  # none: the watched directory itself
         return EntryChange(handle, name, Action(verb), "/" in words[3:], cookie)
+
+    def _handle_or_unwatched(self, word: str) -> Hashable:
+        if word == "-":
+            return UNWATCHED  # a directory outside every watched tree
+        handle = self.backend.handle_of(self.path(word))
+        assert handle is not None, f"not watched: {word}"
+        return handle
 
     def describe(self, events: list) -> list[str]:  # type: ignore[type-arg]
         def rel(p: str) -> str:
