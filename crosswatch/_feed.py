@@ -1,7 +1,7 @@
 """Feeding a backend's observations to the engine: the one place that reads a backend.
 
 Data flows one way. The engine never calls a backend; when its work waits for the
-backend's queue to be read once more (see ``crosswatch._engine._work``), it says so,
+backend's queue to be read dry (see ``crosswatch._engine._work``), it says so,
 and :func:`feed` reads and hands it what came.
 """
 

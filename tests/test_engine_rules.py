@@ -12,6 +12,7 @@ import os
 import shutil
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -57,6 +58,8 @@ class Case:
     steps: list[Step]
     root: str = ""
     ignore: list[str] = field(default_factory=list)
+    #: The id of the rule this case pins, as docs/architecture.md names it.
+    rule: str = ""
 
 
 # d is moved to t and deleted there while a move out of it waits for its pair, with a
@@ -81,11 +84,13 @@ CASES = [
             Step(["write b"], ["created . b"], ["created b"]),
             Step([], ["created . b"], []),
         ],
+        rule="idempotent",
     ),
     Case(
         "deleted of an unknown entry does nothing",
         [],
         [Step([], ["deleted . ghost"], [])],
+        rule="idempotent",
     ),
     Case(
         "a new directory is listed after it is watched: its contents are created, parents first",
@@ -99,6 +104,7 @@ CASES = [
             # the kernel's late reports of what the listing already found change nothing
             Step([], ["created a b /", "created a/b c /", "created a/b/c f"], []),
         ],
+        rule="watch-then-list",
     ),
     Case(
         "a rename into a directory not watched yet is one move, not deleted + created",
@@ -110,6 +116,7 @@ CASES = [
                 ["created d/", "moved src -> d/x", "moved sub -> d/y/"],
             )
         ],
+        rule="new-dir-listing",
     ),
     Case(
         "a directory renamed onto a name whose removal is read first is one move",
@@ -121,6 +128,7 @@ CASES = [
                 ["deleted t/", "moved d -> t/"],
             )
         ],
+        rule="watch-owner",
     ),
     Case(
         "a directory found by its watch before its renames are read goes through every name",
@@ -134,6 +142,7 @@ CASES = [
                 ["deleted n", "moved a -> b/", "moved b -> c/", "created b", "moved c -> n/"],
             )
         ],
+        rule="watch-owner",
     ),
     Case(
         "a directory renamed over a new empty one, the creation read first, is one move",
@@ -145,6 +154,7 @@ CASES = [
                 ["moved d -> t/"],
             )
         ],
+        rule="watch-owner",
     ),
     Case(
         "a directory moved to another directory's name that came and went is one move",
@@ -156,6 +166,7 @@ CASES = [
                 ["moved a/d -> b/t/"],
             )
         ],
+        rule="watch-owner",
     ),
     Case(
         "an entry renamed into a new directory and removed before it is placed: moved, deleted",
@@ -169,6 +180,7 @@ CASES = [
                 races=[([], []), (["rm d/x"], ["deleted d x"])],
             )
         ],
+        rule="new-dir-listing",
     ),
     Case(
         "a listed name whose newer entry's move out waits is not taken by an older move in",
@@ -191,6 +203,7 @@ CASES = [
                 ],
             )
         ],
+        rule="wait-for-old",
     ),
     Case(
         "an entry renamed into a new directory as it is listed is a move (watched first)",
@@ -203,6 +216,7 @@ CASES = [
                 races=[(["mv src d/x"], ["moved_from . src #4", "moved_to d x #4"])],
             )
         ],
+        rule="new-dir-listing",
     ),
     Case(
         "an entry renamed into a new directory as it is listed is a move (watched after)",
@@ -218,6 +232,7 @@ CASES = [
                 ],
             )
         ],
+        rule="new-dir-listing",
     ),
     Case(
         "what happens to a listed entry before the listing is placed, the disk decides",
@@ -235,6 +250,7 @@ CASES = [
                 ],
             )
         ],
+        rule="new-dir-listing",
     ),
     Case(
         "a directory found where a file was created, renamed there unread, keeps its watch",
@@ -253,6 +269,7 @@ CASES = [
                 None,  # any events that bring the mirror to the disk
             )
         ],
+        rule="watch-owner",
     ),
     Case(
         "a moved_from of another kind than the cached entry: that one is gone",
@@ -264,6 +281,7 @@ CASES = [
                 ["deleted n3", "created n24/"],
             )
         ],
+        rule="verify",
     ),
     Case(
         "a file moved, then replaced at its new name before it is read: moved, modified",
@@ -281,6 +299,7 @@ CASES = [
                 ["moved x -> y", "modified y"],
             )
         ],
+        rule="verify",
     ),
     Case(
         "a directory moved where another directory stands by the time it is read",
@@ -292,6 +311,7 @@ CASES = [
                 ["moved d -> e/", "deleted e/", "created e/", "created e/g"],
             )
         ],
+        rule="own-watch",
     ),
     Case(
         "a directory moved, moved on and its name taken, all before the first move is read",
@@ -304,6 +324,7 @@ CASES = [
                 queued=["moved_from . e #2 /", "moved_to . g #2 /", "created . e"],
             )
         ],
+        rule="kernel-pairing",
     ),
     Case(
         "a new entry read early, renamed before its created is read, is reported moved",
@@ -317,6 +338,7 @@ CASES = [
                 races=[(["mv n1 n12"], ["moved_from . n1 #1 /", "moved_to . n12 #1 /"])],
             )
         ],
+        rule="new-dir-listing",
     ),
     Case(
         "a rename held behind an unpaired moved_from of its name keeps its two halves together",
@@ -334,6 +356,7 @@ CASES = [
                 ["deleted a", "moved b -> a", "moved a -> c"],
             )
         ],
+        rule="pending-move",
     ),
     Case(
         "an entry renamed out of a directory onto that directory's old name",
@@ -345,6 +368,7 @@ CASES = [
                 ["deleted d/f", "deleted d/", "created d"],
             )
         ],
+        rule="rename-onto-parent",
     ),
     Case(
         "a file moved, moved on and a directory made at its name before the move is read",
@@ -357,6 +381,7 @@ CASES = [
                 queued=["moved_from . y #2", "moved_to . z #2", "created . y /"],
             )
         ],
+        rule="kernel-pairing",
     ),
     Case(
         "a diff of one directory leaves moves out of its subdirectories pending",
@@ -370,6 +395,7 @@ CASES = [
                 ["moved d -> e/", "created e/x", "deleted e/s/f"],
             )
         ],
+        rule="pending-move",
     ),
     Case(
         "what a listing finds where an entry moved away waits for that move to settle",
@@ -388,6 +414,7 @@ CASES = [
                 ],
             )
         ],
+        rule="wait-for-old",
     ),
     Case(
         "a file renamed onto a name already read for an earlier observation is a move",
@@ -399,16 +426,19 @@ CASES = [
                 ["created n", "moved x -> n"],
             )
         ],
+        rule="newer-reading",
     ),
     Case(
         "an entry created and deleted before its observation is read is not reported",
         [],
         [Step(["write t", "rm t"], ["created . t", "deleted . t"], [])],
+        rule="idempotent",
     ),
     Case(
         "a burst of writes is one modified",
         ["f"],
         [Step(["append f", "append f"], ["modified . f", "modified . f"], ["modified f"])],
+        rule="verify",
     ),
     Case(
         "a rename pairs by cookie; unrelated events are not held back",
@@ -420,6 +450,7 @@ CASES = [
                 ["created y", "moved x -> z"],
             )
         ],
+        rule="cookie-pairing",
     ),
     Case(
         "a rename split across two reads still pairs",
@@ -428,11 +459,13 @@ CASES = [
             Step(["mv x z"], ["moved_from . x #3"], [], expire=False),
             Step([], ["moved_to . z #3"], ["moved x -> z"]),
         ],
+        rule="cookie-pairing",
     ),
     Case(
         "an unpaired moved_from becomes deleted",
         ["d/", "d/f"],
         [Step(["mv d ../outside"], ["moved_from . d #1 /"], ["deleted d/"])],
+        rule="unpaired",
     ),
     Case(
         "an unpaired moved_to becomes created with its contents",
@@ -444,6 +477,7 @@ CASES = [
                 ["created new/", "created new/sub/", "created new/sub/f"],
             )
         ],
+        rule="unpaired",
     ),
     Case(
         "a moved directory carries its subtree and its watches",
@@ -452,6 +486,7 @@ CASES = [
             Step(["mv d e"], ["moved_from . d #1 /", "moved_to . e #1 /"], ["moved d -> e/"]),
             Step(["append e/sub/f"], ["modified e/sub f"], ["modified e/sub/f"]),
         ],
+        rule="cookie-pairing",
     ),
     Case(
         "events about a pending moved_from's old name wait for it",
@@ -463,11 +498,13 @@ CASES = [
                 ["moved a -> b", "created a"],
             )
         ],
+        rule="pending-move",
     ),
     Case(
         "a move onto an existing file replaces it",
         ["x", "y"],
         [Step(["mv x y"], ["moved_from . x #1", "moved_to . y #1"], ["moved x -> y"])],
+        rule="cookie-pairing",
     ),
     Case(
         "a rename undone before it is read is reported, and so is its undoing",
@@ -479,6 +516,7 @@ CASES = [
                 ["moved a -> b", "moved b -> a"],
             )
         ],
+        rule="cookie-pairing",
     ),
     Case(
         "a rename the disk contradicts, with nothing queued to explain it, is reconciled",
@@ -502,6 +540,7 @@ CASES = [
                 ],
             )
         ],
+        rule="kernel-pairing",
     ),
     Case(
         "a listing that finds a moved entry at a name whose old entry's move waits holds it",
@@ -524,6 +563,7 @@ CASES = [
                 ],
             )
         ],
+        rule="wait-for-old",
     ),
     Case(
         "a directory made by what a late diff replays is listed before the batch ends",
@@ -540,6 +580,7 @@ CASES = [
                 expire=False,  # nothing else is due: no deadline would list it later
             ),
         ],
+        rule="watch-then-list",
     ),
     Case(
         "a rename held behind a move out of a directory since deleted is still applied",
@@ -556,6 +597,7 @@ CASES = [
                 ["deleted d/sub/", "deleted d/", "created x/b"],
             )
         ],
+        rule="subtree-with-moves",
     ),
     Case(
         "a directory renamed over one whose removal replays a rename to its old name: moved first",
@@ -582,6 +624,7 @@ CASES = [
                 ["deleted t/x/", "moved s -> t/", "created s/"],
             ),
         ],
+        rule="subtree-with-moves",
     ),
     Case(
         "a directory that says it is deleted is, even where its cached path is stale",
@@ -595,6 +638,7 @@ CASES = [
             ),
             Step([], ["moved_from . a #1 /", "moved_to . b #1 /"], ["moved a -> b/"]),
         ],
+        rule="self-deleted",
     ),
     Case(
         "a stale path that nothing queued explains is settled by the disk once drained",
@@ -608,6 +652,7 @@ CASES = [
                 ["moved a -> b/", "created b/g"],
             ),
         ],
+        rule="stale-path",
     ),
     Case(
         "a stale path met while a move settles unpaired is looked at, though no batch follows",
@@ -621,6 +666,7 @@ CASES = [
                 ["deleted a/x", "moved a -> b/", "created b/x"],
             ),
         ],
+        rule="stale-path",
     ),
     Case(
         "a new directory whose watch is a stale cached one's waits for the disk, not for ever",
@@ -633,6 +679,7 @@ CASES = [
                 ["created b/", "deleted a/", "created b/f"],
             ),
         ],
+        rule="watch-owner",
     ),
     Case(
         "a listed directory whose watch is a stale cached one's waits for the disk, not for ever",
@@ -645,6 +692,7 @@ CASES = [
                 ["created p/", "created p/x/", "deleted a/", "created p/x/f"],
             ),
         ],
+        rule="own-watch",
     ),
     Case(
         "a rename paired with a newer entry of the name: the disk decides its destination",
@@ -668,6 +716,7 @@ CASES = [
                 ],
             )
         ],
+        rule="kernel-pairing",
     ),
     Case(
         "a diff puts back what moved out of a directory it follows to its new name",
@@ -688,6 +737,7 @@ CASES = [
                 ["moved a/p -> a/q/", "deleted a/q/s/", "created a/q/s", "deleted a/q/t/"],
             )
         ],
+        rule="pending-move",
     ),
     Case(
         "an entry replaced while a removal replays a rename to its name is created once",
@@ -705,6 +755,7 @@ CASES = [
                 ["moved d -> t/", "deleted t/s/", "deleted t/", "created t"],
             )
         ],
+        rule="subtree-with-moves",
     ),
     Case(
         "an entry a diff replaces while a removal replays a rename to its name is created once",
@@ -716,6 +767,7 @@ CASES = [
                 ["moved d -> t/", "deleted t/s/", "deleted t/", "created t"],
             )
         ],
+        rule="subtree-with-moves",
     ),
     Case(
         "a new directory's listing stops where a move in it replays the directory's removal",
@@ -748,6 +800,7 @@ CASES = [
                 races=[([], []), (["rmtree d"], ["deleted . d /"])],
             )
         ],
+        rule="new-dir-listing",
     ),
     Case(
         "a lost queue is repaired by a rescan: moves by identity, catch-up modified, notice",
@@ -759,31 +812,37 @@ CASES = [
                 ["modified d", "moved a -> b/", "created e", "deleted c", "rescan ."],
             )
         ],
+        rule="rescan",
     ),
     Case(
         "a rescan untangles a swap",
         ["a/", "a/fa", "b/", "b/fb"],
-        [Step(["mv a t", "mv b a", "mv t b"], ["lost"], None)],  # type: ignore[arg-type]
+        [Step(["mv a t", "mv b a", "mv t b"], ["lost"], None)],  # type: ignore[arg-type],
+        rule="rescan",
     ),
     Case(
         "directories dirty together pair a move between them",
         ["d1/", "d1/x", "d2/"],
         [Step(["mv d1/x d2/x"], ["dirty d1", "dirty d2"], ["moved d1/x -> d2/x"])],
+        rule="rescan",
     ),
     Case(
         "a renamed directory dirty together with its parent is one move",
         ["a/", "a/f"],
         [Step(["mv a b"], ["dirty .", "dirty a"], ["moved a -> b/"])],
+        rule="rescan",
     ),
     Case(
         "a directory replaced by a file is deleted then created",
         ["p/", "p/q"],
         [Step(["rmtree p", "write p"], ["created . p"], ["deleted p/", "created p"])],
+        rule="verify",
     ),
     Case(
         "a file replaced by another file is modified (an atomic save)",
         ["f"],
         [Step(["write tmp", "mv tmp f"], ["moved_to . f #5"], ["modified f"])],
+        rule="verify",
     ),
     Case(
         "observations through a renamed parent wait until the rename is read",
@@ -795,16 +854,19 @@ CASES = [
                 ["moved a -> b/", "created b/new"],
             )
         ],
+        rule="stale-path",
     ),
     Case(
         "a watch gone while its directory is still there leads to a rescan",
         ["m/", "m/f"],
         [Step(["write m/g"], ["gone m"], ["created m/g", "rescan m"])],
+        rule="watch-ends",
     ),
     Case(
         "deleting the root ends it",
         ["f"],
         [Step(["rmtree ."], ["gone ."], ["deleted ./"])],
+        rule="watch-ends",
     ),
     Case(
         "ignored names are never cached nor reported",
@@ -817,6 +879,7 @@ CASES = [
             )
         ],
         ignore=[".git"],
+        rule="ignore",
     ),
     Case(
         "a pattern with / matches the path below the root, not the name elsewhere",
@@ -829,17 +892,20 @@ CASES = [
             )
         ],
         ignore=["src/build"],
+        rule="ignore",
     ),
     Case(
         "names that are not UTF-8 are carried as surrogate escapes",
         [],
         [Step(["write caf\udce9"], ["created . caf\udce9"], ["created caf\udce9"])],
+        rule="names",
     ),
     # ----------------------------------------------------- renames the backend paired
     Case(
         "a paired rename of a file is one move",
         ["f"],
         [Step(["mv f g"], ["renamed . f . g"], ["moved f -> g"])],
+        rule="paired-renames",
     ),
     Case(
         "a paired rename of a directory carries its subtree",
@@ -848,26 +914,31 @@ CASES = [
             Step(["mv d e"], ["renamed . d . e /"], ["moved d -> e/"]),
             Step(["append e/sub/f"], ["modified e/sub f"], ["modified e/sub/f"]),
         ],
+        rule="paired-renames",
     ),
     Case(
         "a paired rename across directories is one move",
         ["a/", "a/f", "b/"],
         [Step(["mv a/f b/g"], ["renamed a f b g"], ["moved a/f -> b/g"])],
+        rule="paired-renames",
     ),
     Case(
         "a paired rename onto an existing file replaces it",
         ["f", "g"],
         [Step(["mv f g"], ["renamed . f . g"], ["moved f -> g"])],
+        rule="paired-renames",
     ),
     Case(
         "a paired rename onto an empty directory replaces it",
         ["d/", "d/x", "e/"],
         [Step(["mv d e"], ["renamed . d . e /"], ["moved d -> e/"])],
+        rule="paired-renames",
     ),
     Case(
         "a paired rename out of the tree is a deletion",
         ["d/", "d/f"],
         [Step(["mv d ../out"], ["renamed . d - out /"], ["deleted d/"])],
+        rule="paired-renames",
     ),
     Case(
         "a paired rename into the tree is a creation with its contents",
@@ -879,18 +950,21 @@ CASES = [
                 ["created d/", "created d/f"],
             )
         ],
+        rule="paired-renames",
     ),
     Case(
         "a paired rename from an ignored name is a creation",
         [],
         [Step(["write f.tmp", "mv f.tmp f"], ["renamed . f.tmp . f"], ["created f"])],
         ignore=["*.tmp"],
+        rule="paired-renames",
     ),
     Case(
         "a paired rename to an ignored name is a deletion",
         ["f"],
         [Step(["mv f f.tmp"], ["renamed . f . f.tmp"], ["deleted f"])],
         ignore=["*.tmp"],
+        rule="paired-renames",
     ),
     Case(
         "a paired rename into a new directory as it is listed is one move",
@@ -903,6 +977,7 @@ CASES = [
                 races=[(["mv src d/x"], ["renamed . src d x"])],
             )
         ],
+        rule="paired-renames",
     ),
     Case(
         "a paired rename read after an overflow's rescan changes nothing more",
@@ -914,6 +989,7 @@ CASES = [
                 ["moved d/f -> g", "moved d -> e/", "rescan ."],
             )
         ],
+        rule="paired-renames",
     ),
     Case(
         "paired renames read after the disk moved on are reported as the kernel paired them",
@@ -925,6 +1001,7 @@ CASES = [
                 ["moved f -> g", "moved g -> d/h"],
             )
         ],
+        rule="paired-renames",
     ),
     Case(
         "a single-file root sees its atomic save, not its siblings",
@@ -939,6 +1016,7 @@ CASES = [
             Step(["write conf"], ["created . conf"], ["created conf"]),
         ],
         root="conf",
+        rule="file-root",
     ),
 ]
 
@@ -1044,7 +1122,7 @@ class RacingBackend(ScriptedBackend):
         return handle
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.rule}: {c.name}" for c in CASES])
 def test_engine_rule(case: Case, tmp_path: object) -> None:
     h = Harness(str(tmp_path), case)
     try:
@@ -1110,3 +1188,30 @@ def test_ignored_directories_are_never_watched(tmp_path: object) -> None:
         assert backend.watched() == 2  # root and src
     finally:
         backend.close()
+
+
+ARCHITECTURE = Path(__file__).resolve().parent.parent / "docs" / "architecture.md"
+
+
+def _documented_rules() -> dict[str, list[str]]:
+    """Rule id -> the cases its section lists, from the engine's rules in the docs."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    section = text.split("## The engine's rules", 1)[1].split("\n## ", 1)[0]
+    rules: dict[str, list[str]] = {}
+    for block in section.split("\n### ")[1:]:
+        rule = block.split("\n", 1)[0].strip().strip("`")
+        listed = block.split("Cases:\n", 1)[1] if "Cases:\n" in block else ""
+        rules[rule] = [line[2:].strip() for line in listed.splitlines() if line.startswith("- ")]
+    return rules
+
+
+def test_every_rule_names_its_cases_and_every_case_its_rule() -> None:
+    documented = _documented_rules()
+    assert documented, "no rules found in docs/architecture.md"
+    by_rule: dict[str, list[str]] = {}
+    for case in CASES:
+        assert case.rule in documented, f"case {case.name!r} names no documented rule"
+        by_rule.setdefault(case.rule, []).append(case.name)
+    for rule, cases in documented.items():
+        assert cases, f"rule {rule!r} lists no case"
+        assert sorted(cases) == sorted(by_rule.get(rule, [])), f"rule {rule!r}"

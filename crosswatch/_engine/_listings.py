@@ -3,7 +3,7 @@
 An entry renamed into a new directory before its watch has no ``moved_to``: the
 listing is its only witness, and another writer may take it away within a
 millisecond, so a directory is listed as soon as it is watched. Its listing is
-placed only after the backend's queue has been read once more: a rename the
+placed only after the backend's queue has been read dry: a rename the
 listing already saw has queued its ``moved_from`` by then, and the entry is
 reported as moved, not created. New directories go level by level this way.
 """
@@ -62,7 +62,7 @@ class NewDirs:
 
     def list_level(self) -> None:
         """List the new directories waiting (one level of them); each listing is
-        placed once the backend's queue has been read once more (a Place task)."""
+        placed once the backend's queue has been read dry (a Place task)."""
         e = self.e
         level, self._to_fill = self._to_fill, []
         for node in level:

@@ -127,10 +127,15 @@ class Watches:
         parent's listing showed. Watching the path again gives the handle of what is
         there now: the same handle means the watch and the listing agree.
         """
-        root = self.e.roots.of(node)
+        roots = self.e.roots
+        root = roots.of(node)
         if node.handle is None or root is None:
             return True
-        return self._place(root, path, Purpose.EARLY, None)[0] == node.handle
+        handle = self._place(root, path, Purpose.EARLY, None)[0]
+        stray = handle is not None and handle != node.handle
+        if stray and roots.node_of(root.backend, handle) is None:
+            root.backend.unwatch(handle)  # a watch of what is there now: nobody's
+        return handle == node.handle
 
     def live(self, node: Node) -> bool:
         """Is ``node`` in the cache, or out of it only while its move is pending?"""
