@@ -102,15 +102,8 @@ class Engine:
         """The roots still watched."""
         return self.roots.all
 
-    def root_of(self, node: Node) -> Root | None:
-        return self.roots.of(node)
-
     def backends(self) -> list[Backend]:
         return self.roots.backends()
-
-    def rescan(self, tops: Sequence[Node], *, notice: bool) -> None:
-        """Diff the subtrees below ``tops`` against the disk; report, then say ``rescan``."""
-        self.differ.rescan(tops, notice=notice)
 
     def warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from .._backend import Backend, DirDirty, Observation
@@ -288,7 +288,6 @@ class Place:
     listing: list[Listed]
     touched: set[str] | None = None
     start: int = 0
-    base: str = field(default="")
 
     def run(self, e: Engine) -> None:
         e.newdirs.place(self)
