@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -54,3 +55,21 @@ class Event:
         tail = "/" if self.is_dir else ""
         pid = f" pid={self.pid}" if self.pid is not None else ""
         return f"<Event {self.kind.value} {src}{self.path!r}{tail}{pid}>"
+
+
+#: Bytes an event is estimated to hold besides its path's characters: the
+#: :class:`Event` object, the string's header and the queue's slot for it (CPython,
+#: 64-bit, measured). A move's source path adds its length and ``SRC_OVERHEAD``.
+EVENT_OVERHEAD = 160
+SRC_OVERHEAD = 64
+
+
+def event_size(path: str, src_path: str | None) -> int:
+    """The memory one event is estimated to hold (see ``max_queue_bytes``)."""
+    size = EVENT_OVERHEAD + len(path)
+    return size if src_path is None else size + SRC_OVERHEAD + len(src_path)
+
+
+def event_bytes(events: Iterable[Event]) -> int:
+    """The memory ``events`` are estimated to hold."""
+    return sum(event_size(e.path, e.src_path) for e in events)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ._backend import Backend, Observation
-from ._engine import Engine
+from ._engine import Engine, Full
 
 #: Reads of a backend per batch made for the engine's work. Each new level of new
 #: directories costs one; under a storm of new directories the queue never runs
@@ -27,13 +27,19 @@ def feed(
     observations: Sequence[Observation] | None = None,
     *,
     reads: int = READS_PER_BATCH,
+    full: Full | None = None,
 ) -> None:
-    """Apply ``observations`` (default: a read of ``backend``) and the work they leave."""
+    """Apply ``observations`` (default: a read of ``backend``) and the work they leave.
+
+    ``full``: asked between two pieces of work; once it says the consumer has all
+    it can take, the rest waits in the engine (``Engine.busy``) for a later call of
+    ``feed`` or ``Engine.expire``.
+    """
     engine.apply(backend, backend.read() if observations is None else observations)
     readable = backend.fileno() is not None
-    while True:
+    while full is None or not full():
         if readable and reads > 0 and engine.wants_input():
             reads -= 1
             engine.apply(backend, backend.read())
-        elif not engine.advance():
+        elif not engine.advance(full):
             return

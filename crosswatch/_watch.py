@@ -21,30 +21,13 @@ from . import _config, _select
 from ._backend import Backend, Options
 from ._engine import Engine, Ignore
 from ._errors import BackendUnavailableError, ConfigError, CrosswatchWarning, WatchPathError
-from ._events import ACCESS_KINDS, Change, Event
+from ._events import ACCESS_KINDS, Change, Event, event_bytes
 from ._feed import feed
 from ._plugins import Plugins
 
 Paths = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 BackendSpec = str | Sequence[str] | type[Backend] | None
 Callback = Callable[[list[Event]], object]
-
-#: Bytes an event is estimated to hold besides its path's characters: the
-#: :class:`Event` object, the string's header and the queue's slot for it (CPython,
-#: 64-bit, measured). A move's source path adds its length and ``SRC_OVERHEAD``.
-EVENT_OVERHEAD = 160
-SRC_OVERHEAD = 64
-
-
-def event_bytes(events: Iterable[Event]) -> int:
-    """The memory ``events`` are estimated to hold, for ``max_queue_bytes``."""
-    total = 0
-    for e in events:
-        total += EVENT_OVERHEAD + len(e.path)
-        if e.src_path is not None:
-            total += SRC_OVERHEAD + len(e.src_path)
-    return total
-
 
 @dataclass(frozen=True, slots=True)
 class Backlog:
@@ -433,6 +416,11 @@ class Watcher:
         batch: list[Event] = []
         batch_bytes = 0
         batch_due: float | None = None
+
+        def full() -> bool:  # the consumer's bounds, counting what is not queued yet
+            held = len(batch) + len(engine.out)
+            return self._must_pause(held, batch_bytes + engine.out.nbytes)
+
         while not self._closing:
             self._paused = self._must_pause(len(batch), batch_bytes)
             self._sync_fds(selector, watched)
@@ -443,19 +431,19 @@ class Watcher:
                     self._drain_wake()
                 elif not self._paused:
                     backend: Backend = key.data
-                    feed(engine, backend)
+                    feed(engine, backend, full=full)
                     drained = False
             if not self._paused:
                 now = time.monotonic()
                 for backend in engine.backends():
                     due = backend.deadline()
                     if due is not None and due <= now:
-                        feed(engine, backend)
+                        feed(engine, backend, full=full)
                 if drained:
                     # Only once the backends had nothing more to say: a moved_to still
                     # in the kernel's queue must not find its moved_from settled
                     # already. Not while paused either: the kernel's queue is unread.
-                    engine.expire()
+                    engine.expire(full=full)
             events = self._filter(engine.take())
             if events:
                 if not batch and self._debounce > 0:

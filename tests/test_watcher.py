@@ -17,7 +17,7 @@ import pytest
 import crosswatch
 from crosswatch import Change, ConfigError, Event, Watcher, WatchPathError
 from crosswatch.backend import Action, EntryChange
-from crosswatch.testing import Mirror, ScriptedBackend, collect, converge
+from crosswatch.testing import FileOps, Mirror, ScriptedBackend, collect, converge
 
 POLL = {"backend": "polling", "poll_interval": 0.05}
 
@@ -183,6 +183,31 @@ def test_a_rename_waiting_for_its_partner_is_not_settled_while_paused(tmp_path: 
         assert w.backlog.events == 3, "a rename was settled while reading was paused"
         events = converge(w, mirror)  # resumed: now it is settled, as a deletion
     assert (Change.DELETED, str(tmp_path / "old")) in [(e.kind, e.path) for e in events]
+
+
+def test_directories_made_while_paused_are_listed_within_the_bound(tmp_path: Path) -> None:
+    """Their listings, once reading resumes, come in pieces that keep to ``max_queue``.
+
+    While paused the kernel queues the directories' creations only (their entries
+    are in directories not watched yet); each listing is an event per entry, and
+    the engine stops between listings once the consumer's bound is reached.
+    """
+    ops = FileOps()
+    dirs, files, bound = 20, 15, 40
+    with Watcher(tmp_path, backend=ScriptedBackend, max_queue=bound, max_batch=10) as w:
+        ops.attach(w.backend("scripted"))  # type: ignore[arg-type]
+        mirror = Mirror.of(str(tmp_path))
+        for n in range(bound):
+            ops.mkdir(str(tmp_path / f"e{n}"))
+        until(lambda: w.backlog.paused, "reading never paused")
+        for d in range(dirs):
+            ops.mkdir(str(tmp_path / f"d{d}"))
+            for f in range(files):  # not watched yet: only the listing will tell
+                (tmp_path / f"d{d}" / f"f{f}").write_text("x")
+        converge(w, mirror)
+        # One read of the queue (the creations of the directories) and one listing
+        # may pass the bound; the rest waits in the engine for the consumer.
+        assert w.backlog.peak_events <= bound + dirs + files + 1
 
 
 def test_a_slow_consumer_gets_what_waits_merged_up_to_max_batch(tmp_path: Path) -> None:

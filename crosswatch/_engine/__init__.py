@@ -36,7 +36,10 @@ from ._stale import Stale
 from ._watches import Watches
 from ._work import Apply, ListLevel, Settle, Worklist
 
-__all__ = ["Engine", "Ignore", "Root"]
+__all__ = ["Engine", "Full", "Ignore", "Root"]
+
+#: Says, between two pieces of work, that the consumer has all it can take for now.
+Full = Callable[[], bool]
 
 
 class Engine:
@@ -70,6 +73,7 @@ class Engine:
         self.stale = Stale(self)
         self.differ = Differ(self)
         self.pair_wait = pair_wait
+        self._busy = False
 
     # ------------------------------------------------------------ roots
 
@@ -121,6 +125,7 @@ class Engine:
         work = self.work
         work.read(dry=not observations)
         work.reading = True
+        self._busy = True
         if observations:
             work.spawn(Apply(backend, observations))
             work.drain(self)
@@ -135,14 +140,17 @@ class Engine:
         """
         return self.work.wants_input()
 
-    def advance(self) -> bool:
+    def advance(self, full: Full | None = None) -> bool:
         """Do the next piece of the work left by the observations; False once none is left.
 
         In order: what waited for a read; the new directories to list; the
-        directories whose stale paths may be trusted again.
+        directories whose stale paths may be trusted again. ``full()`` is asked
+        between two tasks: once true, the rest waits for the next call.
         """
         work = self.work
-        if work:
+        if work.running_late():
+            pass  # a drain stopped by ``full`` goes on first
+        elif work.waiting():
             for task in work.take_after_read():
                 work.spawn(task)
         elif self.newdirs.fillable():
@@ -150,50 +158,63 @@ class Engine:
         elif not self.stale.run_deferred():
             self._end_round()
             return False
-        work.drain(self)
+        work.drain(self, full)
         return True
 
+    def busy(self) -> bool:
+        """Is a round of work still open (see :meth:`advance`, :meth:`expire`)?"""
+        return self._busy
+
     def _end_round(self) -> None:
+        self._busy = False
         stale = self.stale
         if self.work.reading and stale.deferred_ids() and stale.due is None:
             stale.due = self.clock() + self.pair_wait  # see Stale.settle
         self.work.reading = False
         stale.end_round()
 
-    def _finish(self) -> None:
-        while self.advance():
-            pass
+    def _finish(self, full: Full | None) -> bool:
+        """Advance until nothing is left, or ``full()``; True if nothing is left."""
+        while full is None or not full():
+            if not self.advance(full):
+                return True
+        return False
 
     # ------------------------------------------------------------ time
 
     def next_deadline(self) -> float | None:
         """When :meth:`expire` has work: an unpaired ``moved_from``, a fallback poll,
         directories a batch deferred, or (now) work left undone."""
-        if self.work or self.newdirs.fillable():
+        if self._busy or self.work or self.newdirs.fillable():
             return self.clock()
         dues = [d for d in (self.moves.due(), self.stale.due, self.watches.due) if d is not None]
         return min(dues, default=None)
 
-    def expire(self, now: float | None = None) -> None:
+    def expire(self, now: float | None = None, *, full: Full | None = None) -> None:
         """Do what is due: unpaired moves settled (deleted), stale paths settled, polls.
 
-        Nothing here waits for a read: the backends had nothing more to say.
+        Nothing here waits for a read: the backends had nothing more to say. A round
+        of work left open earlier (``full()`` said the consumer had enough) goes on
+        first; ``full`` may stop it again, and then what is due waits for the next call.
         """
         now = self.clock() if now is None else now
+        if not self._finish(full):
+            return
         stale = self.stale
         known = stale.deferred_ids()
         self.work.reading = False
+        self._busy = True
         for key, _ in self.moves.items():
             self.work.spawn(Settle(key, now))
         self.work.drain(self)
-        self._finish()
+        self._finish(None)
         if stale.due is not None and stale.due <= now:
             stale.due = None
             stale.settle()
-            self._finish()
+            self._finish(None)
         if self.watches.due is not None and self.watches.due <= now:
             self.watches.poll(now)
-            self._finish()
+            self._finish(None)
         if stale.due is None and not stale.deferred_ids() <= known:
             # Deferred here (a settled move replayed what waited behind it): no batch
             # may come to schedule the look. Only new deferrals count, so one that can

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._events import Change, Event
+from .._events import Change, Event, event_size
 
 #: Kinds of which a run for one path is one change: a burst of writes is one event.
 _MERGED = frozenset({Change.MODIFIED, Change.ATTRIB, Change.ACCESSED})
@@ -13,6 +13,11 @@ class Output:
 
     def __init__(self) -> None:
         self._events: list[Event] = []
+        self.nbytes = 0
+        """The memory the events not taken yet are estimated to hold."""
+
+    def __len__(self) -> int:
+        return len(self._events)
 
     def emit(
         self,
@@ -27,8 +32,10 @@ class Output:
         if kind in _MERGED and events and events[-1].kind is kind and events[-1].path == path:
             return
         events.append(Event(kind, path, is_dir, src, pid))
+        self.nbytes += event_size(path, src)
 
     def take(self) -> list[Event]:
         """The events produced since the last call."""
         out, self._events = self._events, []
+        self.nbytes = 0
         return out

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -80,6 +80,14 @@ class Worklist:
         if dry:
             self._reads += 1
 
+    def waiting(self) -> bool:
+        """Are after-read tasks waiting?"""
+        return bool(self._after_read)
+
+    def running_late(self) -> bool:
+        """Are tasks left to run now (a drain was stopped between two of them)?"""
+        return bool(self._now)
+
     def wants_input(self) -> bool:
         """Is every after-read task still waiting for a read?"""
         after = self._after_read
@@ -95,10 +103,10 @@ class Worklist:
             self._after_read = []
         return ready
 
-    def drain(self, e: Engine) -> None:
-        """Run tasks until none is left to run now."""
+    def drain(self, e: Engine, full: Callable[[], bool] | None = None) -> None:
+        """Run tasks until none is left to run now, or ``full()`` between two of them."""
         now = self._now
-        while now:
+        while now and (full is None or not full()):
             task = now.popleft()
             self._spawned = []
             try:
