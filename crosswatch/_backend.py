@@ -4,7 +4,7 @@ A backend is thin. It talks to one OS API, turns what the OS says into
 *observations* and holds no tree, no filters and no batching: the engine owns the
 truth and treats every observation as a hint that it verifies against the disk.
 
-The engine drives a backend from one thread:
+The watcher drives a backend from one thread, and hands what it reads to the engine:
 
 1. ``probe(path)`` (a classmethod) answers, cheaply and without raising, whether the
    backend can watch ``path`` and how well.
@@ -13,7 +13,9 @@ The engine drives a backend from one thread:
    capabilities say ``recursive`` are asked once per root; the others once per
    directory, *before* the engine lists it (so nothing created in between is missed).
 4. ``read()`` is called when ``fileno()`` is readable, or when the time returned by
-   ``deadline()`` has come; it must not block and returns the observations waiting.
+   ``deadline()`` has come, and again while the engine's work waits for the queue
+   to run dry (an empty result says it is); it must not block and returns the
+   observations waiting.
 5. ``unwatch(handle)`` and ``close()`` release what ``watch`` and ``__init__`` took.
 """
 
