@@ -8,6 +8,7 @@ observations are still queued.
 from __future__ import annotations
 
 import os
+from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
 from .._backend import Action, Backend, EntryChange, Gone, Observation, Renamed
@@ -38,7 +39,7 @@ class Renames:
         holds nothing back: the consumer has nothing of it to keep in order.
         """
         moves = self.e.moves
-        targets: list[tuple[object, str]] = []
+        targets: list[tuple[Hashable, str]] = []
         partner: Pending | None = None
         if isinstance(obs, EntryChange):
             if obs.action is Action.MOVED_TO:
