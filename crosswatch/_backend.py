@@ -17,6 +17,14 @@ The watcher drives a backend from one thread, and hands what it reads to the eng
    to run dry (an empty result says it is); it must not block and returns the
    observations waiting.
 5. ``unwatch(handle)`` and ``close()`` release what ``watch`` and ``__init__`` took.
+
+Optionally, ``watch_self(path)`` watches only the fate of a directory above a root
+(or a symbolic link on the way to it): its observations say that it was renamed
+or removed, nothing about its entries, so the engine learns that the root's path
+no longer leads to the root without ever waking up for siblings. The default
+returns ``None``: not supported, and the engine relies on its other checks (a
+``DirDirty`` for a root, which the polling backend reports on every tick, makes it
+verify the root's path).
 """
 
 from __future__ import annotations
@@ -200,7 +208,20 @@ class Backend(ABC):
 
     @abstractmethod
     def unwatch(self, handle: Handle) -> None:
-        """Stop watching; a handle that is already dead is ignored."""
+        """Stop watching (``watch`` or ``watch_self``); a handle already dead is ignored."""
+
+    def watch_self(self, path: str) -> Handle | None:
+        """Watch only the fate of the entry at ``path``; ``None``: not supported.
+
+        ``path`` is a directory above a root, or a symbolic link on the way to one
+        (not followed). Observations on the handle are only
+        ``EntryChange(handle, "", DELETED or MOVED_FROM)`` and ``Gone(handle)``. The
+        handle differs from any that :meth:`watch` returns, even for the same
+        directory, and watching that directory with :meth:`watch` too (or again
+        here) must keep both working: each call is released by one :meth:`unwatch`.
+        Raise as :meth:`watch` does.
+        """
+        return None
 
     @abstractmethod
     def read(self) -> Sequence[Observation]:

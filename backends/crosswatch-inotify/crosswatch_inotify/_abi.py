@@ -30,6 +30,7 @@ IN_IGNORED = 0x00008000
 IN_ONLYDIR = 0x01000000
 IN_DONT_FOLLOW = 0x02000000
 IN_EXCL_UNLINK = 0x04000000
+IN_MASK_ADD = 0x20000000
 IN_ISDIR = 0x40000000
 
 IN_NONBLOCK = 0o4000
@@ -49,6 +50,9 @@ BASE_MASK = (
     | IN_DONT_FOLLOW
     | IN_EXCL_UNLINK  # no events for files already unlinked but still open
 )
+#: A watch of a directory above a root (or a link on the way): its own fate only. Added
+#: to the mask the inode may have already in this instance, never replacing it.
+SELF_MASK = IN_DELETE_SELF | IN_MOVE_SELF | IN_DONT_FOLLOW | IN_MASK_ADD
 ACCESS_MASK = IN_OPEN | IN_ACCESS | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE
 
 #: struct inotify_event { int wd; uint32_t mask, cookie, len; char name[len]; }

@@ -9,11 +9,14 @@ import select
 import sys
 import time
 from collections.abc import Hashable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from crosswatch.backend import (
+    Action,
     Backend,
     Capabilities,
+    EntryChange,
     Gone,
     Observation,
     Options,
@@ -196,6 +199,11 @@ class InotifyBackend(Backend):
         # a mount point, which is rarely renamed).
         self._paths: dict[str, int] = {}
         self._path_of: dict[int, str] = {}
+        # The kernel keeps one watch (one wd, one mask) per inode per instance: a
+        # directory watched with its entries (by watch) and for its own fate (by
+        # watch_self, maybe several times) shares it. Which uses a wd has:
+        self._full: set[int] = set()
+        self._selves: dict[int, int] = {}  # wd -> watch_self calls not yet released
         # inotify never reports mounts; the mount table's descriptor turns readable
         # (POLLPRI) when it changes. One epoll set waits for both.
         self._epoll = select.epoll()
@@ -221,18 +229,34 @@ class InotifyBackend(Backend):
         wd = self._libc.inotify_add_watch(self._fd, os.fsencode(path), self._mask)
         if wd >= 0:
             self._place(int(wd), path)
+            self._full.add(int(wd))
             return int(wd)
-        err = ctypes.get_errno()
+        raise self._refused(ctypes.get_errno(), path)
+
+    def watch_self(self, path: str) -> Hashable:
+        """A watch of ``path``'s own fate; its handle is the negated wd.
+
+        ``IN_MASK_ADD`` leaves the mask of an inode watched with its entries as it
+        is; ``watch`` on an inode watched only here replaces the mask with its own,
+        which holds these bits too.
+        """
+        wd = self._libc.inotify_add_watch(self._fd, os.fsencode(path), _abi.SELF_MASK)
+        if wd < 0:
+            raise self._refused(ctypes.get_errno(), path)
+        self._selves[wd] = self._selves.get(wd, 0) + 1
+        return -int(wd)
+
+    def _refused(self, err: int, path: str) -> WatchError:
         if err in (errno.ENOENT, errno.ENOTDIR):
-            raise WatchGoneError(err, os.strerror(err), path)
+            return WatchGoneError(err, os.strerror(err), path)
         if err == errno.ENOSPC:
-            raise WatchLimitError(
+            return WatchLimitError(
                 err,
                 f"inotify watch limit reached ({watch_limit()}); raise "
                 "fs.inotify.max_user_watches (sysctl) or use backend='polling'",
                 path,
             )
-        raise WatchError(err, os.strerror(err), path)
+        return WatchError(err, os.strerror(err), path)
 
     def _place(self, wd: int, path: str) -> None:
         self._forget(wd)
@@ -245,9 +269,28 @@ class InotifyBackend(Backend):
             del self._paths[path]
 
     def unwatch(self, handle: Hashable) -> None:
-        if self._fd >= 0 and isinstance(handle, int):
-            self._libc.inotify_rm_watch(self._fd, handle)  # EINVAL for a dead watch: fine
-            self._forget(handle)
+        if self._fd < 0 or not isinstance(handle, int):
+            return
+        wd = abs(handle)
+        if handle < 0:
+            uses = self._selves.get(wd)
+            if uses is None:
+                return  # dead already
+            if uses > 1:
+                self._selves[wd] = uses - 1
+                return
+            del self._selves[wd]
+            if wd in self._full:
+                return
+        else:
+            self._full.discard(wd)
+            self._forget(wd)
+            if wd in self._selves:
+                # Still watched for its fate. Its mask keeps the entry bits: setting
+                # it again would need its path, which may lead elsewhere by now.
+                # What it reports about entries is dropped (see _fates).
+                return
+        self._libc.inotify_rm_watch(self._fd, wd)  # EINVAL for a dead watch: fine
 
     def read(self) -> Sequence[Observation]:
         out: list[Observation] = []
@@ -278,10 +321,35 @@ class InotifyBackend(Backend):
         except BlockingIOError:
             return []
         observed = _abi.observations(bytes(memoryview(self._buf)[:size]))
+        if self._selves:
+            observed = self._fates(observed)
         for obs in observed:
             if isinstance(obs, Gone) and isinstance(obs.handle, int):
-                self._forget(obs.handle)
+                wd = abs(obs.handle)
+                self._forget(wd)
+                self._full.discard(wd)
+                self._selves.pop(wd, None)
         return observed
+
+    def _fates(self, observed: list[Observation]) -> list[Observation]:
+        """Give what a wd watched by ``watch_self`` says of its own fate to that use too."""
+        out: list[Observation] = []
+        for obs in observed:
+            fate: Observation | None = None
+            if isinstance(obs, Gone) and isinstance(obs.handle, int):
+                fate = Gone(-obs.handle)
+            elif isinstance(obs, EntryChange) and isinstance(obs.handle, int):
+                if not obs.name and obs.action in (Action.DELETED, Action.MOVED_FROM):
+                    fate = replace(obs, handle=-obs.handle)
+            else:
+                out.append(obs)
+                continue
+            wd = obs.handle
+            if wd not in self._selves or wd in self._full:
+                out.append(obs)
+            if fate is not None and wd in self._selves:
+                out.append(fate)
+        return out
 
     def _mount_changes(self) -> list[Observation]:
         """A rescan where a file system was mounted or unmounted inside a watched tree."""
@@ -309,3 +377,5 @@ class InotifyBackend(Backend):
                 self._mountinfo.close()
             os.close(self._fd)
             self._fd = -1
+            self._full.clear()
+            self._selves.clear()

@@ -159,6 +159,29 @@ def test_the_root_moved_away_is_deleted_and_ends(tmp_path: Path) -> None:
     assert [(e.kind, e.path) for e in events] == [(Change.DELETED, str(root))]
 
 
+def test_fate_watches_share_the_kernel_watch_and_count_their_uses(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    backend = InotifyBackend()
+    try:
+        full = backend.watch(str(d), recursive=False)
+        fate = backend.watch_self(str(d))
+        again = backend.watch_self(str(d))
+        assert fate == again
+        assert fate != full
+        backend.unwatch(full)
+        backend.unwatch(again)
+        (d / "f").write_text("x")  # entries are no longer anyone's
+        d.rename(tmp_path / "d2")
+        assert list(backend.read()) == [EntryChange(fate, "", Action.MOVED_FROM, True)]
+        backend.unwatch(fate)
+        # the kernel's word that the watch ended, as after any unwatch; none is left
+        assert list(backend.read()) == [Gone(full)]
+        assert str(backend._fd) not in watch_masks()
+    finally:
+        backend.close()
+
+
 @pytest.fixture
 def shm() -> Iterator[str]:
     base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
