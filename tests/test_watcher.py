@@ -317,6 +317,92 @@ def test_a_single_file_root_ends_with_its_directory(tmp_path: Path) -> None:
     assert [(e.kind, e.path) for e in events] == [(Change.DELETED, str(d / "f"))]
 
 
+def ends_with(w: Watcher) -> list[tuple[Change, str]]:
+    """What the watcher reports until its stream ends (which it must, within 5 s)."""
+    events = collect(w, lambda ev: False, timeout=0, settle=0.5)
+    assert w.get(timeout=5) is None, "the watch did not end"
+    return [(e.kind, e.path) for e in events]
+
+
+@pytest.mark.parametrize("how", ["renamed", "replaced"])
+def test_a_root_whose_parent_is_renamed_away_ends(tmp_path: Path, how: str) -> None:
+    root = tmp_path / "d" / "dir" / "sub"
+    root.mkdir(parents=True)
+    (tmp_path / "d" / "other" / "sub").mkdir(parents=True)
+    with Watcher(root, **POLL) as w:
+        (tmp_path / "d" / "dir").rename(tmp_path / "d" / "dir-rename")
+        if how == "replaced":
+            (tmp_path / "d" / "other").rename(tmp_path / "d" / "dir")
+        assert ends_with(w) == [(Change.DELETED, str(root))]
+
+
+def test_a_root_given_as_a_link_to_a_directory_is_followed(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real2").mkdir()
+    link = tmp_path / "link"
+    link.symlink_to("real")
+    with Watcher(link, **POLL) as w:
+        (tmp_path / "real" / "f").touch()
+        events = collect(w, bool, settle=0.2)
+        assert [(e.kind, e.path) for e in events] == [(Change.CREATED, str(link / "f"))]
+        tmp = tmp_path / "tmp-link"
+        tmp.symlink_to("real2")
+        tmp.replace(link)
+        assert ends_with(w) == [(Change.DELETED, str(link))]
+
+
+@pytest.mark.parametrize("change", ["retargeted", "removed"])
+def test_a_root_given_as_a_link_to_a_file_is_followed(tmp_path: Path, change: str) -> None:
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "f"
+    target.write_text("x")
+    (tmp_path / "g").write_text("x")
+    link = tmp_path / "link"
+    link.symlink_to("real/f")
+    with Watcher(link, **POLL) as w:
+        target.write_text("written")
+        events = collect(w, bool, settle=0.2)
+        assert [(e.kind, e.path) for e in events] == [(Change.MODIFIED, str(link))]
+        target.unlink()
+        events = collect(w, bool, settle=0.2)
+        target.touch()
+        events += collect(w, bool, settle=0.2)
+        assert [(e.kind, e.path) for e in events] == [
+            (Change.DELETED, str(link)),
+            (Change.CREATED, str(link)),
+        ]
+        if change == "retargeted":
+            tmp = tmp_path / "tmp-link"
+            tmp.symlink_to("g")
+            tmp.replace(link)
+        else:
+            link.unlink()
+        assert ends_with(w) == [(Change.DELETED, str(link))]
+
+
+def test_a_file_given_directly_and_through_a_link_is_reported_under_both(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "f"
+    target.write_text("x")
+    (tmp_path / "other").write_text("x")
+    link = tmp_path / "sub" / "link"
+    link.parent.mkdir()
+    link.symlink_to("../f")
+    with Watcher(target, link, tmp_path / "other", **POLL) as w:
+        target.write_text("written")
+        events = collect(w, lambda ev: len(ev) >= 2, settle=0.2)
+        assert sorted((e.kind, e.path) for e in events) == sorted(
+            [(Change.MODIFIED, str(link)), (Change.MODIFIED, str(target))]
+        )
+        link.unlink()  # the link's use ends; the file is still watched as given
+        events = collect(w, bool, settle=0.2)
+        assert [(e.kind, e.path) for e in events] == [(Change.DELETED, str(link))]
+        target.write_text("again")
+        events = collect(w, bool, settle=0.2)
+        assert [(e.kind, e.path) for e in events] == [(Change.MODIFIED, str(target))]
+
+
 UNREADABLE = textwrap.dedent(
     """
     import os, sys, time

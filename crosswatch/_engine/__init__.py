@@ -5,13 +5,14 @@ verify against the disk; a rescan (a diff of disk against cache) repairs whateve
 was lost. Its parts, one concern and one piece of state each:
 
 - ``_roots``: the roots, their cached trees and the backends' handles;
+- ``_fates``: what must stay in place on the roots' paths, and files given as links;
 - ``_moves``: rename pairing state, the pending moves and what they hold back;
 - ``_renames``: the rename rules; ``_rules``: every other observation;
 - ``_scan``: opening, listing and reading directories in;
 - ``_watches``: placing watches, and polling where the OS refused one;
 - ``_listings``: new directories, listed at once and placed after a further read;
 - ``_stale``: what could not be verified when it was read, looked at later;
-- ``_diff``: rescans; ``_output``: the events, in order;
+- ``_diff``: rescans; ``_output``: the events, in order, under the paths given;
 - ``_work``: the worklist, and the tasks any of them may leave for later.
 """
 
@@ -23,8 +24,10 @@ from collections.abc import Callable, Sequence
 
 from .._backend import Backend, Observation
 from .._events import Event
+from .._fate import followed
 from .._tree import Kind, Node, kind_of
 from ._diff import Differ
+from ._fates import Fates
 from ._listings import NewDirs
 from ._moves import PendingMoves
 from ._output import Output
@@ -65,6 +68,7 @@ class Engine:
         self.work = Worklist()
         self.roots = Roots(ignore or Ignore())
         self.moves = PendingMoves()
+        self.fates = Fates(self)
         self.rules = Rules(self, access=access)
         self.renames = Renames(self, pair_wait)
         self.scanner = Scanner(self)
@@ -81,24 +85,44 @@ class Engine:
         """Start watching ``path`` (absolute) with ``backend``; scan it without events.
 
         Raises :class:`FileNotFoundError` and friends for a path that cannot be watched.
+        A symbolic link is followed (see Watches.watch_root and :meth:`_file_root`).
         """
         st = os.stat(path)
         if kind_of(st) is Kind.DIR:
             node = Node(path, None, st)
             root = Root(path, node, backend, recursive)
         else:
-            parent, name = os.path.split(path)
-            shared = self.roots.file_root_in(parent)
-            if shared is not None:  # several files of one directory share its watch
-                assert shared.only is not None
-                shared.only.add(name)
-                self.scanner.fill_only(shared, name)
-                return shared
-            node = Node(parent, None, os.stat(parent))
-            root = Root(path, node, backend, False, {name})
+            root = self._file_root(path, backend)
+            if self.roots.watching(root):  # several files of one directory share its watch
+                self.fates.watch(root, path)
+                return root
+            node = root.node
         self.roots.add(root)
         self.watches.watch_root(root)
+        self.fates.watch(root, path)
         self.scanner.fill(node, root, emit=False)
+        return root
+
+    def _file_root(self, path: str, backend: Backend) -> Root:
+        """The root of file ``path``: the one watching its directory already, or a new one.
+
+        A symbolic link is followed: its target's directory is watched, and events
+        about the target carry ``path`` (see Shown).
+        """
+        real = followed(path)
+        parent, name = os.path.split(real)
+        st = os.stat(parent)
+        root = self.roots.file_root_at(st)
+        if root is None:
+            root = Root(path, Node(parent, None, st), backend, False, set())
+        assert root.only is not None
+        had = name in root.only
+        root.only.add(name)
+        if self.roots.watching(root):
+            self.scanner.fill_only(root, name)
+        if real != path:
+            self.fates.link(root, path, real)
+        self.out.shown.add(os.path.join(root.node.name, name), path, also_key=had)
         return root
 
     @property

@@ -108,6 +108,8 @@ class Differ:
         """Is ``top`` still the directory the cache says it is?"""
         e = self.e
         root = e.roots.at_top(top)
+        if root is not None and not e.rules.check_links(root):
+            return False
         if root is not None:
             try:
                 st: os.stat_result | None = os.stat(top.name)

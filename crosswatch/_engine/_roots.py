@@ -70,9 +70,14 @@ class Roots:
         self.all.remove(root)
         del self._by_top[id(root.node)]
 
-    def file_root_in(self, directory: str) -> Root | None:
-        """The file root whose directory is ``directory``: several files share its watch."""
-        return next((r for r in self.all if r.only is not None and r.node.name == directory), None)
+    def watching(self, root: Root) -> bool:
+        """Is ``root`` still watched?"""
+        return self._by_top.get(id(root.node)) is root
+
+    def file_root_at(self, directory: os.stat_result) -> Root | None:
+        """The file root of the directory ``directory`` is the stat of: several files
+        share its watch, whichever way its path was spelled."""
+        return next((r for r in self.all if r.only is not None and r.node.same(directory)), None)
 
     def at_top(self, node: Node) -> Root | None:
         """The root whose top node is ``node`` itself."""

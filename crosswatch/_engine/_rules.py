@@ -42,6 +42,8 @@ class Rules:
 
     def apply_one(self, backend: Backend, obs: Observation) -> None:
         e = self.e
+        if e.fates and e.fates.observed(backend, obs):
+            return
         if e.moves and e.renames.hold(backend, obs):
             return
         if isinstance(obs, EntryChange):
@@ -102,14 +104,16 @@ class Rules:
             if parent is not None:
                 e.work.spawn(LookAt(parent, name))
             return
-        if root is None or root.only is not None:
+        if root is None:
             return
-        if action is Action.ATTRIB:
+        if action in (Action.DELETED, Action.MOVED_FROM):
+            self.check_root(root)  # a file root's directory too
+        elif root.only is not None:
+            return
+        elif action is Action.ATTRIB:
             e.out.emit(Change.ATTRIB, root.path, True, pid=pid)
         elif action in _ACCESS and self.access:
             e.out.emit(_ACCESS[action], root.path, True, pid=pid)
-        elif action in (Action.DELETED, Action.MOVED_FROM):
-            self.check_root(root)
 
     def reconcile(
         self, parent: Node, name: str, pid: int | None = None, *, created: bool = False
@@ -266,10 +270,13 @@ class Rules:
                     e.out.emit(Change.DELETED, child.path(), child.is_dir)
         self.forget(root.node, root.backend)
         e.roots.drop(root)
+        e.fates.let_go(root)
         e.renames.replay_settled(settled)
 
     def check_root(self, root: Root) -> None:
         """A root said it was deleted or moved: end it unless it is still there."""
+        if not self.check_links(root):
+            return
         try:
             st = os.stat(root.node.name)
         except OSError:
@@ -279,6 +286,27 @@ class Rules:
         elif root.node.handle is None:
             self.e.watches.watch_root(root)
             self.e.differ.rescan([root.node], notice=True)
+
+    def check_links(self, root: Root) -> bool:
+        """Let go of each file given through a symbolic link that leads elsewhere now.
+
+        It is reported deleted under the path given; the root ends with the last of
+        its files. False if it ended.
+        """
+        e = self.e
+        for path, name, last in e.fates.changed_links(root):
+            child = root.node.children.get(name)
+            if child is not None:
+                e.out.emit(Change.DELETED, path, child.is_dir, exact=True)
+            if not last:  # shown under another path given, or as it is
+                continue
+            assert root.only is not None
+            root.only.discard(name)
+            root.node.children.pop(name)
+            if not root.only:
+                self.end_root(root)
+                return False
+        return True
 
     def _subtree_lost(self, backend: Backend, obs: SubtreeLost) -> None:
         e = self.e

@@ -8,6 +8,7 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
 from .._errors import WatchError, WatchGoneError, WatchLimitError
+from .._fate import followed
 from .._tree import Node
 from ._roots import Root
 
@@ -21,6 +22,7 @@ class Purpose(enum.Enum):
     ROOT = "a root's own watch"
     EARLY = "a new directory, in the middle of a batch"
     LISTING = "a directory about to be listed"
+    FATE = "a directory above a root, or a link on its way: its own fate only"
 
 
 class Outcome(enum.Enum):
@@ -29,6 +31,8 @@ class Outcome(enum.Enum):
     DEFER = "not listed; the directory is looked at again once the batch is applied"
     POLL = "listed, and polled every fallback interval instead (warned once)"
     UNSEEN = "listed, changes below it unseen (warned once)"
+    LATE = "no watch: it is gone already, which the roots' own checks find"
+    UNTOLD = "no watch: the roots below are not told of its rename (warned once)"
 
 
 def _failure(exc: OSError) -> str:
@@ -44,6 +48,7 @@ POLICY: dict[Purpose, dict[str, Outcome]] = {
     Purpose.ROOT: {"gone": Outcome.RAISE, "limit": Outcome.RAISE, "other": Outcome.RAISE},
     Purpose.EARLY: {"gone": Outcome.NOTHING, "limit": Outcome.NOTHING, "other": Outcome.NOTHING},
     Purpose.LISTING: {"gone": Outcome.DEFER, "limit": Outcome.POLL, "other": Outcome.UNSEEN},
+    Purpose.FATE: {"gone": Outcome.LATE, "limit": Outcome.UNTOLD, "other": Outcome.UNTOLD},
 }
 
 
@@ -60,21 +65,36 @@ class Watches:
     def _place(
         self, root: Root, path: str, purpose: Purpose, node: Node | None
     ) -> tuple[Hashable | None, Outcome | None]:
-        """A new watch of ``path``: its handle, or None and what the failure means."""
+        """A new watch of ``path``: its handle, or None and what the failure means.
+
+        A fate watch's handle is None too where the backend has no ``watch_self``.
+        """
+        backend = root.backend
         recursive = purpose is Purpose.ROOT and root.max_depth > 1
         try:
-            return root.backend.watch(path, recursive=recursive), None
+            if purpose is Purpose.FATE:
+                return backend.watch_self(path), None
+            return backend.watch(path, recursive=recursive), None
         except (WatchError, OSError) as exc:
             outcome = POLICY[purpose][_failure(exc)]
             if outcome is Outcome.RAISE:
                 raise
-            if node is not None:
-                self._absorb(outcome, exc, node, root, path)
+            self._absorb(outcome, exc, node, root, path)
             return None, outcome
 
-    def _absorb(self, outcome: Outcome, exc: OSError, node: Node, root: Root, path: str) -> None:
+    def _absorb(
+        self, outcome: Outcome, exc: OSError, node: Node | None, root: Root, path: str
+    ) -> None:
         e = self.e
-        if outcome is Outcome.DEFER:
+        if outcome is Outcome.UNTOLD:
+            e.warn_once(
+                f"fate:{path}",
+                f"cannot watch {path!r} ({exc.strerror}): if it is renamed or removed, "
+                f"the root {root.path!r} is not told",
+            )
+        elif node is None:
+            return  # (only a listing's watch has a node: it defers or polls)
+        elif outcome is Outcome.DEFER:
             e.stale.defer(node)
         elif outcome is Outcome.POLL:
             # Never silent: the directories past the limit are polled instead.
@@ -90,10 +110,18 @@ class Watches:
             e.warn_once(path, f"cannot watch {path!r}: {exc}; changes below it are unseen")
 
     def watch_root(self, root: Root) -> None:
-        """Watch a root's top (recursively where the backend can); errors propagate."""
-        handle, _ = self._place(root, root.node.name, Purpose.ROOT, None)
+        """Watch a root's top (recursively where the backend can); errors propagate.
+
+        A root given as a symbolic link is watched where it leads (backends never
+        follow one); the cache keeps the path as given.
+        """
+        handle, _ = self._place(root, followed(root.node.name), Purpose.ROOT, None)
         assert handle is not None
         self.e.roots.bind(root.node, handle, root.backend)
+
+    def watch_fate(self, root: Root, path: str) -> Hashable | None:
+        """Watch ``path``, on ``root``'s way, for its own fate; None if not watched."""
+        return self._place(root, path, Purpose.FATE, None)[0]
 
     def watch_early(self, path: str, root: Root) -> Hashable | None:
         """Watch a new directory in the middle of a batch; None on any error."""

@@ -249,6 +249,16 @@ class _SuspectSource:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckPath:
+    """An entry on ``root``'s path was renamed or removed: does the path still lead to it?"""
+
+    root: Root
+
+    def run(self, e: Engine) -> None:
+        e.fates.check(self.root)
+
+
+@dataclass(frozen=True, slots=True)
 class DiffTops:
     """Diff ``tops`` against the disk, once no move out of them waits.
 

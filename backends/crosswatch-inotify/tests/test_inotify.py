@@ -105,11 +105,14 @@ def test_the_kernel_mask_holds_only_what_was_asked(tmp_path: Path, access: bool)
     before = watch_masks()
     with Watcher(tmp_path, backend="inotify", access=access):
         masks = [m for fd, ms in watch_masks().items() if fd not in before for m in ms]
-    assert len(masks) == 2  # the root and its subdirectory
-    for mask in masks:
+    entries = [m for m in masks if m & _abi.IN_CREATE]
+    assert len(entries) == 2  # the root and its subdirectory
+    for mask in entries:
         assert bool(mask & _abi.ACCESS_MASK) is access
         assert mask & _abi.IN_MOVED_FROM
-        assert mask & _abi.IN_CREATE
+    # one watch per directory above the root, on its own fate only
+    above = len(tmp_path.parents) - 1  # "/" is never renamed
+    assert sorted(masks) == sorted(entries + [_abi.IN_DELETE_SELF | _abi.IN_MOVE_SELF] * above)
 
 
 def test_access_events_on_request(tmp_path: Path) -> None:
@@ -159,6 +162,70 @@ def test_the_root_moved_away_is_deleted_and_ends(tmp_path: Path) -> None:
     assert [(e.kind, e.path) for e in events] == [(Change.DELETED, str(root))]
 
 
+def ends_with(w: Watcher) -> list[tuple[Change, str]]:
+    """What the watcher reports until its stream ends (which it must, within 5 s)."""
+    events = collect(w, lambda ev: False, timeout=0, settle=0.5)
+    assert w.get(timeout=5) is None, "the watch did not end"
+    return [(e.kind, e.path) for e in events]
+
+
+@pytest.mark.parametrize("how", ["renamed", "replaced"])
+def test_a_root_whose_parent_is_renamed_away_ends(tmp_path: Path, how: str) -> None:
+    root = tmp_path / "d" / "dir" / "sub"
+    root.mkdir(parents=True)
+    (tmp_path / "d" / "other" / "sub").mkdir(parents=True)
+    with Watcher(root, backend="inotify") as w:
+        (tmp_path / "d" / "dir").rename(tmp_path / "d" / "dir-rename")
+        if how == "replaced":  # the path leads to another directory now
+            (tmp_path / "d" / "other").rename(tmp_path / "d" / "dir")
+        assert ends_with(w) == [(Change.DELETED, str(root))]
+
+
+def test_a_file_root_whose_directory_is_renamed_away_ends(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_text("x")
+    with Watcher(tmp_path / "d" / "f", backend="inotify") as w:
+        (tmp_path / "d").rename(tmp_path / "d2")
+        assert ends_with(w) == [(Change.DELETED, str(tmp_path / "d" / "f"))]
+
+
+def test_renames_beside_the_root_and_back_leave_it_watched(tmp_path: Path) -> None:
+    root = tmp_path / "a" / "b" / "root"
+    root.mkdir(parents=True)
+    (tmp_path / "a" / "sibling").mkdir()
+    with Watcher(root, backend="inotify") as w:
+        (tmp_path / "a" / "sibling").rename(tmp_path / "a" / "sibling2")  # not on the way
+        (tmp_path / "a" / "b").rename(tmp_path / "a" / "b2")
+        (tmp_path / "a" / "b2").rename(tmp_path / "a" / "b")  # back before it is read
+        assert collect(w, lambda ev: False, timeout=0, settle=0.3) == []
+        (root / "f").touch()
+        events = collect(w, bool, settle=0.2)
+        assert [(e.kind, e.path) for e in events] == [(Change.CREATED, str(root / "f"))]
+        # its ancestors are watched again: a later rename still ends it
+        (tmp_path / "a").rename(tmp_path / "a2")
+        assert ends_with(w) == [(Change.DELETED, str(root))]
+
+
+@pytest.mark.parametrize("order", ["outer first", "inner first"])
+def test_a_directory_above_a_root_watched_for_its_entries_too(tmp_path: Path, order: str) -> None:
+    """The kernel keeps one mask per inode: the entries' watch and the fate watch share it."""
+    outer, inner = tmp_path / "d", tmp_path / "d" / "x" / "y"
+    inner.mkdir(parents=True)
+    roots = [outer, inner] if order == "outer first" else [inner, outer]
+    with Watcher(*roots, recursive=False, backend="inotify") as w:
+        (outer / "new").touch()
+        events = collect(w, bool, settle=0.2)
+        assert [(e.kind, e.path) for e in events] == [(Change.CREATED, str(outer / "new"))]
+        inner.rmdir()  # that root ends; the outer one must keep its entries' watch
+        events = collect(w, lambda ev: len(ev) >= 2, settle=0.2)
+        assert (Change.DELETED, str(inner)) in [(e.kind, e.path) for e in events]
+        (outer / "new2").touch()
+        events = collect(w, bool, settle=0.2)
+        assert [(e.kind, e.path) for e in events] == [(Change.CREATED, str(outer / "new2"))]
+        (tmp_path / "d").rename(tmp_path / "d-moved")
+        assert ends_with(w) == [(Change.DELETED, str(outer))]
+
+
 def test_fate_watches_share_the_kernel_watch_and_count_their_uses(tmp_path: Path) -> None:
     d = tmp_path / "d"
     d.mkdir()
@@ -180,6 +247,56 @@ def test_fate_watches_share_the_kernel_watch_and_count_their_uses(tmp_path: Path
         assert str(backend._fd) not in watch_masks()
     finally:
         backend.close()
+
+
+def test_a_root_given_as_a_link_to_a_directory_is_followed(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real2").mkdir()
+    link = tmp_path / "link"
+    link.symlink_to("real")
+    with Watcher(link, backend="inotify") as w:
+        (tmp_path / "real" / "f").touch()
+        (tmp_path / "real" / "sub").mkdir()
+        (tmp_path / "real" / "sub" / "g").touch()
+        events = collect(w, lambda ev: len(ev) >= 3, settle=0.2)
+        assert [(e.kind, e.path) for e in events] == [
+            (Change.CREATED, str(link / "f")),
+            (Change.CREATED, str(link / "sub")),
+            (Change.CREATED, str(link / "sub" / "g")),
+        ]
+        tmp = tmp_path / "tmp-link"
+        tmp.symlink_to("real2")
+        tmp.replace(link)  # the path leads to another directory now
+        assert ends_with(w) == [(Change.DELETED, str(link))]
+
+
+@pytest.mark.parametrize("change", ["retargeted", "removed"])
+def test_a_root_given_as_a_link_to_a_file_is_followed(tmp_path: Path, change: str) -> None:
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "f"
+    target.write_text("x")
+    (tmp_path / "g").write_text("x")
+    link = tmp_path / "link"
+    link.symlink_to("real/f")
+    with Watcher(link, backend="inotify") as w:
+        target.write_text("written")
+        events = collect(w, bool, settle=0.2)
+        assert {(e.kind, e.path) for e in events} == {(Change.MODIFIED, str(link))}
+        target.unlink()
+        events = collect(w, bool, settle=0.2)
+        target.touch()
+        events += collect(w, bool, settle=0.2)
+        assert [(e.kind, e.path) for e in events] == [
+            (Change.DELETED, str(link)),
+            (Change.CREATED, str(link)),
+        ]
+        if change == "retargeted":
+            tmp = tmp_path / "tmp-link"
+            tmp.symlink_to("g")
+            tmp.replace(link)
+        else:
+            link.unlink()
+        assert ends_with(w) == [(Change.DELETED, str(link))]
 
 
 @pytest.fixture
