@@ -25,6 +25,12 @@ no longer leads to the root without ever waking up for siblings. The default
 returns ``None``: not supported, and the engine relies on its other checks (a
 ``DirDirty`` for a root, which the polling backend reports on every tick, makes it
 verify the root's path).
+
+With access events on, a backend whose ``capabilities.own_reads`` is set reports
+the engine's own listings of watched directories as the OS reports anyone's:
+``OPENED``, ``ACCESSED`` (one or more) and ``CLOSED_NOWRITE`` on the directory's own
+watch (name ``""``) and on its parent's (the directory's name). The engine counts
+its listings and takes these out; nothing else about them is asked of the backend.
 """
 
 from __future__ import annotations
@@ -135,6 +141,9 @@ class Capabilities:
     polls: bool = False
     """Finds changes by comparing stats, so the engine keeps every file's stat from
     the first scan (event-driven backends let it skip them)."""
+    own_reads: bool = False
+    """Access events include the engine's own listings of watched directories (the
+    engine takes them out; see the module docstring)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -227,6 +227,9 @@ class Watcher:
         plugins = self._plugins
         if self._forced is None and plugins is None:
             plugins = Plugins()
+        # Every root is looked at before any is watched: with access events on, a
+        # watch already placed would report these looks as reads.
+        chosen: list[type[Backend]] = []
         for root in self.roots:
             if self._forced is not None:
                 cls = self._forced
@@ -242,6 +245,8 @@ class Watcher:
                     access=self._options.access,
                 )
             _check_readable(root)
+            chosen.append(cls)
+        for root, cls in zip(self.roots, chosen, strict=True):
             instance = self._backends.get(cls)
             if instance is None:
                 instance = self._backends[cls] = cls(self._options)

@@ -8,7 +8,8 @@ was lost. Its parts, one concern and one piece of state each:
 - ``_fates``: what must stay in place on the roots' paths, and files given as links;
 - ``_moves``: rename pairing state, the pending moves and what they hold back;
 - ``_renames``: the rename rules; ``_rules``: every other observation;
-- ``_scan``: opening, listing and reading directories in;
+- ``_scan``: opening, listing and reading directories in (``_own``: counting
+  those listings, which access events report like anyone's);
 - ``_watches``: placing watches, and polling where the OS refused one;
 - ``_listings``: new directories, listed at once and placed after a further read;
 - ``_stale``: what could not be verified when it was read, looked at later;
@@ -71,7 +72,7 @@ class Engine:
         self.fates = Fates(self)
         self.rules = Rules(self, access=access)
         self.renames = Renames(self, pair_wait)
-        self.scanner = Scanner(self)
+        self.scanner = Scanner(self, access=access)
         self.watches = Watches(self, fallback_interval)
         self.newdirs = NewDirs(self)
         self.stale = Stale(self)

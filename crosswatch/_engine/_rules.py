@@ -86,7 +86,9 @@ class Rules:
             self.reconcile(parent, name, obs.pid, created=action is Action.CREATED)
         else:  # access
             node = parent.children.get(name)
-            if self.access and node is not None and e.roots.tracked(parent, name):
+            if self.access and node is not None and (
+                not e.scanner.own_read(node, False, action) and e.roots.tracked(parent, name)
+            ):
                 e.out.emit(_ACCESS[action], node.path(), node.is_dir, pid=obs.pid)
 
     def _self_change(self, node: Node, action: Action, pid: int | None) -> None:
@@ -112,7 +114,7 @@ class Rules:
             return
         elif action is Action.ATTRIB:
             e.out.emit(Change.ATTRIB, root.path, True, pid=pid)
-        elif action in _ACCESS and self.access:
+        elif action in _ACCESS and self.access and not e.scanner.own_read(node, True, action):
             e.out.emit(_ACCESS[action], root.path, True, pid=pid)
 
     def reconcile(
@@ -248,6 +250,7 @@ class Rules:
         e = self.e
         for sub in node.walk(dirs_only=True):
             e.watches.forget(sub)
+            e.scanner.forget_reads(sub)
             handle = e.roots.unbind(sub, backend)
             if handle is not None:
                 try:

@@ -11,9 +11,11 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from .._backend import Action
 from .._events import Change
 from .._tree import Kind, Node, entry_kind, kind_of, lstat
 from ._moves import Key
+from ._own import OwnReads
 from ._roots import Root
 from ._work import Adopt
 
@@ -43,10 +45,15 @@ def _listed(entry: os.DirEntry[str], stat_files: bool) -> Listed:
 
 
 class Scanner:
-    """Reads directories into the cache for the engine's rules."""
+    """Reads directories into the cache for the engine's rules.
 
-    def __init__(self, engine: Engine) -> None:
+    With access events on, it counts its own listings, which a backend whose
+    ``own_reads`` is set reports too (see OwnReads).
+    """
+
+    def __init__(self, engine: Engine, *, access: bool = False) -> None:
         self.e = engine
+        self._own = OwnReads() if access else None
 
     # ------------------------------------------------------------ opening
 
@@ -79,11 +86,44 @@ class Scanner:
             os.close(fd)
             e.stale.defer(node)
             return -1
+        if self._own is not None:
+            self._count_own_read(node)
         if fresh:
             node.take(st)
         racy = node.mtime >= time.time_ns() - RACY_NS
         node.listed = None if racy else node.mtime
         return fd
+
+    # ------------------------------------------------------------ own reads
+
+    def _count_own_read(self, node: Node) -> None:
+        """Count a listing of ``node`` about to be reported by the watches that see it."""
+        roots = self.e.roots
+        root = roots.of(node)
+        own = self._own
+        if own is None or root is None or not root.backend.capabilities.own_reads:
+            return
+        if node.parent is not None:
+            if node.parent.handle is not None:
+                own.opened(node, False)
+            return
+        if node.handle is not None:
+            own.opened(node, True)
+        parent, name = os.path.split(node.name)
+        for other in roots.all:  # a root whose parent is another root (recursive=False)
+            seen = other.node.children.get(name) if other.node.name == parent else None
+            if seen is not None and seen.is_dir and other.node.handle is not None:
+                own.opened(seen, False)
+
+    def own_read(self, node: Node, own: bool, action: Action) -> bool:
+        """Is this access event of ``node`` the engine's own listing? ``own``: it came
+        through the directory's own watch (else through its parent's)."""
+        return self._own is not None and node.is_dir and self._own.take(node, own, action)
+
+    def forget_reads(self, node: Node) -> None:
+        """``node`` left the cache: its listings' events still to come are never reported."""
+        if self._own is not None:
+            self._own.forget(node)
 
     @staticmethod
     def take_stat(node: Node, path: str) -> None:

@@ -141,7 +141,7 @@ class InotifyBackend(Backend):
 
     name = "inotify"
     description = "Linux inotify(7): exact names and renames, one watch per directory"
-    capabilities = Capabilities(recursive=False, access_events=True)
+    capabilities = Capabilities(recursive=False, access_events=True, own_reads=True)
 
     @classmethod
     def probe(cls, path: str) -> Probe:

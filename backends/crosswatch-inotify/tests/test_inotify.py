@@ -22,6 +22,7 @@ from crosswatch_inotify._backend import InotifyBackend
 import crosswatch
 from crosswatch import Change, Watcher
 from crosswatch._engine import Engine
+from crosswatch._events import ACCESS_KINDS
 from crosswatch._feed import feed
 from crosswatch.backend import Action, EntryChange, Gone, SubtreeLost
 from crosswatch.testing import Mirror, collect, converge, snapshot
@@ -297,6 +298,60 @@ def test_a_root_given_as_a_link_to_a_file_is_followed(tmp_path: Path, change: st
         else:
             link.unlink()
         assert ends_with(w) == [(Change.DELETED, str(link))]
+
+
+LISTER = "import os, sys; os.listdir(sys.argv[1])"
+
+
+def test_the_watchers_own_listings_are_not_reported_as_access(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    with Watcher(tmp_path, backend="inotify", access=True) as w:
+        # the first reading listed the root, a and b
+        assert collect(w, lambda ev: False, timeout=0, settle=0.5) == []
+        (tmp_path / "new").mkdir()  # listed by the watcher as it appears
+        (tmp_path / "a" / "b" / "new2").mkdir()
+        events = collect(w, lambda ev: len(ev) >= 2, settle=0.5)
+        assert [(e.kind, e.path) for e in events] == [
+            (Change.CREATED, str(tmp_path / "new")),
+            (Change.CREATED, str(tmp_path / "a" / "b" / "new2")),
+        ]
+        # another process's listing is reported, of a directory and of the root
+        for listed in (tmp_path / "a", tmp_path):
+            subprocess.run([sys.executable, "-c", LISTER, str(listed)], check=True)
+            events = collect(
+                w, lambda ev: Change.CLOSED_NOWRITE in {e.kind for e in ev}, settle=0.3
+            )
+            assert [e.kind for e in events if e.kind is not Change.ACCESSED] == [
+                Change.OPENED,
+                Change.CLOSED_NOWRITE,
+            ]
+            assert {e.path for e in events} == {str(listed)}
+
+
+def test_own_listings_of_a_root_inside_another_root_are_not_reported(tmp_path: Path) -> None:
+    inner = tmp_path / "x"
+    inner.mkdir()
+    with Watcher(tmp_path, inner, recursive=False, backend="inotify", access=True) as w:
+        assert collect(w, lambda ev: False, timeout=0, settle=0.5) == []
+        subprocess.run([sys.executable, "-c", LISTER, str(inner)], check=True)
+        events = collect(w, lambda ev: Change.CLOSED_NOWRITE in {e.kind for e in ev}, settle=0.3)
+    # seen by both roots: as x's own and as an entry of its parent
+    assert {e.path for e in events} == {str(inner)}
+    assert Change.OPENED in {e.kind for e in events}
+
+
+def test_own_listings_are_not_reported_while_a_tree_is_read_again(shm: str) -> None:
+    """After an overflow the watcher lists every directory again: that is no access."""
+    for d in range(20):
+        os.makedirs(os.path.join(shm, f"d{d}", "sub"))
+    with Watcher(shm, backend="inotify", access=True, max_queue=50) as w:
+        subprocess.run([sys.executable, "-c", CREATOR, shm, "30000"], check=True)
+        # (no snapshot of the tree meanwhile: its listings would be reported, rightly)
+        events = collect(w, lambda ev: Change.RESCAN in {e.kind for e in ev}, timeout=60,
+                         settle=1.0)
+    assert Change.RESCAN in {e.kind for e in events}
+    assert len({e.path for e in events if e.kind is Change.CREATED}) == 30000
+    assert [(e.kind, e.path) for e in events if e.is_dir and e.kind in ACCESS_KINDS] == []
 
 
 @pytest.fixture
