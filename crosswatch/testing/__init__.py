@@ -16,7 +16,7 @@ from ._mirror import GuaranteeError, Mirror, snapshot
 from ._scripted import FileOps, ScriptedBackend
 
 if TYPE_CHECKING:
-    from ._conformance import BackendConformance, collect, converge, open_fds
+    from ._conformance import BackendConformance, collect, converge, ends_with, open_fds
 
 __all__ = [
     "BackendConformance",
@@ -26,6 +26,7 @@ __all__ = [
     "ScriptedBackend",
     "collect",
     "converge",
+    "ends_with",
     "open_fds",
     "snapshot",
 ]
@@ -33,7 +34,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # The suite imports pytest; load it only when asked for.
-    if name in ("BackendConformance", "collect", "converge", "open_fds"):
+    if name in ("BackendConformance", "collect", "converge", "ends_with", "open_fds"):
         from . import _conformance
 
         return getattr(_conformance, name)

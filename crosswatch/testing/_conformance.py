@@ -75,6 +75,13 @@ def converge(
     return events + late
 
 
+def ends_with(watcher: Watcher) -> list[tuple[Change, str]]:
+    """What ``watcher`` reports until its stream ends (which it must, within 5 s)."""
+    events = collect(watcher, lambda ev: False, timeout=0, settle=0.5)
+    assert watcher.get(timeout=5) is None, "the watch did not end"
+    return [(e.kind, e.path) for e in events]
+
+
 def kinds(events: list[Event], path: str) -> list[str]:
     return [e.kind.value for e in events if e.path == path]
 
@@ -293,6 +300,98 @@ class BackendConformance:
         for _ in range(150):
             random_operation(rng, root, ops)
         converge(w, mirror)
+
+    # ------------------------------------------------------------- the paths to the roots
+
+    @pytest.mark.parametrize("how", ["renamed", "replaced"])
+    def test_a_root_whose_parent_is_renamed_away_ends(
+        self, tmp_path: Path, ops: FileOps, open_watcher: Any, how: str
+    ) -> None:
+        d = str(tmp_path / "d")
+        root = os.path.join(d, "dir", "sub")
+        os.makedirs(root)
+        os.makedirs(os.path.join(d, "other", "sub"))
+        w = open_watcher(root)
+        ops.rename(os.path.join(d, "dir"), os.path.join(d, "dir-rename"))
+        if how == "replaced":  # the path leads to another directory now
+            ops.rename(os.path.join(d, "other"), os.path.join(d, "dir"))
+        assert ends_with(w) == [(Change.DELETED, root)]
+
+    def test_a_root_given_as_a_link_to_a_directory_is_followed(
+        self, tmp_path: Path, ops: FileOps, open_watcher: Any
+    ) -> None:
+        real, link = str(tmp_path / "real"), str(tmp_path / "link")
+        os.mkdir(real)
+        os.mkdir(str(tmp_path / "real2"))
+        os.symlink("real", link)
+        w = open_watcher(link)
+        ops.touch(os.path.join(real, "f"))
+        events = collect(w, bool, settle=self.settle)
+        assert [(e.kind, e.path) for e in events] == [(Change.CREATED, os.path.join(link, "f"))]
+        ops.mkdir(os.path.join(real, "sub"))
+        ops.touch(os.path.join(real, "sub", "g"))
+        events = collect(w, lambda ev: len(ev) >= 2, settle=self.settle)
+        assert [(e.kind, e.path) for e in events] == [
+            (Change.CREATED, os.path.join(link, "sub")),
+            (Change.CREATED, os.path.join(link, "sub", "g")),
+        ]
+        tmp = str(tmp_path / "tmp-link")
+        ops.symlink("real2", tmp)
+        ops.rename(tmp, link)  # the path leads to another directory now
+        assert ends_with(w) == [(Change.DELETED, link)]
+
+    @pytest.mark.parametrize("change", ["retargeted", "removed"])
+    def test_a_root_given_as_a_link_to_a_file_is_followed(
+        self, tmp_path: Path, ops: FileOps, open_watcher: Any, change: str
+    ) -> None:
+        os.mkdir(str(tmp_path / "real"))
+        target, link = str(tmp_path / "real" / "f"), str(tmp_path / "link")
+        Path(target).write_text("x")
+        (tmp_path / "g").write_text("x")
+        os.symlink(os.path.join("real", "f"), link)
+        w = open_watcher(link)
+        ops.write(target, b"written", append=True)
+        events = collect(w, bool, settle=self.settle)
+        assert [(e.kind, e.path) for e in events] == [(Change.MODIFIED, link)]
+        ops.remove(target)
+        # in two steps: a file re-created at once may reuse the inode number, and
+        # the pair would look like a write
+        events = collect(w, bool, settle=self.settle)
+        ops.touch(target)
+        events += collect(w, bool, settle=self.settle)
+        assert [(e.kind, e.path) for e in events] == [
+            (Change.DELETED, link),
+            (Change.CREATED, link),
+        ]
+        if change == "retargeted":
+            tmp = str(tmp_path / "tmp-link")
+            ops.symlink("g", tmp)
+            ops.rename(tmp, link)
+        else:
+            ops.remove(link)
+        assert ends_with(w) == [(Change.DELETED, link)]
+
+    def test_a_file_given_directly_and_through_a_link_is_reported_under_both(
+        self, tmp_path: Path, ops: FileOps, open_watcher: Any
+    ) -> None:
+        target, other = str(tmp_path / "f"), str(tmp_path / "other")
+        Path(target).write_text("x")
+        Path(other).write_text("x")
+        os.mkdir(str(tmp_path / "sub"))
+        link = str(tmp_path / "sub" / "link")
+        os.symlink(os.path.join("..", "f"), link)
+        w = open_watcher(target, link, other)
+        ops.write(target, b"written", append=True)
+        events = collect(w, lambda ev: len(ev) >= 2, settle=self.settle)
+        assert sorted((e.kind, e.path) for e in events) == sorted(
+            [(Change.MODIFIED, link), (Change.MODIFIED, target)]
+        )
+        ops.remove(link)  # the link's use ends; the file is still watched as given
+        events = collect(w, bool, settle=self.settle)
+        assert [(e.kind, e.path) for e in events] == [(Change.DELETED, link)]
+        ops.write(target, b"again", append=True)
+        events = collect(w, bool, settle=self.settle)
+        assert [(e.kind, e.path) for e in events] == [(Change.MODIFIED, target)]
 
 
 def random_operation(rng: random.Random, root: str, ops: FileOps) -> None:

@@ -25,7 +25,7 @@ from crosswatch._engine import Engine
 from crosswatch._events import ACCESS_KINDS
 from crosswatch._feed import feed
 from crosswatch.backend import Action, EntryChange, Gone, SubtreeLost
-from crosswatch.testing import Mirror, collect, converge, snapshot
+from crosswatch.testing import Mirror, collect, converge, ends_with, snapshot
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux")
 
@@ -163,25 +163,6 @@ def test_the_root_moved_away_is_deleted_and_ends(tmp_path: Path) -> None:
     assert [(e.kind, e.path) for e in events] == [(Change.DELETED, str(root))]
 
 
-def ends_with(w: Watcher) -> list[tuple[Change, str]]:
-    """What the watcher reports until its stream ends (which it must, within 5 s)."""
-    events = collect(w, lambda ev: False, timeout=0, settle=0.5)
-    assert w.get(timeout=5) is None, "the watch did not end"
-    return [(e.kind, e.path) for e in events]
-
-
-@pytest.mark.parametrize("how", ["renamed", "replaced"])
-def test_a_root_whose_parent_is_renamed_away_ends(tmp_path: Path, how: str) -> None:
-    root = tmp_path / "d" / "dir" / "sub"
-    root.mkdir(parents=True)
-    (tmp_path / "d" / "other" / "sub").mkdir(parents=True)
-    with Watcher(root, backend="inotify") as w:
-        (tmp_path / "d" / "dir").rename(tmp_path / "d" / "dir-rename")
-        if how == "replaced":  # the path leads to another directory now
-            (tmp_path / "d" / "other").rename(tmp_path / "d" / "dir")
-        assert ends_with(w) == [(Change.DELETED, str(root))]
-
-
 def test_a_file_root_whose_directory_is_renamed_away_ends(tmp_path: Path) -> None:
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "f").write_text("x")
@@ -248,56 +229,6 @@ def test_fate_watches_share_the_kernel_watch_and_count_their_uses(tmp_path: Path
         assert str(backend._fd) not in watch_masks()
     finally:
         backend.close()
-
-
-def test_a_root_given_as_a_link_to_a_directory_is_followed(tmp_path: Path) -> None:
-    (tmp_path / "real").mkdir()
-    (tmp_path / "real2").mkdir()
-    link = tmp_path / "link"
-    link.symlink_to("real")
-    with Watcher(link, backend="inotify") as w:
-        (tmp_path / "real" / "f").touch()
-        (tmp_path / "real" / "sub").mkdir()
-        (tmp_path / "real" / "sub" / "g").touch()
-        events = collect(w, lambda ev: len(ev) >= 3, settle=0.2)
-        assert [(e.kind, e.path) for e in events] == [
-            (Change.CREATED, str(link / "f")),
-            (Change.CREATED, str(link / "sub")),
-            (Change.CREATED, str(link / "sub" / "g")),
-        ]
-        tmp = tmp_path / "tmp-link"
-        tmp.symlink_to("real2")
-        tmp.replace(link)  # the path leads to another directory now
-        assert ends_with(w) == [(Change.DELETED, str(link))]
-
-
-@pytest.mark.parametrize("change", ["retargeted", "removed"])
-def test_a_root_given_as_a_link_to_a_file_is_followed(tmp_path: Path, change: str) -> None:
-    (tmp_path / "real").mkdir()
-    target = tmp_path / "real" / "f"
-    target.write_text("x")
-    (tmp_path / "g").write_text("x")
-    link = tmp_path / "link"
-    link.symlink_to("real/f")
-    with Watcher(link, backend="inotify") as w:
-        target.write_text("written")
-        events = collect(w, bool, settle=0.2)
-        assert {(e.kind, e.path) for e in events} == {(Change.MODIFIED, str(link))}
-        target.unlink()
-        events = collect(w, bool, settle=0.2)
-        target.touch()
-        events += collect(w, bool, settle=0.2)
-        assert [(e.kind, e.path) for e in events] == [
-            (Change.DELETED, str(link)),
-            (Change.CREATED, str(link)),
-        ]
-        if change == "retargeted":
-            tmp = tmp_path / "tmp-link"
-            tmp.symlink_to("g")
-            tmp.replace(link)
-        else:
-            link.unlink()
-        assert ends_with(w) == [(Change.DELETED, str(link))]
 
 
 LISTER = "import os, sys; os.listdir(sys.argv[1])"
