@@ -869,6 +869,31 @@ CASES = [
         rule="watch-ends",
     ),
     Case(
+        "a directory above the root renamed away ends it",
+        ["d/", "d/sub/", "d/sub/f"],
+        [Step(["mv d e"], ["fate moved_from d"], ["deleted d/sub/"])],
+        root="d/sub",
+        rule="path-fate",
+    ),
+    Case(
+        "a rename above the root undone before it is read ends nothing",
+        ["d/", "d/sub/", "d/sub/f"],
+        [
+            Step(["mv d e", "mv e d"], ["fate moved_from d"], []),
+            # its path is watched again: a later rename still ends it
+            Step(["mv d e"], ["fate moved_from d"], ["deleted d/sub/"]),
+        ],
+        root="d/sub",
+        rule="path-fate",
+    ),
+    Case(
+        "a file root ends when its directory says it was renamed away",
+        ["d/", "d/f"],
+        [Step(["mv d e"], ["moved_from d"], ["deleted d/f"])],
+        root="d/f",
+        rule="path-fate",
+    ),
+    Case(
         "ignored names are never cached nor reported",
         [],
         [
@@ -1041,7 +1066,7 @@ class Harness:
         self.engine = Engine(ignore=Ignore(case.ignore), pair_wait=0.0)
         self.engine.add_root(self.root, self.backend)
         self.mirror = Mirror.of(self.root)
-        if case.root:
+        if case.root and not os.path.isdir(self.root):
             self.mirror = Mirror([self.root], {self.root: False})
 
     def path(self, rel: str) -> str:
@@ -1075,6 +1100,10 @@ class Harness:
         if verb == "renamed":  # renamed OLD_DIR OLD_NAME NEW_DIR NEW_NAME [/]; "-": unwatched
             old, new = (self._handle_or_unwatched(words[i]) for i in (1, 3))
             return Renamed(old, words[2], new, words[4], "/" in words[5:])
+        if verb == "fate":  # fate ACTION PATH: a watch_self of an entry above the root
+            fate = self.backend.fate_of(self.path(words[2]))
+            assert fate is not None, f"not watched for its fate: {words[2]}"
+            return EntryChange(fate, "", Action(words[1]), True)
         handle = self.backend.handle_of(self.path(words[1]))
         assert handle is not None, f"not watched: {words[1]}"
         if verb == "dirty":
