@@ -19,8 +19,9 @@ from ._errors import (
 )
 from ._events import Change, Event
 from ._plugins import Plugins
+from ._queue import Backlog
 from ._select import ProbeReport, probe
-from ._watch import Backlog, Watcher, watch
+from ._watch import Watcher, watch
 
 __version__ = "0.1.0"
 

@@ -7,14 +7,12 @@ they report and hands batches of events to the consumer.
 
 from __future__ import annotations
 
-import collections
 import os
 import selectors
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 
 from . import _config, _select
@@ -24,27 +22,11 @@ from ._errors import BackendUnavailableError, ConfigError, CrosswatchWarning, Wa
 from ._events import ACCESS_KINDS, Change, Event, event_bytes
 from ._feed import feed
 from ._plugins import Plugins
+from ._queue import Backlog, EventQueue
 
 Paths = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 BackendSpec = str | Sequence[str] | type[Backend] | None
 Callback = Callable[[list[Event]], object]
-
-@dataclass(frozen=True, slots=True)
-class Backlog:
-    """What waits for the consumer of a :class:`Watcher` (a snapshot, read-only)."""
-
-    events: int
-    """Events queued and not yet handed over by ``get()``."""
-    bytes: int
-    """Their estimated memory (see :func:`event_bytes`)."""
-    paused: bool
-    """Reading from the OS is paused: a bound was reached and the queue is not yet
-    down to half of both."""
-    peak_events: int
-    """The most events queued at once since the watcher started."""
-    peak_bytes: int
-    """The most estimated bytes queued at once since the watcher started."""
-
 
 def _warn(message: str) -> None:
     warnings.warn(message, CrosswatchWarning, stacklevel=2)
@@ -152,9 +134,12 @@ class Watcher:
         self.roots = _roots(paths, recursive)
         self.recursive = recursive
         self.kinds = self._kinds(kinds, access)
-        self.max_queue = _bound("max_queue", max_queue)
-        self.max_queue_bytes = _bound("max_queue_bytes", max_queue_bytes)
-        self.max_batch = _bound("max_batch", max_batch)
+        self._queue = EventQueue(
+            max_queue=_bound("max_queue", max_queue),
+            max_queue_bytes=_bound("max_queue_bytes", max_queue_bytes),
+            max_batch=_bound("max_batch", max_batch),
+            on_room=self._wake,
+        )
         self._forced = forced
         self._plugins = plugins
         self._callback = callback
@@ -172,17 +157,8 @@ class Watcher:
         )
         self._backends: dict[type[Backend], Backend] = {}
         self._chosen: dict[str, str] = {}
-        self._queue: collections.deque[tuple[list[Event], int]] = collections.deque()
-        self._queued = 0
-        self._queued_bytes = 0
-        self._peak = (0, 0)
-        self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._wake_r, self._wake_w = -1, -1
-        self._closing = False
-        self._finished = False
-        self._error: BaseException | None = None
-        self._paused = False
         self._started = False
         self._release_lock = threading.Lock()
 
@@ -264,9 +240,7 @@ class Watcher:
 
         In callback mode, an error that stopped the watcher's thread is raised here.
         """
-        with self._cond:
-            self._closing = True
-            self._cond.notify_all()
+        self._queue.close()
         self._wake()
         thread = self._thread
         if thread is threading.current_thread():
@@ -274,8 +248,8 @@ class Watcher:
         if thread is not None:
             thread.join()
         self._release()
-        if self._callback is not None and self._error is not None:
-            error, self._error = self._error, None
+        error = self._queue.take_error() if self._callback is not None else None
+        if error is not None:
             raise error
 
     def _release(self) -> None:
@@ -314,7 +288,19 @@ class Watcher:
 
     @property
     def closed(self) -> bool:
-        return self._closing or self._finished
+        return self._queue.ended
+
+    @property
+    def max_queue(self) -> int:
+        return self._queue.max_queue
+
+    @property
+    def max_queue_bytes(self) -> int:
+        return self._queue.max_queue_bytes
+
+    @property
+    def max_batch(self) -> int:
+        return self._queue.max_batch
 
     # ------------------------------------------------------------- consuming
 
@@ -331,8 +317,7 @@ class Watcher:
     @property
     def backlog(self) -> Backlog:
         """What waits for the consumer now, and the most that ever did."""
-        with self._cond:
-            return Backlog(self._queued, self._queued_bytes, self._paused, *self._peak)
+        return self._queue.backlog()
 
     def get(self, timeout: float | None = None) -> list[Event] | None:
         """Every event waiting, in order, at most ``max_batch`` of them.
@@ -340,62 +325,7 @@ class Watcher:
         Waits for one if none is; returns ``[]`` if ``timeout`` passed first and
         ``None`` once the stream ended.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while not self._queue:
-                if self._error is not None:
-                    error, self._error = self._error, None
-                    raise error
-                if self._closing or self._finished:
-                    return None
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return []
-                self._cond.wait(remaining)
-            batch = self._take()
-            resume = self._paused and self._down_to_half()
-        if resume:
-            self._wake()
-        return batch
-
-    def _take(self) -> list[Event]:
-        """The waiting batches merged, up to ``max_batch`` events (with the lock held)."""
-        out: list[Event] = []
-        size = 0
-        while self._queue and len(out) < self.max_batch:
-            batch, nbytes = self._queue[0]
-            room = self.max_batch - len(out)
-            if len(batch) > room:  # the rest waits for the next call
-                batch, rest = batch[:room], batch[room:]
-                part = event_bytes(batch)
-                self._queue[0] = (rest, nbytes - part)
-                nbytes = part
-            else:
-                self._queue.popleft()
-            if out:
-                out.extend(batch)
-            else:
-                out = batch
-            size += nbytes
-        self._queued -= len(out)
-        self._queued_bytes -= size
-        return out
-
-    def _down_to_half(self) -> bool:
-        return (
-            self._queued <= self.max_queue // 2
-            and self._queued_bytes <= self.max_queue_bytes // 2
-        )
-
-    def _must_pause(self, held: int, held_bytes: int) -> bool:
-        """Pause reading once a bound is reached (counting ``held``, the batch not yet
-        delivered); once paused, resume only when the queue is down to half of both."""
-        if self._paused:
-            return not self._down_to_half()
-        return (
-            self._queued + held >= self.max_queue
-            or self._queued_bytes + held_bytes >= self.max_queue_bytes
-        )
+        return self._queue.get(timeout)
 
     # -------------------------------------------------------------- the loop
 
@@ -405,14 +335,11 @@ class Watcher:
             selector.register(self._wake_r, selectors.EVENT_READ, None)
             self._loop(selector)
         except BaseException as exc:  # handed to the consumer, never lost
-            with self._cond:
-                self._error = exc
+            self._queue.end(exc)
         finally:
             selector.close()
-            with self._cond:
-                self._finished = True
-                self._cond.notify_all()
-            if self._closing:
+            self._queue.end()
+            if self._queue.closed:
                 self._release()
 
     def _loop(self, selector: selectors.BaseSelector) -> None:
@@ -422,23 +349,25 @@ class Watcher:
         batch_bytes = 0
         batch_due: float | None = None
 
+        queue = self._queue
+
         def full() -> bool:  # the consumer's bounds, counting what is not queued yet
             held = len(batch) + len(engine.out)
-            return self._must_pause(held, batch_bytes + engine.out.nbytes)
+            return queue.must_pause(held, batch_bytes + engine.out.nbytes)
 
-        while not self._closing:
-            self._paused = self._must_pause(len(batch), batch_bytes)
+        while not queue.closed:
+            queue.paused = queue.must_pause(len(batch), batch_bytes)
             self._sync_fds(selector, watched)
             timeout = self._timeout(batch_due)
             drained = True
             for key, _ in selector.select(timeout):
                 if key.data is None:
                     self._drain_wake()
-                elif not self._paused:
+                elif not queue.paused:
                     backend: Backend = key.data
                     feed(engine, backend, full=full)
                     drained = False
-            if not self._paused:
+            if not queue.paused:
                 now = time.monotonic()
                 for backend in engine.backends():
                     due = backend.deadline()
@@ -466,7 +395,7 @@ class Watcher:
     def _sync_fds(self, selector: selectors.BaseSelector, watched: dict[int, Backend]) -> None:
         """Listen to backends' descriptors, except while the consumer is too far behind."""
         wanted: dict[int, Backend] = {}
-        if not self._paused:
+        if not self._queue.paused:
             for backend in self._engine.backends():
                 fd = backend.fileno()
                 if fd is not None:
@@ -484,7 +413,7 @@ class Watcher:
         dues: list[float] = []
         if batch_due is not None:
             dues.append(batch_due)
-        if not self._paused:
+        if not self._queue.paused:
             pending = self._engine.next_deadline()
             if pending is not None:
                 dues.append(pending)
@@ -509,22 +438,14 @@ class Watcher:
         return [e for e in events if e.kind in self.kinds]
 
     def _deliver(self, batch: list[Event], nbytes: int) -> None:
-        if self._callback is not None:
-            # Nothing queues in callback mode (the loop waits for the callback), so
-            # there is nothing to merge; longer batches are cut to max_batch.
-            step = self.max_batch
-            for start in range(0, len(batch), step):
-                self._callback(batch if len(batch) <= step else batch[start : start + step])
+        if self._callback is None:
+            self._queue.put(batch, nbytes)
             return
-        with self._cond:
-            self._queue.append((batch, nbytes))
-            self._queued += len(batch)
-            self._queued_bytes += nbytes
-            self._peak = (
-                max(self._peak[0], self._queued),
-                max(self._peak[1], self._queued_bytes),
-            )
-            self._cond.notify_all()
+        # Nothing queues in callback mode (the loop waits for the callback), so there
+        # is nothing to merge; longer batches are cut to max_batch.
+        step = self.max_batch
+        for start in range(0, len(batch), step):
+            self._callback(batch if len(batch) <= step else batch[start : start + step])
 
 
 def watch(
