@@ -10,13 +10,11 @@ import argparse
 import dataclasses
 import json
 import os
-import string
 import sys
 import time
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any, TextIO, TypeVar
 
 from . import __version__, _config
@@ -30,6 +28,7 @@ from ._errors import (
 )
 from ._events import ACCESS_KINDS, Change, Event
 from ._plugins import Plugins
+from ._records import FIELDS, Render, compile_format, render_json, render_plain, text, write_bytes
 from ._select import ProbeReport, probe
 from ._watch import Watcher, watch
 
@@ -42,115 +41,14 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
 PROG = "crosswatch"
-FIELDS = ("kind", "path", "src", "is_dir", "dir", "pid", "time")
 # Windows cannot interrupt a lock wait with Ctrl-C, so wait there in slices.
 _WAIT_SLICE: float | None = 0.5 if os.name == "nt" else None
 
-Render = Callable[[Event], bytes]
 _T = TypeVar("_T")
 
 
 class _WatcherFailed(Exception):
     """The watcher's thread stopped with an error; exit 1."""
-
-
-# --------------------------------------------------------------------------- output
-
-
-def _write_bytes(data: bytes) -> None:
-    """Write to stdout as bytes and flush at once, so piped readers see every record."""
-    stream = sys.stdout
-    buffer = getattr(stream, "buffer", None)
-    if buffer is None:  # stdout replaced by a text-only object
-        stream.write(data.decode("utf-8", "surrogateescape"))
-        stream.flush()
-    else:
-        buffer.write(data)
-        buffer.flush()
-
-
-def _text(path: str) -> str:
-    """Text that always encodes: bytes of a name that are not UTF-8 become ``\\xNN``."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-def _now() -> str:
-    return datetime.now().astimezone().isoformat(timespec="milliseconds")
-
-
-def _slash(event: Event) -> bytes:
-    return b"/" if event.is_dir else b""
-
-
-def render_plain(event: Event) -> bytes:
-    """``kind<TAB>path`` (``/`` after directories), plus ``<TAB>src`` for moves."""
-    record = event.kind.value.encode() + b"\t" + os.fsencode(event.path) + _slash(event)
-    if event.src_path is not None:
-        record += b"\t" + os.fsencode(event.src_path) + _slash(event)
-    return record
-
-
-def render_json(event: Event) -> bytes:
-    """One JSON object, ASCII only, so it never fails on odd names."""
-    record = {
-        "kind": event.kind.value,
-        "path": _text(event.path),
-        "src_path": None if event.src_path is None else _text(event.src_path),
-        "is_dir": event.is_dir,
-        "pid": event.pid,
-        "time": _now(),
-    }
-    return json.dumps(record, ensure_ascii=True).encode("ascii")
-
-
-def _field(event: Event, name: str) -> bytes:
-    """The bytes of one ``--format`` placeholder."""
-    if name == "kind":
-        return event.kind.value.encode()
-    if name == "path":
-        return os.fsencode(event.path)
-    if name == "src":
-        return b"" if event.src_path is None else os.fsencode(event.src_path)
-    if name == "is_dir":
-        return b"true" if event.is_dir else b"false"
-    if name == "dir":
-        return _slash(event)
-    if name == "pid":
-        return b"" if event.pid is None else str(event.pid).encode()
-    return _now().encode()
-
-
-def compile_format(template: str) -> Render:
-    """Check a ``--format`` template once; return the function that fills it in."""
-    pieces: list[tuple[bytes, str | None]] = []
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"{exc} in {template!r}; write a literal brace as '{{{{' or '}}}}'"
-        ) from None
-    for literal, name, spec, conversion in parsed:
-        if name is not None and name not in FIELDS:
-            raise argparse.ArgumentTypeError(
-                f"unknown placeholder {{{name}}} in {template!r}; "
-                f"use {', '.join('{' + f + '}' for f in FIELDS)}"
-            )
-        if spec or conversion:
-            raise argparse.ArgumentTypeError(
-                f"placeholder {{{name}}} in {template!r} has a conversion or format spec; "
-                "only plain placeholders such as {path} are supported"
-            )
-        pieces.append((os.fsencode(literal), name))
-
-    def render(event: Event) -> bytes:
-        out = bytearray()
-        for literal, name in pieces:
-            out += literal
-            if name is not None:
-                out += _field(event, name)
-        return bytes(out)
-
-    return render
 
 
 # --------------------------------------------------------------------------- values
@@ -406,7 +304,7 @@ def stream(
         if batch is None:
             return EXIT_OK  # every root was deleted: nothing is left to watch
         for event in batch:
-            _write_bytes(render(event) + end)
+            write_bytes(render(event) + end)
             printed += 1
             if count is not None and printed >= count:
                 return EXIT_OK
@@ -459,7 +357,7 @@ def _backend_rows(
                 "available": result.available,
                 "denied": result.backend in deny,
                 "lacks_access": report.access and not cls.capabilities.access_events,
-                "reason": _text(result.reason),
+                "reason": text(result.reason),
                 "score": result.score,
                 "limit": result.limit,
                 "needed": result.needed,
@@ -508,15 +406,15 @@ def cmd_backends(args: argparse.Namespace) -> int:
     rows = _backend_rows(report, plugins, deny)
     if args.json:
         whole = {
-            "path": _text(report.path),
+            "path": text(report.path),
             "access": report.access,
             "choice": report.choice,
-            "reason": _text(report.reason),
+            "reason": text(report.reason),
             "backends": rows,
         }
-        _write_bytes(json.dumps(whole, ensure_ascii=True, indent=2).encode("ascii") + b"\n")
+        write_bytes(json.dumps(whole, ensure_ascii=True, indent=2).encode("ascii") + b"\n")
     else:
-        _write_bytes(os.fsencode(_human_report(report, rows)))
+        write_bytes(os.fsencode(_human_report(report, rows)))
     return EXIT_OK if report.choice is not None else EXIT_UNWATCHABLE
 
 
