@@ -42,7 +42,7 @@ class Rules:
 
     def apply_one(self, backend: Backend, obs: Observation) -> None:
         e = self.e
-        if e.fates and e.fates.observed(backend, obs):
+        if e.fates.observed(backend, obs):
             return
         if e.moves and e.renames.hold(backend, obs):
             return
