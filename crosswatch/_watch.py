@@ -448,45 +448,6 @@ class Watcher:
             self._callback(batch if len(batch) <= step else batch[start : start + step])
 
 
-def watch(
-    *paths: Paths,
-    recursive: bool = True,
-    backend: BackendSpec = None,
-    deny: Iterable[str] | None = None,
-    ignore: Iterable[str] | None = None,
-    kinds: Iterable[Change | str] | None = None,
-    access: bool = False,
-    debounce: float | None = None,
-    poll_interval: float | None = None,
-    callback: Callback | None = None,
-    max_queue: int = 100_000,
-    max_queue_bytes: int = 32 * 2**20,
-    max_batch: int = 10_000,
-    pair_wait: float = 0.02,
-    plugins: Plugins | None = None,
-    config_file: str | None = None,
-    on_warning: Callable[[str], None] | None = None,
-) -> Watcher:
-    """Watch ``paths``; use as ``with watch("src") as w: for batch in w: ...``.
-
-    The keywords are those of :class:`Watcher`, which this returns unstarted.
-    """
-    return Watcher(
-        *paths,
-        recursive=recursive,
-        backend=backend,
-        deny=deny,
-        ignore=ignore,
-        kinds=kinds,
-        access=access,
-        debounce=debounce,
-        poll_interval=poll_interval,
-        callback=callback,
-        max_queue=max_queue,
-        max_queue_bytes=max_queue_bytes,
-        max_batch=max_batch,
-        pair_wait=pair_wait,
-        plugins=plugins,
-        config_file=config_file,
-        on_warning=on_warning,
-    )
+#: ``watch(*paths, **keywords)``: an unstarted :class:`Watcher`, with the very same
+#: keywords; use it as ``with watch("src") as w: for batch in w: ...``.
+watch = Watcher
