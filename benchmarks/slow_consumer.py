@@ -197,11 +197,10 @@ def markdown(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> li
                    r["peak_bytes"] / bounds["max_queue_bytes"])
         if over > 1:
             lines += [
-                f"In `{name}` the queue went past its bound ({over:.1f} times it): the",
-                "directories created while reading was paused are each listed in the one",
-                "pass that reads their creation when reading resumes, an event per file.",
-                "That is the gap [Slow consumers](getting-started.md#slow-consumers)",
-                "describes: what one engine call produces is queued whole.",
+                f"In `{name}` the queue went past its bound by {over - 1:.0%}: the engine",
+                "stops between two pieces of its work once the bound is reached, so it",
+                "can pass it by one piece (a read, a new directory's listing, or a",
+                "rescan; see [Slow consumers](getting-started.md#slow-consumers)).",
                 "",
             ]
     return lines

@@ -35,11 +35,13 @@ def feed(
     it can take, the rest waits in the engine (``Engine.busy``) for a later call of
     ``feed`` or ``Engine.expire``.
     """
-    engine.apply(backend, backend.read() if observations is None else observations)
+    if full is not None and full():
+        return  # the kernel keeps what it has until the consumer catches up
+    engine.apply(backend, backend.read() if observations is None else observations, full)
     readable = backend.fileno() is not None
     while full is None or not full():
         if readable and reads > 0 and engine.wants_input():
             reads -= 1
-            engine.apply(backend, backend.read())
+            engine.apply(backend, backend.read(), full)
         elif not engine.advance(full):
             return

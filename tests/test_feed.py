@@ -101,3 +101,39 @@ def test_past_the_bound_the_listing_is_placed_and_the_mirror_converges(tmp_path:
         ]
     finally:
         backend.close()
+
+
+def test_work_left_by_a_full_consumer_is_resumed_piece_by_piece(tmp_path: Path) -> None:
+    """Listings stopped by ``full`` are not all placed by the next read's ``apply``."""
+    root = str(tmp_path / "root")
+    os.mkdir(root)
+    engine = Engine(pair_wait=0.0)
+    backend = ScriptedBackend()
+    engine.add_root(root, backend)
+    handle = backend.handle_of(root)
+    mirror = Mirror.of(root)
+    for d in range(10):
+        os.mkdir(os.path.join(root, f"d{d}"))
+        for f in range(50):
+            Path(root, f"d{d}", f"f{f}").write_text("x")
+    Path(root, "noise").write_text("x")
+    made = [EntryChange(handle, f"d{d}", Action.CREATED, True) for d in range(10)]
+
+    def full() -> bool:
+        return len(engine.out) >= 60
+
+    try:
+        sizes = []
+        feed(engine, backend, made, full=full)
+        while engine.busy():
+            events = engine.take()
+            sizes.append(len(events))
+            mirror.apply(events)
+            backend.push(EntryChange(handle, "noise", Action.MODIFIED, False))
+            feed(engine, backend, full=full)
+        mirror.apply(engine.take())
+        assert mirror.entries == snapshot(root), mirror.diff(snapshot(root))
+        assert len(sizes) >= 5  # in pieces: 510 events at most ~110 at a time
+        assert max(sizes) <= 60 + 50  # the bound, and one listing past it
+    finally:
+        backend.close()

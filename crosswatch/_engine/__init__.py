@@ -141,11 +141,15 @@ class Engine:
 
     # ------------------------------------------------------------ observations
 
-    def apply(self, backend: Backend, observations: Sequence[Observation]) -> None:
+    def apply(
+        self, backend: Backend, observations: Sequence[Observation], full: Full | None = None
+    ) -> None:
         """Apply what one read of ``backend`` returned (possibly nothing), in order.
 
         A read that returns nothing still counts: it says the queue was read, and
-        work waiting for that read may now run (see :meth:`advance`).
+        work waiting for that read may now run (see :meth:`advance`). ``full()`` is
+        asked between two tasks, as in :meth:`advance`: work left from before goes
+        first, and what does not run waits, in order, for a later call.
         """
         work = self.work
         work.read(dry=not observations)
@@ -153,7 +157,7 @@ class Engine:
         self._busy = True
         if observations:
             work.spawn(Apply(backend, observations))
-            work.drain(self)
+        work.drain(self, full)
 
     def wants_input(self) -> bool:
         """Is the work left waiting for the backend's queue to be read dry?
