@@ -4,7 +4,6 @@
     python benchmarks/convergence.py dense   --seeds 5000-5299
     python benchmarks/convergence.py paused  --seeds 1-20
     python benchmarks/convergence.py replays --seeds 11000-11499
-    python benchmarks/convergence.py writer ROOT SEED SECONDS NAMES   (used by dense)
 
 ``strict``: an inotify watcher, 10 writer processes for 3 s, a consumer thread
 applying every batch to a strict mirror as it arrives, then ``converge()``.
@@ -36,9 +35,6 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 from crosswatch import Change, Event, Watcher
-from crosswatch._engine import Engine
-from crosswatch._feed import feed
-from crosswatch.backend import Observation
 from crosswatch.testing import FileOps, GuaranteeError, Mirror, ScriptedBackend, snapshot
 from crosswatch.testing._conformance import converge
 from crosswatch.testing._storm import storm
@@ -53,73 +49,6 @@ import os, sys
 for i in range(int(sys.argv[2])):
     open(os.path.join(sys.argv[1], f"f{i}"), "w").close()
 """
-
-
-# ------------------------------------------------------------------ writers
-
-
-def random_operation(rng: random.Random, root: str, ops: FileOps, names: int = 40) -> None:
-    """The conformance suite's random operation, on names ``n0`` .. ``n{names-1}``."""
-    entries = [root]
-    for path, is_dir in snapshot(root).items():
-        if is_dir:
-            entries.append(path)
-    where = rng.choice(entries)
-    name = os.path.join(where, f"n{rng.randrange(names)}")
-    existing = [p for p in snapshot(root) if not p.startswith(name + os.sep)]
-    op = rng.random()
-    try:
-        if op < 0.3:
-            ops.write(name, b"x" * rng.randrange(10), append=rng.random() < 0.5)
-        elif op < 0.45:
-            ops.mkdir(name)
-        elif op < 0.75 and existing:
-            src = rng.choice(existing)
-            if not name.startswith(src + os.sep):
-                ops.rename(src, name)
-        elif existing:
-            ops.rmtree(rng.choice(existing))
-    except OSError:
-        pass  # a collision with what is there: the operation simply did not happen
-
-
-def write(root: str, seed: int, seconds: float, names: int) -> int:
-    """One writer: random operations under ``root`` for ``seconds``; returns the count."""
-    rng = random.Random(seed)
-    ops = FileOps()
-    end = time.monotonic() + seconds
-    count = 0
-    while time.monotonic() < end:
-        random_operation(rng, root, ops, names)
-        count += 1
-    return count
-
-
-def dense_storm(root: str, *, processes: int, seconds: float, seed: int, names: int) -> int:
-    """``processes`` writers of this script on ``root``; returns the operations made."""
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                os.path.abspath(__file__),
-                "writer",
-                root,
-                str(seed * 1000 + i),
-                str(seconds),
-                str(names),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(processes)
-    ]
-    total = 0
-    for proc in procs:
-        out, _ = proc.communicate(timeout=seconds + 60)
-        if proc.returncode != 0:
-            raise RuntimeError(f"writer failed with exit code {proc.returncode}")
-        total += int(out.strip() or 0)
-    return total
 
 
 # ------------------------------------------------------------------ the record
@@ -198,8 +127,8 @@ def run_storm(seed: int, *, dense: bool) -> Outcome:
             reader = threading.Thread(target=consume)
             reader.start()
             try:
-                if dense:
-                    outcome.operations = dense_storm(
+                if dense:  # 8 writers on 6 names: renames chain and collide
+                    outcome.operations = storm(
                         root, processes=8, seconds=3.0, seed=seed, names=6
                     )
                 else:
@@ -245,38 +174,18 @@ def load_replay_tests() -> ModuleType:
     return module
 
 
-def replay(root: str, backend: ScriptedBackend, ops: FileOps, seed: int, batch: int) -> Outcome:
-    """``_replay`` of the tests, recording the events: 150 operations, read every
-    ``batch`` of them through ``feed``; the strict mirror must end equal to the disk."""
+def replay(
+    tests: ModuleType, root: str, backend: ScriptedBackend, ops: FileOps, seed: int, batch: int
+) -> Outcome:
+    """The tests' ``_replay``, with a mirror that records the events and what broke."""
     outcome = Outcome(operations=150)
-    engine = Engine(pair_wait=0.0)
-    engine.add_root(root, backend)
-    ops.attach(backend)
     mirror = RecordingMirror(outcome, root)
-    rng = random.Random(seed)
-
-    def read(observations: list[Observation]) -> None:
-        feed(engine, backend, observations)
-        engine.expire(float("inf"))
-        mirror.apply(engine.take())
-
     try:
-        for n in range(1, 151):
-            random_operation(rng, root, ops)
-            if n % batch == 0:
-                read(list(backend.read()))
-        more = list(backend.read())
-        while True:  # until nothing is left unread (a racing backend may queue more)
-            read(more)
-            more = list(backend.read())
-            if not more:
-                break
-    finally:
-        backend.close()
-    disk = snapshot(root)
-    if mirror.entries != disk:
+        tests._replay(root, backend, ops, seed, batch, mirror=mirror)
+    except AssertionError:
+        disk = snapshot(root)
         outcome.error = "not converged: " + mirror.diff(disk).splitlines()[0]
-    outcome.diff = mirror.diff(disk)
+        outcome.diff = mirror.diff(disk)
     return outcome
 
 
@@ -296,7 +205,7 @@ def run_replays(seed: int, tests: ModuleType) -> list[tuple[str, Outcome]]:
                 )
                 label = f"batch={batch}{' racing' if racing else ''}"
                 try:
-                    outcome = replay(root, backend, ops, seed, batch)
+                    outcome = replay(tests, root, backend, ops, seed, batch)
                 except Exception as exc:
                     outcome = Outcome(error=f"{type(exc).__name__}: {exc}".splitlines()[0])
                     outcome.diff = traceback.format_exc()
@@ -339,10 +248,6 @@ def report(kind: str, seed: int, label: str, outcome: Outcome) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["writer"]:
-        root, writer_seed, seconds, names = argv[1:5]
-        print(write(root, int(writer_seed), float(seconds), int(names)))
-        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("kind", choices=["strict", "dense", "paused", "replays"])
     parser.add_argument("--seeds", required=True, help="A-B (inclusive) or A,B,C")

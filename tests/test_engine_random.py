@@ -22,13 +22,23 @@ from crosswatch.testing import FileOps, Mirror, ScriptedBackend, snapshot
 from crosswatch.testing._conformance import random_operation
 
 
-def _replay(root: str, backend: ScriptedBackend, ops: FileOps, seed: int, batch: int) -> None:
+def _replay(
+    root: str,
+    backend: ScriptedBackend,
+    ops: FileOps,
+    seed: int,
+    batch: int,
+    *,
+    mirror: Mirror | None = None,
+) -> None:
     """150 random operations, read by the engine every ``batch`` of them; then the
-    strict mirror fed every event must equal the disk."""
+    strict mirror fed every event (``mirror``, else one of the tree now) must equal
+    the disk."""
     engine = Engine(pair_wait=0.0)
     engine.add_root(root, backend)
     ops.attach(backend)
-    mirror = Mirror.of(root)
+    if mirror is None:
+        mirror = Mirror.of(root)
     rng = random.Random(seed)
 
     def read(observations: list[Observation]) -> None:

@@ -394,14 +394,17 @@ class BackendConformance:
         assert [(e.kind, e.path) for e in events] == [(Change.MODIFIED, target)]
 
 
-def random_operation(rng: random.Random, root: str, ops: FileOps) -> None:
-    """One random create, write, mkdir, rename or delete somewhere under ``root``."""
+def random_operation(rng: random.Random, root: str, ops: FileOps, names: int = 40) -> None:
+    """One random create, write, mkdir, rename or delete somewhere under ``root``.
+
+    Entries are named ``n0`` .. ``n{names-1}``: with few names, renames chain and collide.
+    """
     entries = [root]
     for path, is_dir in snapshot(root).items():
         if is_dir:
             entries.append(path)
     where = rng.choice(entries)
-    name = os.path.join(where, f"n{rng.randrange(40)}")
+    name = os.path.join(where, f"n{rng.randrange(names)}")
     existing = [p for p in snapshot(root) if not p.startswith(name + os.sep)]
     op = rng.random()
     try:

@@ -1,7 +1,7 @@
 """A storm of random file operations from several processes, for convergence tests.
 
-``python -m crosswatch.testing._storm ROOT SEED SECONDS`` runs one writer; use
-:func:`storm` to run several at once and wait for them.
+``python -m crosswatch.testing._storm ROOT SEED SECONDS [NAMES]`` runs one writer;
+use :func:`storm` to run several at once and wait for them.
 """
 
 from __future__ import annotations
@@ -15,24 +15,27 @@ from ._conformance import random_operation
 from ._scripted import FileOps
 
 
-def write_storm(root: str, seed: int, seconds: float) -> int:
-    """Random creates, writes, mkdirs, renames and deletes under ``root``; returns the count."""
+def write_storm(root: str, seed: int, seconds: float, names: int = 40) -> int:
+    """Random creates, writes, mkdirs, renames and deletes under ``root``; returns the count.
+
+    ``names``: how many entry names the operations choose from (see random_operation).
+    """
     rng = random.Random(seed)
     ops = FileOps()
     end = time.monotonic() + seconds
     count = 0
     while time.monotonic() < end:
-        random_operation(rng, root, ops)
+        random_operation(rng, root, ops, names)
         count += 1
     return count
 
 
-def storm(root: str, *, processes: int, seconds: float, seed: int) -> int:
+def storm(root: str, *, processes: int, seconds: float, seed: int, names: int = 40) -> int:
     """Run ``processes`` writers on ``root`` for ``seconds``; returns the operations made."""
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "crosswatch.testing._storm", root, str(seed * 1000 + i),
-             str(seconds)],
+             str(seconds), str(names)],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -48,4 +51,5 @@ def storm(root: str, *, processes: int, seconds: float, seed: int) -> int:
 
 
 if __name__ == "__main__":
-    print(write_storm(sys.argv[1], int(sys.argv[2]), float(sys.argv[3])))
+    names = int(sys.argv[4]) if len(sys.argv) > 4 else 40
+    print(write_storm(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), names))
