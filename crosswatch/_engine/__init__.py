@@ -64,6 +64,8 @@ class Engine:
     ) -> None:
         self.warn = warn
         self.clock = clock
+        self.pair_wait = pair_wait
+        """How long a moved_from waits for its pair, and a stale path for its rename."""
         self._warned: set[str] = set()
         self.out = Output()
         self.work = Worklist()
@@ -71,13 +73,12 @@ class Engine:
         self.moves = PendingMoves()
         self.fates = Fates(self)
         self.rules = Rules(self, access=access)
-        self.renames = Renames(self, pair_wait)
+        self.renames = Renames(self)
         self.scanner = Scanner(self, access=access)
         self.watches = Watches(self, fallback_interval)
         self.newdirs = NewDirs(self)
         self.stale = Stale(self)
         self.differ = Differ(self)
-        self.pair_wait = pair_wait
         self._busy = False
 
     # ------------------------------------------------------------ roots

@@ -39,10 +39,6 @@ class Fates:
         # File roots' paths given as a symbolic link -> the file it led to then.
         self._links: dict[Root, dict[str, str]] = {}
 
-    def __bool__(self) -> bool:
-        """Is any path's fate watched?"""
-        return any(self._below.values())
-
     # ------------------------------------------------------------ watching
 
     def watch(self, root: Root, path: str) -> None:

@@ -25,9 +25,8 @@ if TYPE_CHECKING:
 class Renames:
     """Applies ``moved_from``/``moved_to``/``Renamed`` and settles pending moves."""
 
-    def __init__(self, engine: Engine, pair_wait: float) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.e = engine
-        self.pair_wait = pair_wait
 
     # ------------------------------------------------------------ holding back
 
@@ -94,7 +93,7 @@ class Renames:
     def moved_from(self, backend: Backend, parent: Node, name: str, cookie: int | None) -> None:
         e = self.e
         node = parent.children.pop(name) if e.roots.tracked(parent, name) else None
-        e.moves.start(backend, cookie, parent, name, node, e.clock() + self.pair_wait)
+        e.moves.start(backend, cookie, parent, name, node, e.clock() + e.pair_wait)
 
     def moved_to(
         self, backend: Backend, parent: Node, name: str, cookie: int | None, pid: int | None
@@ -166,7 +165,7 @@ class Renames:
             # listing) already cached what is there now, that reading stands and the
             # moved entry is gone. Otherwise the kernel's word is taken: whatever
             # came since has observations of its own, still queued. The entry is
-            # looked at again once they are read (see Stale.check_suspects).
+            # looked at again once they are read (a CheckSuspect task).
             other_kind = st is not None and (node.is_dir or kind_of(st) is not node.kind)
             if st is not None and other_kind and occupant is not None and occupant.same(st):
                 self.drop_detached(node, src_path, pid)

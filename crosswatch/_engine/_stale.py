@@ -2,8 +2,9 @@
 
 Observations are read after the fact. By then an ancestor may have been renamed
 (the rename still queued), so a cached path can lead nowhere or to another entry,
-and ``lstat`` through it proves nothing. Such directories, names and moves are
-kept here and looked at again once more of the queue has been read.
+and ``lstat`` through it proves nothing. Such directories and names are kept
+here and looked at again once more of the queue has been read (a move the disk
+contradicted is a ``CheckSuspect`` task of its own).
 """
 
 from __future__ import annotations

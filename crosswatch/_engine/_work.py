@@ -243,7 +243,7 @@ class _SuspectSource:
         s = self.suspect
         if s.src_name in s.src_parent.children or not e.roots.attached(s.src_parent):
             return
-        back = lstat(path_of(s.src_parent, s.src_name))
+        back = lstat(os.path.join(s.src_parent.path(), s.src_name))
         if back is not None and s.node.same(back):
             e.rules.reconcile(s.src_parent, s.src_name)
 
@@ -323,7 +323,3 @@ class Settle:
         if pending is not None and pending.deadline <= self.now:
             e.moves.pop(self.key)
             e.renames.settle_unpaired(pending)
-
-
-def path_of(parent: Node, name: str) -> str:
-    return os.path.join(parent.path(), name)

@@ -333,22 +333,19 @@ class InotifyBackend(Backend):
 
     def _fates(self, observed: list[Observation]) -> list[Observation]:
         """Give what a wd watched by ``watch_self`` says of its own fate to that use too."""
+        selves, full = self._selves, self._full
         out: list[Observation] = []
         for obs in observed:
-            fate: Observation | None = None
-            if isinstance(obs, Gone) and isinstance(obs.handle, int):
-                fate = Gone(-obs.handle)
-            elif isinstance(obs, EntryChange) and isinstance(obs.handle, int):
-                if not obs.name and obs.action in (Action.DELETED, Action.MOVED_FROM):
-                    fate = replace(obs, handle=-obs.handle)
-            else:
-                out.append(obs)
+            wd = getattr(obs, "handle", None)
+            if wd not in selves or not isinstance(obs, EntryChange | Gone):
+                out.append(obs)  # most: a directory watched for its entries only
                 continue
-            wd = obs.handle
-            if wd not in self._selves or wd in self._full:
+            if wd in full:
                 out.append(obs)
-            if fate is not None and wd in self._selves:
-                out.append(fate)
+            if isinstance(obs, Gone):
+                out.append(Gone(-wd))
+            elif not obs.name and obs.action in (Action.DELETED, Action.MOVED_FROM):
+                out.append(replace(obs, handle=-wd))
         return out
 
     def _mount_changes(self) -> list[Observation]:
