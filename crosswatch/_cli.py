@@ -98,10 +98,15 @@ def _backend(args: argparse.Namespace) -> str | list[str] | None:
 
 
 def _deny(args: argparse.Namespace) -> list[str] | None:
-    """Repeated and comma-separated ``--deny`` values as one list; ``None`` if not given."""
+    """Repeated and comma-separated ``--deny`` values as one list; ``None`` if not given.
+
+    An empty value denies nothing, so ``--deny ''`` clears a deny list from the
+    environment or a config file.
+    """
     if args.deny is None:
         return None
-    return sorted(_config.parse_deny(",".join(args.deny), source="--deny"))
+    given = ",".join(value for value in args.deny if value.strip())
+    return sorted(_config.parse_deny(given, source="--deny"))
 
 
 # --------------------------------------------------------------------------- parser
@@ -241,7 +246,9 @@ def _warn(message: str) -> None:
 
 def _config_file(args: argparse.Namespace) -> str | None:
     given: str | None = args.config
-    return given if given is not None else _config.find_config_file(os.getcwd())
+    if given is not None:
+        return given
+    return _config.find_config_file(os.getcwd(), on_warning=_warn)
 
 
 def _chosen_kinds(args: argparse.Namespace) -> tuple[list[Change] | None, bool]:

@@ -12,11 +12,12 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict, TypeGuard
 
-from ._errors import ConfigError
+from ._errors import ConfigError, CrosswatchWarning
 from ._events import Change
 
 ENV_BACKEND = "CROSSWATCH_BACKEND"
@@ -305,14 +306,34 @@ def from_env(environ: Mapping[str, str]) -> PartialSettings:
     return out
 
 
-def _load_toml(path: str) -> dict[str, Any]:
+def _read(path: str) -> bytes:
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}; fix the file") from None
+            return f.read()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+
+
+def _parsed(raw: bytes) -> dict[str, Any] | str:
+    """The TOML document in ``raw``, or why it is not one (``"not valid TOML: ..."``)."""
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - raw.rfind(b"\n", 0, exc.start)
+        return (
+            f"not valid TOML: byte 0x{raw[exc.start]:02x} at line {line}, column {column} "
+            "is not UTF-8 (TOML files are UTF-8 text)"
+        )
+    except tomllib.TOMLDecodeError as exc:
+        return f"not valid TOML: {exc}"
+
+
+def _load_toml(path: str) -> dict[str, Any]:
+    data = _parsed(_read(path))
+    if isinstance(data, str):
+        raise ConfigError(f"{path} is {data}; fix the file")
+    return data
 
 
 def _is_pyproject(path: str) -> bool:
@@ -333,23 +354,60 @@ def _crosswatch_table(data: dict[str, Any], path: str) -> dict[str, Any] | None:
     )
 
 
-def _has_table(pyproject: str) -> bool:
-    return _crosswatch_table(_load_toml(pyproject), pyproject) is not None
+# A line that opens a [tool.crosswatch] table (or a sub-table) or sets a tool.crosswatch
+# dotted key: what shows, without parsing, that a pyproject.toml is meant for crosswatch.
+_MENTIONS_TABLE = re.compile(
+    rb"""^[ \t]*\[{0,2}[ \t]*tool[ \t]*\.[ \t]*(?:crosswatch|"crosswatch"|'crosswatch')"""
+    rb"(?![A-Za-z0-9_-])",
+    re.MULTILINE,
+)
 
 
-def find_config_file(start: str) -> str | None:
+def _has_table(pyproject: str, on_warning: Callable[[str], None]) -> bool:
+    """Whether a pyproject.toml met by the search has a ``[tool.crosswatch]`` table.
+
+    A file that cannot be read, or parsed, and shows no such table is someone
+    else's problem: it is skipped with a warning instead of stopping crosswatch.
+    """
+    try:
+        raw = _read(pyproject)
+    except ConfigError as exc:
+        on_warning(f"{exc}; skipped it while looking for a config file")
+        return False
+    data = _parsed(raw)
+    if isinstance(data, str):
+        if _MENTIONS_TABLE.search(raw):
+            raise ConfigError(f"{pyproject} is {data}; fix the file")
+        on_warning(
+            f"{pyproject} is {data}; skipped it while looking for a config file "
+            "(no [tool.crosswatch] table appears in it)"
+        )
+        return False
+    return _crosswatch_table(data, pyproject) is not None
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, CrosswatchWarning, stacklevel=4)
+
+
+def find_config_file(start: str, *, on_warning: Callable[[str], None] | None = None) -> str | None:
     """The nearest config file from directory ``start`` upward, or ``None``.
 
     In each directory ``crosswatch.toml`` wins, then a ``pyproject.toml`` that has a
     ``[tool.crosswatch]`` table; a pyproject.toml without one does not stop the search.
+    Nor does one that cannot be read or parsed, unless a line of it opens a
+    ``[tool.crosswatch]`` table: it is passed to ``on_warning`` (default: a
+    :class:`CrosswatchWarning`) and skipped. A broken ``crosswatch.toml`` is found
+    like any other, for :func:`from_file` to report.
     """
+    warn = _warn if on_warning is None else on_warning
     directory = os.path.abspath(start)
     while True:
         candidate = os.path.join(directory, CONFIG_FILE)
         if os.path.isfile(candidate):
             return candidate
         candidate = os.path.join(directory, PYPROJECT_FILE)
-        if os.path.isfile(candidate) and _has_table(candidate):
+        if os.path.isfile(candidate) and _has_table(candidate, warn):
             return candidate
         parent = os.path.dirname(directory)
         if parent == directory:

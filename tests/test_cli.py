@@ -490,6 +490,58 @@ def test_precedence_argument_environment_file(tmp_path: Path) -> None:
     assert argument.returncode == 3
 
 
+def test_empty_deny_clears_the_deny_list(tmp_path: Path) -> None:
+    (tmp_path / "crosswatch.toml").write_text('deny = ["polling"]\n', encoding="utf-8")
+    quick = ["watch", ".", "--timeout", "0.2", "--poll-interval", "0.05"]
+    assert run(*quick, cwd=tmp_path).returncode == 4  # the file denies the only backend
+    assert run(*quick, "--deny", "", cwd=tmp_path).returncode == 3
+    assert run(*quick, "--deny", "", cwd=tmp_path, CROSSWATCH_DENY="polling").returncode == 3
+    cleared = run("backends", ".", "--json", "--deny", "", cwd=tmp_path)
+    assert cleared.returncode == 0
+    assert json.loads(cleared.stdout)["choice"] == "polling"
+    # an empty value next to a name counts for nothing: the name is denied
+    mixed = run("backends", ".", "--json", "--deny", "", "--deny", "polling", cwd=tmp_path)
+    assert mixed.returncode == 4, mixed.stderr
+    assert json.loads(mixed.stdout)["backends"][0]["denied"] is True
+
+
+@pytest.mark.parametrize("command", ["watch", "backends"])
+def test_config_file_that_is_not_utf8_is_a_usage_error(tmp_path: Path, command: str) -> None:
+    config = tmp_path / "crosswatch.toml"
+    config.write_bytes(b'backend = "polling"\nignore = ["\xff"]\n')
+    stop = ["--timeout", "0.2"] if command == "watch" else []
+    for how in ([], ["--config", str(config)]):
+        result = run(command, ".", *stop, *how, cwd=tmp_path)
+        assert result.returncode == 2
+        assert result.stderr.startswith(f"crosswatch: error: {config} is not valid TOML".encode())
+        assert b"not UTF-8" in result.stderr
+        assert_no_traceback(result.stderr)
+
+
+@pytest.mark.parametrize(
+    "content", [b"[project\n", b"[project]\nname = '\xff'\n"], ids=["invalid", "not-utf8"]
+)
+def test_broken_pyproject_of_another_project_is_skipped(tmp_path: Path, content: bytes) -> None:
+    broken = tmp_path / "pyproject.toml"
+    broken.write_bytes(content)
+    (tmp_path / "src").mkdir()
+    result = run("backends", "--backend", "polling", cwd=tmp_path / "src")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith(f"crosswatch: warning: {broken} is not valid TOML".encode())
+    assert b"skipped it while looking for a config file" in result.stderr
+    assert_no_traceback(result.stderr)
+
+
+def test_broken_pyproject_with_a_crosswatch_table_is_an_error(tmp_path: Path) -> None:
+    broken = tmp_path / "pyproject.toml"
+    broken.write_bytes(b"[tool.crosswatch]\nbackend = '\xff'\n")
+    (tmp_path / "src").mkdir()
+    result = run("backends", "--backend", "polling", cwd=tmp_path / "src")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"crosswatch: error: {broken} is not valid TOML".encode())
+    assert_no_traceback(result.stderr)
+
+
 def test_explicit_config_file(tmp_path: Path) -> None:
     config = tmp_path / "elsewhere.toml"
     config.write_text("debounce = -1\n", encoding="utf-8")

@@ -15,7 +15,7 @@ from crosswatch._config import (
     parse_backend_spec,
     resolve,
 )
-from crosswatch._errors import ConfigError
+from crosswatch._errors import ConfigError, CrosswatchWarning
 
 NO_ARGS: dict[str, object] = {}
 
@@ -226,6 +226,23 @@ def test_invalid_toml(tmp_path: Path) -> None:
     assert "line 1" in message  # the parser's own message is kept
 
 
+def test_file_that_is_not_utf8(tmp_path: Path) -> None:
+    for name in ("crosswatch.toml", "pyproject.toml"):
+        path = tmp_path / name
+        path.write_bytes(b'[tool.crosswatch]\nbackend = "polling"\nignore = ["caf\xe9"]\n')
+        with pytest.raises(ConfigError) as info:
+            from_file(str(path))
+        message = str(info.value)
+        assert message.startswith(f"{path} is not valid TOML: byte 0xe9 at line 3, column 15")
+        assert "not UTF-8" in message
+
+
+def test_explicit_broken_pyproject_is_an_error_even_without_table(tmp_path: Path) -> None:
+    path = write(tmp_path / "pyproject.toml", "[project\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        from_file(path)
+
+
 def test_missing_file(tmp_path: Path) -> None:
     path = str(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match="cannot read config file"):
@@ -274,6 +291,83 @@ def test_find_reports_broken_pyproject(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid TOML") as info:
         find_config_file(str(tmp_path))
     assert path in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"[project\nname = 'x'\n", "not valid TOML: Expected ']'"),
+        (b"[project]\nname = '\xff'\n", "not valid TOML: byte 0xff at line 2, column 9"),
+        (b"[tool.crosswatchy\n", "not valid TOML"),  # another tool's table
+    ],
+    ids=["invalid", "not-utf8", "other-table"],
+)
+def test_find_skips_broken_pyproject_of_another_project(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
+    outer = write(tmp_path / "crosswatch.toml", "")
+    broken = tmp_path / "other" / "pyproject.toml"
+    broken.parent.mkdir()
+    broken.write_bytes(content)
+    start = tmp_path / "other" / "src"
+    start.mkdir()
+    told: list[str] = []
+    assert find_config_file(str(start), on_warning=told.append) == outer
+    (message,) = told
+    assert message.startswith(f"{broken} is {reason}")
+    assert "skipped it while looking for a config file" in message
+
+
+def test_find_warns_by_default_of_a_skipped_pyproject(tmp_path: Path) -> None:
+    write(tmp_path / "pyproject.toml", "[project\n")
+    with pytest.warns(CrosswatchWarning, match="skipped it while looking"):
+        found = find_config_file(str(tmp_path))
+    assert found is None or not found.startswith(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"[tool.crosswatch]\nbackend = [polling\n",
+        b"[project]\nname = 'x'\n\n  [ tool . crosswatch ]\nbackend = '\xff'\n",
+        b"[tool.crosswatch.extra]\nx = \n",
+        b'[tool."crosswatch"]\nx = \n',
+        b"tool.crosswatch.backend = 'polling\n",
+    ],
+    ids=["table", "spaced", "sub-table", "quoted", "dotted-key"],
+)
+def test_find_reports_broken_pyproject_meant_for_crosswatch(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "pyproject.toml"
+    path.write_bytes(content)
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(ConfigError, match="not valid TOML") as info:
+        find_config_file(str(tmp_path / "sub"), on_warning=pytest.fail)
+    assert str(info.value).startswith(str(path))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX permissions")
+def test_find_skips_unreadable_pyproject(tmp_path: Path) -> None:
+    outer = write(tmp_path / "crosswatch.toml", "")
+    locked = Path(write(tmp_path / "pkg" / "pyproject.toml", "[tool.crosswatch]\n"))
+    locked.chmod(0)
+    try:
+        if os.access(locked, os.R_OK):
+            pytest.skip("running with privileges that read any file")
+        told: list[str] = []
+        assert find_config_file(str(locked.parent), on_warning=told.append) == outer
+        (message,) = told
+        assert message.startswith(f"cannot read config file {locked}")
+    finally:
+        locked.chmod(0o600)
+
+
+def test_find_returns_a_broken_crosswatch_toml_to_report(tmp_path: Path) -> None:
+    config = tmp_path / "crosswatch.toml"
+    config.write_bytes(b"backend = '\xff'\n")
+    (tmp_path / "sub").mkdir()
+    assert find_config_file(str(tmp_path / "sub"), on_warning=pytest.fail) == str(config)
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        from_file(str(config))
 
 
 def test_find_accepts_relative_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
