@@ -24,6 +24,7 @@ from ._errors import (
     ConfigError,
     CrosswatchError,
     CrosswatchWarning,
+    WatchGoneError,
     WatchPathError,
 )
 from ._events import ACCESS_KINDS, Change, Event
@@ -474,9 +475,9 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_BROKEN_PIPE
     except ConfigError as exc:  # UnknownBackendError included
         return _fail(EXIT_USAGE, str(exc))
-    except (WatchPathError, BackendUnavailableError) as exc:
+    except (WatchPathError, WatchGoneError, BackendUnavailableError) as exc:
         return _fail(EXIT_UNWATCHABLE, str(exc))
-    except CrosswatchError as exc:
+    except CrosswatchError as exc:  # WatchError and WatchLimitError included
         return _fail(EXIT_FAILURE, str(exc))
     except _WatcherFailed as exc:
         if verbose and exc.__cause__ is not None:

@@ -27,8 +27,11 @@ class PluginError(CrosswatchError):
     """A plugin broke the registration contract (duplicate name, bad class …)."""
 
 
-class WatchError(OSError):
-    """Raised by a backend's ``watch``; the engine decides what it means."""
+class WatchError(CrosswatchError, OSError):
+    """Raised by a backend's ``watch``; the engine decides what it means.
+
+    An ``OSError`` too, so ``errno`` and ``filename`` say what the OS refused.
+    """
 
 
 class WatchGoneError(WatchError):
