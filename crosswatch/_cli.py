@@ -7,14 +7,18 @@ raises on purpose becomes one ``crosswatch: error: ...`` line on stderr, never a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
 from typing import Any, TextIO, TypeVar
 
 from . import __version__, _config
@@ -40,6 +44,7 @@ EXIT_TIMEOUT = 3
 EXIT_UNWATCHABLE = 4
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
+EXIT_TERMINATED = 143
 
 PROG = "crosswatch"
 # Windows cannot interrupt a lock wait with Ctrl-C, so wait there in slices.
@@ -50,6 +55,10 @@ _T = TypeVar("_T")
 
 class _WatcherFailed(Exception):
     """The watcher's thread stopped with an error; exit 1."""
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived; like ``KeyboardInterrupt`` it unwinds past ``except Exception``."""
 
 
 # --------------------------------------------------------------------------- values
@@ -220,8 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Tell what changed in directory trees.",
         epilog="exit codes: 0 ok, 1 failure, 2 usage or config error, 3 timeout with no "
-        "event, 4 path cannot be watched or no backend available, 130 interrupted, "
-        "141 output pipe closed",
+        "event, 4 path cannot be watched or no backend available, 130 interrupted "
+        "(SIGINT), 141 output pipe closed, 143 terminated (SIGTERM)",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -487,6 +496,35 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(EXIT_FAILURE, str(exc))
 
 
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While inside, the first SIGTERM raises :class:`_Terminated`, so watchers close.
+
+    The previous handler is put back after. Nothing changes outside the main thread
+    (only it may set handlers) or when SIGTERM is ignored: the parent meant that.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous == signal.SIG_IGN:
+        yield
+        return
+    fired = False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal fired
+        if not fired:  # a second SIGTERM must not break the close the first started
+            fired = True
+            raise _Terminated
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
@@ -504,6 +542,9 @@ def main(argv: list[str] | None = None) -> int:
         if exc.code is None or isinstance(exc.code, int):
             return exc.code or EXIT_OK
         return EXIT_USAGE
-    with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
-        return _run(args)
+    try:
+        with _sigterm_unwinds(), warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return _run(args)
+    except _Terminated:
+        return EXIT_TERMINATED

@@ -372,6 +372,44 @@ def test_sigint_exits_130_quietly(tmp_path: Path, start: StartCli) -> None:
     assert_no_traceback(cli.stderr)
 
 
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+def test_sigterm_closes_the_watcher_and_exits_143(tmp_path: Path, start: StartCli) -> None:
+    # An ignored signal stays ignored in the child (and crosswatch leaves it so).
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        cli = start(str(tmp_path), *FAST, "-v")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    cli.ready()
+    touch(tmp_path / "seen")
+    assert cli.text().startswith("created\t")  # watching for real
+    cli.proc.send_signal(signal.SIGTERM)
+    assert cli.wait() == 143
+    assert_no_traceback(cli.stderr)
+    assert cli.stderr.decode().splitlines() == ["crosswatch: watching 1 path with polling"]
+    assert cli.rest() == b""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+def test_main_puts_the_sigterm_handler_back(tmp_path: Path) -> None:
+    def mine(signum: int, frame: object) -> None:
+        pass
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        assert main(["watch", str(tmp_path), *FAST, "--timeout", "0.1"]) == 3
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_help_lists_the_signal_exit_codes() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    assert b"130 interrupted (SIGINT)" in result.stdout
+    assert b"143 terminated (SIGTERM)" in result.stdout
+
+
 def test_closed_pipe_exits_quietly(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "crosswatch", "watch", str(tmp_path), *FAST, "-v"],
