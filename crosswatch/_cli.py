@@ -397,8 +397,13 @@ def _human_row(row: dict[str, Any]) -> list[str]:
     lines = [f"{mark} {row['name']}  {status}, score {row['score']}, plugin {row['plugin']}"]
     if row["reason"]:
         lines.append(f"    {row['reason']}")
-    if row["limit"] is not None or row["needed"] is not None:
-        lines.append(f"    handles free: {row['limit']}, needed here: {row['needed']}")
+    handles = []
+    if row["limit"] is not None:
+        handles.append(f"handles free: {row['limit']}")
+    if row["needed"] is not None:
+        handles.append(f"needed here: {row['needed']}")
+    if handles:
+        lines.append(f"    {', '.join(handles)}")
     lines.append(f"    capabilities: {', '.join(row['capabilities']) or 'none'}")
     return lines
 

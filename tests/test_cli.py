@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import crosswatch
-from crosswatch._cli import compile_format, main, render_json, render_plain
+from crosswatch._cli import _human_row, compile_format, main, render_json, render_plain
 from crosswatch._events import Change, Event
 
 PROJECT = Path(crosswatch.__file__).resolve().parent.parent
@@ -633,6 +633,30 @@ def test_backends_with_nothing_usable_exits_4(tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert report["choice"] is None
     assert report["backends"][0]["denied"] is True
+
+
+def test_backends_leaves_out_handle_counts_it_does_not_know() -> None:
+    row = {
+        "name": "kernel",
+        "available": True,
+        "denied": False,
+        "lacks_access": False,
+        "reason": "",
+        "score": 100,
+        "plugin": "kernel",
+        "capabilities": [],
+        "chosen": True,
+    }
+
+    def handles(limit: int | None, needed: int | None) -> list[str]:
+        lines = _human_row({**row, "limit": limit, "needed": needed})
+        assert not any("None" in line for line in lines)
+        return [line.strip() for line in lines if "handles" in line or "needed" in line]
+
+    assert handles(8192, None) == ["handles free: 8192"]
+    assert handles(None, 12) == ["needed here: 12"]
+    assert handles(8192, 12) == ["handles free: 8192, needed here: 12"]
+    assert handles(None, None) == []
 
 
 def test_backends_nonexistent_path_exits_4(tmp_path: Path) -> None:
