@@ -122,9 +122,64 @@ def _deny(args: argparse.Namespace) -> list[str] | None:
 # --------------------------------------------------------------------------- parser
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that reads ``--debounce -1`` as the option and its value.
+
+    Once an option looks like a negative number, as ``-0`` does, argparse takes any
+    ``-1`` for an option and says "expected one argument". Such a value is joined to
+    its option (``--debounce=-1``), so it is checked and refused like any other.
+    """
+
+    def parse_known_args(  # type: ignore[override]  # one signature for typeshed's overloads
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(self._attach_numbers(given), namespace)
+
+    def _attach_numbers(self, args: list[str]) -> list[str]:
+        options = {o: a.nargs is None for a in self._actions for o in a.option_strings}
+        out: list[str] = []
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg == "--":
+                out.extend(args[i:])
+                break
+            value = args[i + 1] if i + 1 < len(args) else ""
+            if (
+                self._takes_one_value(arg, options)
+                and value.startswith("-")
+                and value not in options
+                and _is_number(value)
+            ):
+                out.append(f"{arg}={value}")
+                i += 2
+            else:
+                out.append(arg)
+                i += 1
+        return out
+
+    def _takes_one_value(self, arg: str, options: dict[str, bool]) -> bool:
+        """Whether ``arg`` is an option (or an abbreviation of one) that takes one value."""
+        if arg in options:
+            return options[arg]
+        if not (self.allow_abbrev and arg.startswith("--")):
+            return False
+        matches = [option for option in options if option.startswith(arg)]
+        return len(matches) == 1 and options[matches[0]]
+
+
 def _selection_options() -> argparse.ArgumentParser:
     """Options shared by ``watch`` and ``backends``: which backend and which config."""
-    parent = argparse.ArgumentParser(add_help=False)
+    parent = _Parser(add_help=False)
     group = parent.add_argument_group("backend selection")
     group.add_argument(
         "--backend",
@@ -225,7 +280,7 @@ def _add_backends(subparsers: Any, parent: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Tell what changed in directory trees.",
         epilog="exit codes: 0 ok, 1 failure, 2 usage or config error, 3 timeout with no "

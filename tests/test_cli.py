@@ -473,6 +473,44 @@ def test_bad_option_values_are_usage_errors(option: list[str], tmp_path: Path) -
     assert main(["watch", str(tmp_path), *option]) == 2
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--poll-interval", "-1", "must be a positive number of seconds, such as 0.5, got -1"),
+        ("--poll-interval", "-0.5", "must be a positive number of seconds, such as 0.5, got -0.5"),
+        ("--poll-interval", "-inf", "must be a positive number of seconds, such as 0.5, got -inf"),
+        ("--poll-int", "-1", "must be a positive number of seconds"),  # an abbreviation
+        ("--debounce", "-1", "must be a number of seconds >= 0, such as 0.1, got -1"),
+        ("--timeout", "-1", "must be a positive number of seconds, such as 0.5, got -1"),
+        ("--timeout", "-1e3", "must be a positive number of seconds, such as 0.5, got -1e3"),
+        ("--count", "-1", "'-1' is not a whole number of 1 or more"),
+        ("-n", "-2", "'-2' is not a whole number of 1 or more"),
+    ],
+)
+@pytest.mark.parametrize("form", ["space", "equals"])
+def test_negative_values_get_the_option_message(
+    option: str,
+    value: str,
+    message: str,
+    form: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    given = [option, value] if form == "space" else [f"{option}={value}"]
+    assert main(["watch", str(tmp_path), *given]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "expected one argument" not in err
+
+
+def test_a_number_after_double_dash_stays_a_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "-1").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["watch", *FAST, "--timeout", "0.1", "--", "-1"]) == 3
+
+
 def test_bad_deny_list_is_a_usage_error(tmp_path: Path) -> None:
     result = run("watch", str(tmp_path), "--deny", "polling,,x")
     assert result.returncode == 2
