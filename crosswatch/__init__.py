@@ -8,6 +8,7 @@ needs to write a backend is in :mod:`crosswatch.backend`. Everything in
 from ._errors import (
     BackendUnavailableError,
     ConfigError,
+    ConfigTypeError,
     CrosswatchError,
     CrosswatchWarning,
     PluginError,
@@ -30,6 +31,7 @@ __all__ = [
     "Backlog",
     "Change",
     "ConfigError",
+    "ConfigTypeError",
     "CrosswatchError",
     "CrosswatchWarning",
     "Event",
