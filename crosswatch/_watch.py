@@ -22,6 +22,7 @@ from ._errors import (
     BackendUnavailableError,
     ConfigError,
     CrosswatchWarning,
+    NotStartedError,
     WatchPathError,
 )
 from ._events import ACCESS_KINDS, Change, Event, event_bytes
@@ -196,6 +197,7 @@ class Watcher:
             self._open()
         except BaseException:
             self._release()
+            self._queue.close()  # nothing will come: get() returns None, not waits
             raise
         self._thread = threading.Thread(target=self._run, name="crosswatch", daemon=True)
         self._thread.start()
@@ -325,8 +327,16 @@ class Watcher:
         """Every event waiting, in order, at most ``max_batch`` of them.
 
         Waits for one if none is; returns ``[]`` if ``timeout`` passed first and
-        ``None`` once the stream ended.
+        ``None`` once the stream ended. Before :meth:`start` nothing could ever come,
+        so it raises :class:`NotStartedError` instead of waiting forever.
         """
+        if self._callback is not None:
+            raise TypeError("this watcher delivers to its callback; do not also get() from it")
+        if not self._started and not self._queue.ended:
+            raise NotStartedError(
+                "get() was called before start(): call start() first, or use the watcher "
+                "as 'with watch(...) as w:'; iterating over it also starts it"
+            )
         return self._queue.get(timeout)
 
     # -------------------------------------------------------------- the loop

@@ -50,6 +50,7 @@ def test_the_top_level_exports_every_error_and_warning() -> None:
         "CrosswatchWarning",
         "ConfigError",
         "ConfigTypeError",
+        "NotStartedError",
         "UnknownBackendError",
         "BackendUnavailableError",
         "PluginError",

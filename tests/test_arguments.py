@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import crosswatch
 from crosswatch import (
     ConfigError,
     ConfigTypeError,
+    NotStartedError,
     Plugins,
     Watcher,
     WatchPathError,
@@ -166,3 +168,52 @@ def test_config_file_as_bytes_is_read_by_its_name(tmp_path: Path) -> None:
     pyproject.write_text('[tool.crosswatch]\nignore = ["*.tmp"]\n', encoding="utf-8")
     w = Watcher(tmp_path, config_file=os.fsencode(pyproject))  # type: ignore[arg-type]
     assert w.settings.ignore == ("*.tmp",)
+
+
+def _get_in_a_thread(w: Watcher, timeout: float | None = None) -> list[object]:
+    """What ``w.get()`` returned or raised, or nothing if it still waits after 10 s."""
+    out: list[object] = []
+
+    def consume() -> None:
+        try:
+            out.append(w.get(timeout))
+        except Exception as exc:
+            out.append(exc)
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    thread.join(10)
+    return out
+
+
+def test_get_before_start_raises_instead_of_waiting_forever(tmp_path: Path) -> None:
+    w = Watcher(tmp_path)
+    try:
+        out = _get_in_a_thread(w)
+        assert out, "get() before start() is still waiting"
+        assert isinstance(out[0], NotStartedError)
+        assert isinstance(out[0], RuntimeError)
+        assert "start()" in str(out[0])
+        assert "with" in str(out[0])
+    finally:
+        w.close()
+
+
+def test_get_after_a_failed_start_ends_instead_of_waiting_forever(tmp_path: Path) -> None:
+    w = Watcher(tmp_path, backend="no-such-backend")
+    with pytest.raises(crosswatch.UnknownBackendError):
+        w.start()
+    assert _get_in_a_thread(w) == [None]
+    assert w.closed
+    w.close()
+
+
+def test_get_in_callback_mode_is_refused(tmp_path: Path) -> None:
+    w = Watcher(tmp_path, callback=lambda batch: None, backend="polling").start()
+    try:
+        out = _get_in_a_thread(w, timeout=0.1)
+        assert out, "get() in callback mode is still waiting"
+        assert isinstance(out[0], TypeError)
+        assert "callback" in str(out[0])
+    finally:
+        w.close()
