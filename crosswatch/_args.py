@@ -144,6 +144,11 @@ def kinds(value: object) -> list[str] | None:
         )
     items = _strings("kinds", value, _KINDS)
     assert isinstance(items, list)
+    if not items:
+        raise ConfigError(
+            "argument kinds= is empty, so nothing would ever be delivered; give "
+            f"{_KINDS}, or None for every kind"
+        )
     return items
 
 

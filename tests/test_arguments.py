@@ -79,6 +79,7 @@ BAD = [
     bad("kinds", "created", ConfigTypeError, "'created'", "a list of event kinds"),
     bad("kinds", 5, ConfigTypeError, "int 5", "a list of event kinds"),
     bad("kinds", [5], ConfigTypeError, "int 5", "not a string"),
+    bad("kinds", [], ConfigError, "empty", "None for every kind"),
     bad("debounce", "x", ConfigTypeError, "'x'", "seconds >= 0"),
     bad("debounce", True, ConfigTypeError, "bool True", "seconds >= 0"),
     bad("poll_interval", "x", ConfigTypeError, "'x'", "positive number of seconds"),
