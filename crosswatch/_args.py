@@ -4,9 +4,10 @@ Each function takes what the caller passed for one argument and returns it as th
 watcher uses it, or raises: :class:`ConfigTypeError` (a ``TypeError`` too) for a
 value of the wrong type, :class:`ConfigError` for one out of range, and
 :class:`WatchPathError` for a path that cannot be one. Every message names the
-argument, shows the value and says what is accepted. Values that settings files
-and the environment can also give (backend names, durations, patterns) are then
-parsed by :mod:`crosswatch._config`, so they read the same from every source.
+argument, shows the value and says what is accepted. Values that config files
+and the environment can also give (backend names, durations, patterns, kinds) are
+checked by the parsers of :mod:`crosswatch._config`, which every source shares, so
+a mistake reads the same wherever it was made.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, TypeGuard, TypeVar, cast
 
 from ._backend import Backend
-from ._config import parse_seconds
+from ._config import from_args, parse_kinds, parse_seconds
 from ._errors import ConfigError, ConfigTypeError, WatchPathError
 from ._events import Change
 from ._plugins import Plugins
@@ -27,10 +28,9 @@ _BACKEND = (
     "None, 'auto', a backend name such as 'inotify', a list of names such as "
     "['inotify', 'polling'], or a subclass of crosswatch.backend.Backend"
 )
-_DENY = "a list of backend names such as ['fanotify'], or a comma-separated string"
-_IGNORE = "a pattern or a list of patterns such as ['.git', '*.tmp']"
-_KINDS = "a list of event kinds such as ['created', 'deleted']"
 _CONFIG = "the path of a crosswatch.toml or pyproject.toml"
+
+T = TypeVar("T")
 
 
 def _shown(value: object) -> str:
@@ -89,16 +89,37 @@ def count(name: str, value: object) -> int:
     return value
 
 
+def _shared(parse: Callable[[], T], shape: bool) -> T:
+    """What a shared parser makes of a value; a value it refuses that is not of the
+    accepted ``shape`` at all is refused as a wrong type, with the parser's message.
+    """
+    try:
+        return parse()
+    except ConfigError as exc:
+        if not shape:
+            raise ConfigTypeError(str(exc)) from None
+        raise
+
+
+def _collection(value: object) -> TypeGuard[Iterable[object]]:
+    """A collection of items, not text (one name) nor a mapping."""
+    return isinstance(value, Iterable) and not isinstance(value, str | bytes | bytearray | Mapping)
+
+
+def _all_text(items: object) -> bool:
+    """A sequence of strings."""
+    return (
+        isinstance(items, Sequence)
+        and not isinstance(items, str | bytes | bytearray)
+        and all(isinstance(item, str) for item in items)
+    )
+
+
 def seconds(name: str, value: object, *, zero_ok: bool) -> float:
     """A finite number of seconds, positive or (``zero_ok``) at least 0."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        wanted = (
-            "a number of seconds >= 0, such as 0.1"
-            if zero_ok
-            else "a positive number of seconds, such as 0.5"
-        )
-        raise _wrong(name, wanted, value)
-    return parse_seconds(value, f"argument {name}=", zero_ok=zero_ok)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    source = f"argument {name}="
+    return _shared(lambda: parse_seconds(value, source, zero_ok=zero_ok), number)
 
 
 def optional_seconds(name: str, value: object, *, zero_ok: bool) -> float | None:
@@ -106,56 +127,41 @@ def optional_seconds(name: str, value: object, *, zero_ok: bool) -> float | None
     return None if value is None else seconds(name, value, zero_ok=zero_ok)
 
 
-def _strings(name: str, value: object, accepted: str) -> str | list[str] | None:
-    """``None``, one string, or the strings of a collection (read once, into a list)."""
-    if value is None or isinstance(value, str):
-        return value
-    if not isinstance(value, Iterable) or isinstance(value, bytes | bytearray | Mapping):
-        raise _wrong(name, accepted, value)
-    items = list(value)
-    for item in items:
-        if not isinstance(item, str):
-            raise ConfigTypeError(
-                f"argument {name}= must be {accepted}; {_shown(item)} in it is not a string"
-            )
-    return items
+def _names(name: str, value: object) -> object:
+    """``deny=`` or ``ignore=``: one string or a collection of strings, read once into
+    a list (an iterator is used up by reading it)."""
+    given = list(value) if _collection(value) else value
+    shape = given is None or isinstance(given, str) or _all_text(given)
+    _shared(lambda: from_args({name: given}), shape)
+    return given
 
 
-def deny(value: object) -> str | list[str] | None:
-    """Backend names never to select; their spelling is checked by the settings."""
-    return _strings("deny", value, _DENY)
+def deny(value: object) -> object:
+    """Backend names never to select."""
+    return _names("deny", value)
 
 
-def ignore(value: object) -> str | list[str] | None:
+def ignore(value: object) -> object:
     """Patterns of entries not to report."""
-    return _strings("ignore", value, _IGNORE)
+    return _names("ignore", value)
 
 
-def kinds(value: object) -> list[str] | None:
-    """The kinds to deliver, as strings; which names exist is checked by the settings."""
+def kinds(value: object) -> list[Change] | None:
+    """The kinds to deliver: a collection, even for one kind, never a single string."""
     if value is None:
         return None
-    accepted = ", ".join(c.value for c in Change)
-    if isinstance(value, str):
-        one = str(value)  # a Change member shows as its value
-        raise ConfigTypeError(
-            f"argument kinds= must be a list of event kinds such as [{one!r}], not a "
-            f"single string ({one!r}); accepted kinds: {accepted}"
-        )
-    items = _strings("kinds", value, _KINDS)
-    assert isinstance(items, list)
-    if not items:
+    given = list(value) if _collection(value) else value
+    chosen = _shared(lambda: parse_kinds(given, "argument kinds="), _all_text(given))
+    if not chosen:
         raise ConfigError(
-            "argument kinds= is empty, so nothing would ever be delivered; give "
-            f"{_KINDS}, or None for every kind"
+            "argument kinds= is empty, so nothing would ever be delivered; give a list "
+            "of event kinds such as ['created', 'deleted'], or None for every kind"
         )
-    return items
+    return list(chosen)
 
 
 def backend(value: object) -> str | Sequence[str] | type[Backend] | None:
     """A backend choice; names are checked against the registry at ``start()``."""
-    if value is None or isinstance(value, str):
-        return value
     if isinstance(value, type):
         if not issubclass(value, Backend):
             raise _wrong("backend", _BACKEND, value)
@@ -168,15 +174,9 @@ def backend(value: object) -> str | Sequence[str] | type[Backend] | None:
         return value
     if isinstance(value, Backend):
         raise _wrong("backend", _BACKEND, value, "; give the class, not an instance")
-    if not isinstance(value, Sequence) or isinstance(value, bytes | bytearray):
-        raise _wrong("backend", _BACKEND, value)
-    for item in value:
-        if not isinstance(item, str):
-            raise ConfigTypeError(
-                f"argument backend= must be {_BACKEND}; {_shown(item)} in {value!r} "
-                "is not a string"
-            )
-    return cast(Sequence[str], value)
+    shape = value is None or isinstance(value, str) or _all_text(value)
+    _shared(lambda: from_args({"backend": value}), shape)
+    return cast(str | Sequence[str] | None, value)
 
 
 def function(name: str, value: object, takes: str) -> Callable[..., Any] | None:
