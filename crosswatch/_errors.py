@@ -11,6 +11,14 @@ class ConfigError(CrosswatchError, ValueError):
     """An option, environment variable or config file holds a value crosswatch rejects."""
 
 
+class ConfigTypeError(ConfigError, TypeError):
+    """An argument of the wrong type (a ``TypeError`` too), such as ``recursive="yes"``."""
+
+
+class NotStartedError(CrosswatchError, RuntimeError):
+    """A watcher was asked for events before ``start()``."""
+
+
 class WatchPathError(CrosswatchError, OSError):
     """A path given to watch cannot be watched (missing, unreadable, not a directory …)."""
 

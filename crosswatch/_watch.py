@@ -15,10 +15,16 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 
-from . import _config, _select
+from . import _args, _config, _select
 from ._backend import Backend, Options
 from ._engine import Engine, Ignore
-from ._errors import BackendUnavailableError, ConfigError, CrosswatchWarning, WatchPathError
+from ._errors import (
+    BackendUnavailableError,
+    ConfigError,
+    CrosswatchWarning,
+    NotStartedError,
+    WatchPathError,
+)
 from ._events import ACCESS_KINDS, Change, Event, event_bytes
 from ._feed import feed
 from ._plugins import Plugins
@@ -59,17 +65,6 @@ def _roots(paths: Iterable[Paths], recursive: bool) -> list[str]:
         return False
 
     return [r for r in roots if not covered(r)]
-
-
-def _listed(value: Iterable[str] | None) -> object:
-    """A list from an iterable of names, leaving a single string whole."""
-    return value if value is None or isinstance(value, str) else list(value)
-
-
-def _bound(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a whole number of at least 1, not {value!r}")
-    return value
 
 
 def _check_readable(path: str) -> None:
@@ -117,32 +112,40 @@ class Watcher:
         max_batch: int = 10_000,
         pair_wait: float = 0.02,
         plugins: Plugins | None = None,
-        config_file: str | None = None,
+        config_file: str | os.PathLike[str] | None = None,
         on_warning: Callable[[str], None] | None = None,
     ) -> None:
-        if not paths:
-            raise ConfigError("watch() needs at least one path")
-        forced = backend if isinstance(backend, type) else None
+        # Every argument is checked before anything is read or watched (see _args).
+        given = _args.paths(paths)
+        recursive = _args.flag("recursive", recursive)
+        access = _args.flag("access", access)
+        chosen_backend = _args.backend(backend)
+        forced = chosen_backend if isinstance(chosen_backend, type) else None
         args: dict[str, object] = {
-            "backend": None if forced else backend,
-            "deny": _listed(deny),
-            "ignore": _listed(ignore),
-            "debounce": debounce,
-            "poll_interval": poll_interval,
+            "backend": None if forced else chosen_backend,
+            "deny": _args.deny(deny),
+            "ignore": _args.ignore(ignore),
+            "debounce": _args.optional_seconds("debounce", debounce, zero_ok=True),
+            "poll_interval": _args.optional_seconds("poll_interval", poll_interval, zero_ok=False),
         }
-        self.settings = _config.resolve(args=args, config_file=config_file)
-        self.roots = _roots(paths, recursive)
+        wanted_kinds = _args.kinds(kinds)
+        bounds = {
+            "max_queue": _args.count("max_queue", max_queue),
+            "max_queue_bytes": _args.count("max_queue_bytes", max_queue_bytes),
+            "max_batch": _args.count("max_batch", max_batch),
+        }
+        pair_wait = _args.seconds("pair_wait", pair_wait, zero_ok=True)
+        self._plugins = _args.plugins(plugins)
+        self._callback = _args.function("callback", callback, "one argument, a list of Event")
+        warn = _args.function("on_warning", on_warning, "one argument, the warning's text")
+        file = _args.config_file(config_file)
+
+        self.settings = _config.resolve(args=args, config_file=file)
+        self.roots = _roots(given, recursive)
         self.recursive = recursive
-        self.kinds = self._kinds(kinds, access)
-        self._queue = EventQueue(
-            max_queue=_bound("max_queue", max_queue),
-            max_queue_bytes=_bound("max_queue_bytes", max_queue_bytes),
-            max_batch=_bound("max_batch", max_batch),
-            on_room=self._wake,
-        )
+        self.kinds = self._kinds(wanted_kinds, access)
+        self._queue = EventQueue(**bounds, on_room=self._wake)
         self._forced = forced
-        self._plugins = plugins
-        self._callback = callback
         self._debounce = self.settings.debounce or 0.0
         self._options = Options(
             access=access,
@@ -153,7 +156,7 @@ class Watcher:
             ignore=Ignore(self.settings.ignore),
             pair_wait=pair_wait,
             fallback_interval=self._options.poll_interval,
-            warn=on_warning or _warn,
+            warn=warn or _warn,
         )
         self._backends: dict[type[Backend], Backend] = {}
         self._chosen: dict[str, str] = {}
@@ -194,6 +197,7 @@ class Watcher:
             self._open()
         except BaseException:
             self._release()
+            self._queue.close()  # nothing will come: get() returns None, not waits
             raise
         self._thread = threading.Thread(target=self._run, name="crosswatch", daemon=True)
         self._thread.start()
@@ -323,8 +327,16 @@ class Watcher:
         """Every event waiting, in order, at most ``max_batch`` of them.
 
         Waits for one if none is; returns ``[]`` if ``timeout`` passed first and
-        ``None`` once the stream ended.
+        ``None`` once the stream ended. Before :meth:`start` nothing could ever come,
+        so it raises :class:`NotStartedError` instead of waiting forever.
         """
+        if self._callback is not None:
+            raise TypeError("this watcher delivers to its callback; do not also get() from it")
+        if not self._started and not self._queue.ended:
+            raise NotStartedError(
+                "get() was called before start(): call start() first, or use the watcher "
+                "as 'with watch(...) as w:'; iterating over it also starts it"
+            )
         return self._queue.get(timeout)
 
     # -------------------------------------------------------------- the loop

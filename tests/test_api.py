@@ -49,6 +49,8 @@ def test_the_top_level_exports_every_error_and_warning() -> None:
         "CrosswatchError",
         "CrosswatchWarning",
         "ConfigError",
+        "ConfigTypeError",
+        "NotStartedError",
         "UnknownBackendError",
         "BackendUnavailableError",
         "PluginError",

@@ -251,7 +251,7 @@ def test_callback_batches_are_cut_to_max_batch(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["max_queue", "max_queue_bytes", "max_batch"])
 @pytest.mark.parametrize("value", [0, -1, True, 1.5])
 def test_bounds_must_be_positive_whole_numbers(tmp_path: Path, name: str, value: object) -> None:
-    with pytest.raises(ConfigError, match=f"{name} must be a whole number"):
+    with pytest.raises(ConfigError, match=f"{name}= must be a whole number"):
         Watcher(tmp_path, **{name: value})  # type: ignore[arg-type]
 
 
