@@ -17,7 +17,7 @@ from types import TracebackType
 
 from . import _config, _select
 from ._backend import Backend, Options
-from ._engine import Engine, Ignore
+from ._engine import Engine, Ignore, Stopped
 from ._errors import BackendUnavailableError, ConfigError, CrosswatchWarning, WatchPathError
 from ._events import ACCESS_KINDS, Change, Event, event_bytes
 from ._feed import feed
@@ -154,12 +154,15 @@ class Watcher:
             pair_wait=pair_wait,
             fallback_interval=self._options.poll_interval,
             warn=on_warning or _warn,
+            stopped=lambda: self._queue.closed,
         )
         self._backends: dict[type[Backend], Backend] = {}
         self._chosen: dict[str, str] = {}
         self._thread: threading.Thread | None = None
         self._wake_r, self._wake_w = -1, -1
         self._started = False
+        self._starter: threading.Thread | None = None  # the thread in start(), while it is
+        self._start_done = threading.Event()
         self._release_lock = threading.Lock()
 
     @staticmethod
@@ -186,17 +189,32 @@ class Watcher:
         raise KeyError(name)
 
     def start(self) -> Watcher:
-        """Pick a backend per root, read every root, and start delivering."""
+        """Pick a backend per root, read every root, and start delivering.
+
+        A :meth:`close` meanwhile (from another thread) stops the reading at the next
+        directory: ``start()`` then releases what it opened and returns, the watcher
+        closed, its stream empty.
+        """
         if self._started:
             return self
         self._started = True
+        self._starter = threading.current_thread()
         try:
-            self._open()
+            if not self._queue.closed:
+                self._open()
+            if not self._queue.closed:
+                self._thread = threading.Thread(target=self._run, name="crosswatch", daemon=True)
+                self._thread.start()
+                return self
+        except Stopped:
+            pass
         except BaseException:
             self._release()
             raise
-        self._thread = threading.Thread(target=self._run, name="crosswatch", daemon=True)
-        self._thread.start()
+        finally:
+            self._starter = None
+            self._start_done.set()
+        self._release()  # closed while starting
         return self
 
     def _open(self) -> None:
@@ -239,12 +257,19 @@ class Watcher:
         """Stop watching and release everything; safe to call twice, from any thread.
 
         In callback mode, an error that stopped the watcher's thread is raised here.
+        While :meth:`start` reads the roots on another thread, it is stopped at the
+        next directory; this returns once it has released what it opened.
         """
         self._queue.close()
         self._wake()
+        if self._starter is threading.current_thread():
+            return  # called while starting (by on_warning): start() releases all
         thread = self._thread
         if thread is threading.current_thread():
             return  # called from the callback: the loop releases all when it returns
+        if self._started:
+            self._start_done.wait()  # start() stops at its next directory
+            thread = self._thread
         if thread is not None:
             thread.join()
         self._release()
@@ -334,6 +359,8 @@ class Watcher:
         try:
             selector.register(self._wake_r, selectors.EVENT_READ, None)
             self._loop(selector)
+        except Stopped:
+            pass  # closed in the middle of reading a tree
         except BaseException as exc:  # handed to the consumer, never lost
             self._queue.end(exc)
         finally:

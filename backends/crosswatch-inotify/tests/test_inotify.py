@@ -12,7 +12,8 @@ import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Hashable, Iterator
 from pathlib import Path
 
 import pytest
@@ -570,3 +571,77 @@ def test_directories_removed_while_the_first_reading_scans_them(shm: str) -> Non
         assert sorted(backend._path_of.values()) == [shm, *kept]
     finally:
         backend.close()
+
+
+# ---------------------------------------------------------- close() during start()
+
+
+def _fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def _tree(top: str, dirs: int) -> None:
+    for i in range(dirs // 100):
+        for j in range(100):
+            os.makedirs(os.path.join(top, f"d{i}", f"e{j}"))
+
+
+@pytest.mark.parametrize("backend", ["inotify", "polling"])
+def test_close_from_another_thread_while_starting_is_quiet(shm: str, backend: str) -> None:
+    """4,100 directories: the close lands while start() reads them."""
+    _tree(shm, 4100)
+    before = _fds()
+    said: list[str] = []
+    w = Watcher(shm, backend=backend, on_warning=said.append)
+    began = threading.Event()
+
+    def close_soon() -> None:
+        began.wait()
+        time.sleep(0.02)
+        w.close()
+
+    closer = threading.Thread(target=close_soon)
+    closer.start()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        began.set()
+        w.start()
+        closer.join()
+        assert list(w) == []
+    assert said == []
+    assert caught == []
+    assert w.closed
+    assert _fds() == before
+
+
+class _ClosedAtTheHundredth(InotifyBackend):
+    """The 100th directory's watch closes the watcher from another thread, then goes on."""
+
+    watcher: Watcher | None = None
+    calls = 0
+
+    def watch(self, path: str, *, recursive: bool) -> Hashable:
+        handle = super().watch(path, recursive=recursive)
+        cls = type(self)
+        cls.calls += 1
+        if cls.calls == 100:
+            assert cls.watcher is not None
+            threading.Thread(target=cls.watcher.close).start()
+            deadline = time.monotonic() + 10
+            while not cls.watcher.closed and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return handle
+
+
+def test_close_while_starting_stops_at_the_next_directory(shm: str) -> None:
+    _tree(shm, 4100)
+    before = _fds()
+    said: list[str] = []
+    w = Watcher(shm, backend=_ClosedAtTheHundredth, on_warning=said.append)
+    _ClosedAtTheHundredth.watcher = w
+    assert w.start() is w
+    assert w.closed
+    w.close()
+    assert _ClosedAtTheHundredth.calls == 100  # not one directory more
+    assert said == []
+    assert _fds() == before
