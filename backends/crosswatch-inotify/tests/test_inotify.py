@@ -17,7 +17,7 @@ from collections.abc import Hashable, Iterator
 from pathlib import Path
 
 import pytest
-from crosswatch_inotify import _abi
+from crosswatch_inotify import _abi, _backend
 from crosswatch_inotify._backend import InotifyBackend
 
 import crosswatch
@@ -364,11 +364,25 @@ def test_the_watch_limit_is_never_silent_and_falls_back_to_polling(shm: str) -> 
     available, score, reason = result["probe"]
     assert available
     assert score < 100
-    assert "max_user_watches" in reason
+    # The limit that applied is this namespace's (20), not fs.inotify.max_user_watches.
+    assert "raise /proc/sys/user/max_inotify_watches" in reason
     assert len(result["warnings"]) == 1
-    assert "raise fs.inotify.max_user_watches" in result["warnings"][0]
+    assert "raise /proc/sys/user/max_inotify_watches" in result["warnings"][0]
+    assert "fs.inotify" not in result["warnings"][0]
     assert "polled" in result["warnings"][0]
     assert result["created"] == ["d0/sub/new", "d29/sub/new"]
+
+
+def test_outside_a_user_namespace_the_sysctl_is_named() -> None:
+    if _backend._in_initial_namespace():
+        with open("/proc/sys/fs/inotify/max_user_instances") as f:
+            instances = int(f.read())
+        assert _backend.limit_in_force("instances") == (
+            instances,
+            "fs.inotify.max_user_instances",
+        )
+    else:
+        pytest.skip("runs in a user namespace already")
 
 
 # ------------------------------------------------------------------ storms
