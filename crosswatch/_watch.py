@@ -18,7 +18,13 @@ from types import TracebackType
 from . import _config, _select
 from ._backend import Backend, Options
 from ._engine import Engine, Ignore, Stopped
-from ._errors import BackendUnavailableError, ConfigError, CrosswatchWarning, WatchPathError
+from ._errors import (
+    BackendUnavailableError,
+    ConfigError,
+    CrosswatchWarning,
+    WatchLimitError,
+    WatchPathError,
+)
 from ._events import ACCESS_KINDS, Change, Event, event_bytes
 from ._feed import feed
 from ._plugins import Plugins
@@ -148,12 +154,13 @@ class Watcher:
             access=access,
             poll_interval=self.settings.poll_interval or 0.5,
         )
+        self._warn = on_warning or _warn
         self._engine = Engine(
             access=access,
             ignore=Ignore(self.settings.ignore),
             pair_wait=pair_wait,
             fallback_interval=self._options.poll_interval,
-            warn=on_warning or _warn,
+            warn=self._warn,
             stopped=lambda: self._queue.closed,
         )
         self._backends: dict[type[Backend], Backend] = {}
@@ -223,35 +230,54 @@ class Watcher:
             plugins = Plugins()
         # Every root is looked at before any is watched: with access events on, a
         # watch already placed would report these looks as reads.
-        chosen: list[type[Backend]] = []
+        chosen: list[Backend] = []
+        refused: dict[str, str] = {}  # backends that said yes, then could not open
         for root in self.roots:
-            if self._forced is not None:
-                cls = self._forced
-                if self._options.access and not cls.capabilities.access_events:
-                    raise BackendUnavailableError(_select.no_access_events(cls))
-            else:
-                assert plugins is not None
-                cls, _ = _select.select_backend(
-                    root,
-                    self.settings.backend,
-                    self.settings.deny,
-                    plugins,
-                    access=self._options.access,
-                )
+            while True:
+                if self._forced is not None:
+                    cls = self._forced
+                    if self._options.access and not cls.capabilities.access_events:
+                        raise BackendUnavailableError(_select.no_access_events(cls))
+                else:
+                    assert plugins is not None
+                    cls, _ = _select.select_backend(
+                        root,
+                        self.settings.backend,
+                        self.settings.deny,
+                        plugins,
+                        access=self._options.access,
+                        refused=refused,
+                        warn=self._warn,
+                    )
+                try:
+                    instance = self._instance(cls)
+                    break
+                except WatchLimitError as exc:  # a limit used up since the probe
+                    reason = exc.strerror or str(exc)
+                    if self._forced is not None:
+                        raise BackendUnavailableError(
+                            f"backend {cls.name!r} cannot watch {root!r}: {reason}; "
+                            "or let selection fall back (backend='auto')"
+                        ) from None
+                    refused[cls.name] = reason  # chosen again: the next best, or an error
             _check_readable(root)
-            chosen.append(cls)
-        for root, cls in zip(self.roots, chosen, strict=True):
-            instance = self._backends.get(cls)
-            if instance is None:
-                instance = self._backends[cls] = cls(self._options)
+            chosen.append(instance)
+        for root, instance in zip(self.roots, chosen, strict=True):
             try:
                 self._engine.add_root(root, instance, recursive=self.recursive)
             except FileNotFoundError:
                 raise WatchPathError(f"cannot watch {root!r}: it vanished while starting") from None
-            self._chosen[root] = cls.name
+            self._chosen[root] = instance.name
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
+
+    def _instance(self, cls: type[Backend]) -> Backend:
+        """The watcher's open instance of ``cls``, opened on first use."""
+        instance = self._backends.get(cls)
+        if instance is None:
+            instance = self._backends[cls] = cls(self._options)
+        return instance
 
     def close(self) -> None:
         """Stop watching and release everything; safe to call twice, from any thread.

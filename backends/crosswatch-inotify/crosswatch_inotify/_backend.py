@@ -109,6 +109,52 @@ def _raise_limit(what: str) -> str:
     return f"raise {found[1]}" if found else f"raise fs.inotify.max_user_{what}"
 
 
+def _descriptors_left() -> bool:
+    """Can this process open one more file? (EMFILE means this too.)"""
+    try:
+        os.close(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+    except OSError as exc:
+        return exc.errno != errno.EMFILE
+    return True
+
+
+def init_refused(err: int) -> str:
+    """Why ``inotify_init1`` failed with ``err``, and what to do about it."""
+    if err == errno.EMFILE:
+        if not _descriptors_left():
+            return (
+                "this process has as many files open as it may (ulimit -n); "
+                "raise that limit, or close descriptors"
+            )
+        found = limit_in_force("instances")
+        shown = f" ({found[0]} per user)" if found else ""
+        return (
+            f"the inotify instance limit{shown} is reached; "
+            f"{_raise_limit('instances')} (or close programs that watch files)"
+        )
+    if err == errno.ENFILE:
+        return "the system's limit of open files is reached (fs.file-max)"
+    return f"inotify_init1 failed: {os.strerror(err)}"
+
+
+def instances_refused() -> tuple[int, str] | None:
+    """(errno, why) if no inotify instance can be opened now, else None.
+
+    Opens one and closes it at once: what the kernel says is the only reliable
+    answer (the instances other users and namespaces hold cannot all be counted).
+    """
+    try:
+        libc = _libc()
+    except (OSError, AttributeError) as exc:
+        return errno.ENOSYS, f"inotify cannot be called: {exc}"
+    fd = libc.inotify_init1(_abi.IN_NONBLOCK | _abi.IN_CLOEXEC)
+    if fd >= 0:
+        os.close(fd)
+        return None
+    err = ctypes.get_errno()
+    return err, init_refused(err)
+
+
 def watches_in_use() -> int:
     """Watches held by this user's processes (from /proc/*/fdinfo); best effort."""
     uid, used = os.getuid(), 0
@@ -188,6 +234,12 @@ class InotifyBackend(Backend):
     def probe(cls, path: str) -> Probe:
         if not sys.platform.startswith("linux"):
             return Probe.unavailable(cls.name, "needs Linux")
+        refused = instances_refused()
+        if refused is not None:
+            err, reason = refused
+            # limit=0: a limit used up, which selection warns of when it passes over it
+            exhausted = err in (errno.EMFILE, errno.ENFILE)
+            return Probe(cls.name, False, reason, limit=0 if exhausted else None)
         limit = watch_limit()
         kind = fs_type(path)
         if kind in REMOTE_FS or (kind or "").startswith("fuse"):
@@ -226,13 +278,9 @@ class InotifyBackend(Backend):
         fd = self._libc.inotify_init1(_abi.IN_NONBLOCK | _abi.IN_CLOEXEC)
         if fd < 0:
             err = ctypes.get_errno()
-            if err == errno.EMFILE:
-                raise WatchLimitError(
-                    err,
-                    "inotify instance limit reached; raise fs.inotify.max_user_instances "
-                    "or use backend='polling'",
-                )
-            raise WatchError(err, f"inotify_init1 failed: {os.strerror(err)}")
+            if err in (errno.EMFILE, errno.ENFILE):
+                raise WatchLimitError(err, init_refused(err))
+            raise WatchError(err, init_refused(err))
         self._fd = fd
         self._buf = bytearray(READ_SIZE)
         self._mask = _abi.BASE_MASK | (_abi.ACCESS_MASK if self.options.access else 0)
