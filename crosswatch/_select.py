@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ._backend import Backend, Probe
@@ -49,10 +49,16 @@ def _run_probe(name: str, backend: type[Backend], path: str) -> Probe:
 class _Probes:
     """Probe results for one path, computed on first use."""
 
-    def __init__(self, path: str, registry: BackendRegistry) -> None:
+    def __init__(
+        self, path: str, registry: BackendRegistry, refused: Mapping[str, str] | None = None
+    ) -> None:
         self.path = path
         self.registry = registry
-        self._done: dict[str, Probe] = {}
+        # A backend that said yes, then could not open (a limit used up meanwhile):
+        # unavailable, its limit exhausted.
+        self._done: dict[str, Probe] = {
+            name: Probe(name, False, reason, limit=0) for name, reason in (refused or {}).items()
+        }
 
     def __getitem__(self, name: str) -> Probe:
         if name not in self._done:
@@ -75,6 +81,18 @@ class _Probes:
         if not result.available or result.backend in deny:
             return False
         return not access or self.hears_access(result.backend)
+
+    def exhausted(self, names: Iterable[str], deny: frozenset[str], access: bool) -> list[Probe]:
+        """Those of ``names`` that would serve but for a limit used up (``limit == 0``)."""
+        found = [self[name] for name in names]
+        return [
+            p
+            for p in found
+            if not p.available
+            and p.limit == 0
+            and p.backend not in deny
+            and (not access or self.hears_access(p.backend))
+        ]
 
 
 #: How messages name what ``access=True`` asks for.
@@ -102,16 +120,40 @@ def select_backend(
     plugins: Plugins,
     *,
     access: bool = False,
+    refused: Mapping[str, str] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> tuple[type[Backend], Probe]:
     """Choose the backend for ``path`` and return its class and its probe.
 
     ``preference`` ``None`` picks the available backend with the highest score; one
     name forces that backend; several names take the first available one. With
     ``access``, only backends whose capabilities include ``access_events`` qualify.
+    ``refused`` maps backends that could not open to why: they are unavailable.
+    ``warn`` is told when the choice passes over a backend whose limit is used up.
     """
-    probes = _Probes(path, plugins.backends)
+    probes = _Probes(path, plugins.backends, refused)
     name, _ = _choose(probes, preference, deny, access)
+    passed = _passed_over(probes, preference, name, deny, access)
+    if warn is not None and passed:
+        warn(f"{path!r} is watched with {name} {passed}")
     return plugins.backends[name], probes[name]
+
+
+def _passed_over(
+    probes: _Probes,
+    preference: tuple[str, ...] | None,
+    name: str,
+    deny: frozenset[str],
+    access: bool,
+) -> str:
+    """Which backends the choice of ``name`` passed over only because a limit is used up."""
+    if preference is None:
+        before: Iterable[str] = probes.registry
+    else:
+        before = preference[: preference.index(name)] if name in preference else ()
+    return "; ".join(
+        f"instead of {p.backend}: {p.reason}" for p in probes.exhausted(before, deny, access)
+    )
 
 
 def _choose(
@@ -278,6 +320,9 @@ def probe(
     try:
         choice: str | None
         choice, reason = _choose(probes, settings.backend, settings.deny, access)
+        passed = _passed_over(probes, settings.backend, choice, settings.deny, access)
+        if passed:
+            reason += f"; {passed}"
     except BackendUnavailableError as exc:
         choice, reason = None, str(exc)
     return ProbeReport(path, results, choice, reason, access)

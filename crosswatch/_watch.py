@@ -17,12 +17,13 @@ from types import TracebackType
 
 from . import _args, _config, _select
 from ._backend import Backend, Options
-from ._engine import Engine, Ignore
+from ._engine import Engine, Ignore, Stopped
 from ._errors import (
     BackendUnavailableError,
     ConfigError,
     CrosswatchWarning,
     NotStartedError,
+    WatchLimitError,
     WatchPathError,
 )
 from ._events import ACCESS_KINDS, Change, Event, event_bytes
@@ -151,18 +152,22 @@ class Watcher:
             access=access,
             poll_interval=self.settings.poll_interval or 0.5,
         )
+        self._warn = warn or _warn
         self._engine = Engine(
             access=access,
             ignore=Ignore(self.settings.ignore),
             pair_wait=pair_wait,
             fallback_interval=self._options.poll_interval,
-            warn=warn or _warn,
+            warn=self._warn,
+            stopped=lambda: self._queue.closed,
         )
         self._backends: dict[type[Backend], Backend] = {}
         self._chosen: dict[str, str] = {}
         self._thread: threading.Thread | None = None
         self._wake_r, self._wake_w = -1, -1
         self._started = False
+        self._starter: threading.Thread | None = None  # the thread in start(), while it is
+        self._start_done = threading.Event()
         self._release_lock = threading.Lock()
 
     @staticmethod
@@ -189,18 +194,33 @@ class Watcher:
         raise KeyError(name)
 
     def start(self) -> Watcher:
-        """Pick a backend per root, read every root, and start delivering."""
+        """Pick a backend per root, read every root, and start delivering.
+
+        A :meth:`close` meanwhile (from another thread) stops the reading at the next
+        directory: ``start()`` then releases what it opened and returns, the watcher
+        closed, its stream empty.
+        """
         if self._started:
             return self
         self._started = True
+        self._starter = threading.current_thread()
         try:
-            self._open()
+            if not self._queue.closed:
+                self._open()
+            if not self._queue.closed:
+                self._thread = threading.Thread(target=self._run, name="crosswatch", daemon=True)
+                self._thread.start()
+                return self
+        except Stopped:
+            pass
         except BaseException:
             self._release()
             self._queue.close()  # nothing will come: get() returns None, not waits
             raise
-        self._thread = threading.Thread(target=self._run, name="crosswatch", daemon=True)
-        self._thread.start()
+        finally:
+            self._starter = None
+            self._start_done.set()
+        self._release()  # closed while starting
         return self
 
     def _open(self) -> None:
@@ -209,46 +229,72 @@ class Watcher:
             plugins = Plugins()
         # Every root is looked at before any is watched: with access events on, a
         # watch already placed would report these looks as reads.
-        chosen: list[type[Backend]] = []
+        chosen: list[Backend] = []
+        refused: dict[str, str] = {}  # backends that said yes, then could not open
         for root in self.roots:
-            if self._forced is not None:
-                cls = self._forced
-                if self._options.access and not cls.capabilities.access_events:
-                    raise BackendUnavailableError(_select.no_access_events(cls))
-            else:
-                assert plugins is not None
-                cls, _ = _select.select_backend(
-                    root,
-                    self.settings.backend,
-                    self.settings.deny,
-                    plugins,
-                    access=self._options.access,
-                )
+            while True:
+                if self._forced is not None:
+                    cls = self._forced
+                    if self._options.access and not cls.capabilities.access_events:
+                        raise BackendUnavailableError(_select.no_access_events(cls))
+                else:
+                    assert plugins is not None
+                    cls, _ = _select.select_backend(
+                        root,
+                        self.settings.backend,
+                        self.settings.deny,
+                        plugins,
+                        access=self._options.access,
+                        refused=refused,
+                        warn=self._warn,
+                    )
+                try:
+                    instance = self._instance(cls)
+                    break
+                except WatchLimitError as exc:  # a limit used up since the probe
+                    reason = exc.strerror or str(exc)
+                    if self._forced is not None:
+                        raise BackendUnavailableError(
+                            f"backend {cls.name!r} cannot watch {root!r}: {reason}; "
+                            "or let selection fall back (backend='auto')"
+                        ) from None
+                    refused[cls.name] = reason  # chosen again: the next best, or an error
             _check_readable(root)
-            chosen.append(cls)
-        for root, cls in zip(self.roots, chosen, strict=True):
-            instance = self._backends.get(cls)
-            if instance is None:
-                instance = self._backends[cls] = cls(self._options)
+            chosen.append(instance)
+        for root, instance in zip(self.roots, chosen, strict=True):
             try:
                 self._engine.add_root(root, instance, recursive=self.recursive)
             except FileNotFoundError:
                 raise WatchPathError(f"cannot watch {root!r}: it vanished while starting") from None
-            self._chosen[root] = cls.name
+            self._chosen[root] = instance.name
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
+
+    def _instance(self, cls: type[Backend]) -> Backend:
+        """The watcher's open instance of ``cls``, opened on first use."""
+        instance = self._backends.get(cls)
+        if instance is None:
+            instance = self._backends[cls] = cls(self._options)
+        return instance
 
     def close(self) -> None:
         """Stop watching and release everything; safe to call twice, from any thread.
 
         In callback mode, an error that stopped the watcher's thread is raised here.
+        While :meth:`start` reads the roots on another thread, it is stopped at the
+        next directory; this returns once it has released what it opened.
         """
         self._queue.close()
         self._wake()
+        if self._starter is threading.current_thread():
+            return  # called while starting (by on_warning): start() releases all
         thread = self._thread
         if thread is threading.current_thread():
             return  # called from the callback: the loop releases all when it returns
+        if self._started:
+            self._start_done.wait()  # start() stops at its next directory
+            thread = self._thread
         if thread is not None:
             thread.join()
         self._release()
@@ -346,6 +392,8 @@ class Watcher:
         try:
             selector.register(self._wake_r, selectors.EVENT_READ, None)
             self._loop(selector)
+        except Stopped:
+            pass  # closed in the middle of reading a tree
         except BaseException as exc:  # handed to the consumer, never lost
             self._queue.end(exc)
         finally:

@@ -35,12 +35,12 @@ from ._output import Output
 from ._renames import Renames
 from ._roots import Ignore, Root, Roots
 from ._rules import Rules
-from ._scan import Scanner
+from ._scan import Scanner, Stopped
 from ._stale import Stale
 from ._watches import Watches
 from ._work import Apply, ListLevel, Settle, Worklist
 
-__all__ = ["Engine", "Full", "Ignore", "Root"]
+__all__ = ["Engine", "Full", "Ignore", "Root", "Stopped"]
 
 #: Says, between two pieces of work, that the consumer has all it can take for now.
 Full = Callable[[], bool]
@@ -61,8 +61,11 @@ class Engine:
         fallback_interval: float = 1.0,
         warn: Callable[[str], None] = lambda message: None,
         clock: Callable[[], float] = time.monotonic,
+        stopped: Callable[[], bool] = lambda: False,
     ) -> None:
         self.warn = warn
+        self.stopped = stopped
+        """Asked between two directories of a tree being read: true raises Stopped."""
         self.clock = clock
         self.pair_wait = pair_wait
         """How long a moved_from waits for its pair, and a stale path for its rename."""

@@ -34,6 +34,10 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 Listed = tuple[str, int, Kind, "os.stat_result | None"]
 
 
+class Stopped(Exception):
+    """The engine's ``stopped()`` said so in the middle of reading a tree (a close)."""
+
+
 def _listed(entry: os.DirEntry[str], stat_files: bool) -> Listed:
     """What the cache keeps of a listed entry; OSError if it is gone already."""
     if entry.is_dir(follow_symlinks=False):
@@ -202,7 +206,10 @@ class Scanner:
         adopted: list[tuple[Node, str, Key]] = []
         bulk = not (emit or e.roots.ignore or root.backend.capabilities.polls)
         stack = [(top, top.path(), top.depth())]
+        stopped = e.stopped
         while stack:
+            if stopped():
+                raise Stopped
             node, path, depth = stack.pop()
             if depth >= root.max_depth:
                 if node is not top:  # never listed: its own stat is all there is

@@ -12,11 +12,13 @@ import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Hashable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from crosswatch_inotify import _abi
+from crosswatch_inotify import _abi, _backend
 from crosswatch_inotify._backend import InotifyBackend
 
 import crosswatch
@@ -363,11 +365,157 @@ def test_the_watch_limit_is_never_silent_and_falls_back_to_polling(shm: str) -> 
     available, score, reason = result["probe"]
     assert available
     assert score < 100
-    assert "max_user_watches" in reason
+    # The limit that applied is this namespace's (20), not fs.inotify.max_user_watches.
+    assert "raise /proc/sys/user/max_inotify_watches" in reason
     assert len(result["warnings"]) == 1
-    assert "raise fs.inotify.max_user_watches" in result["warnings"][0]
+    assert "raise /proc/sys/user/max_inotify_watches" in result["warnings"][0]
+    assert "fs.inotify" not in result["warnings"][0]
     assert "polled" in result["warnings"][0]
     assert result["created"] == ["d0/sub/new", "d29/sub/new"]
+
+
+def test_outside_a_user_namespace_the_sysctl_is_named() -> None:
+    if _backend._in_initial_namespace():
+        with open("/proc/sys/fs/inotify/max_user_instances") as f:
+            instances = int(f.read())
+        assert _backend.limit_in_force("instances") == (
+            instances,
+            "fs.inotify.max_user_instances",
+        )
+    else:
+        pytest.skip("runs in a user namespace already")
+
+
+def in_namespace(setup: str, script: str, *args: str) -> dict[str, Any]:
+    """Run ``script`` in a new user namespace after the shell command ``setup``; its JSON."""
+    if not shutil.which("unshare"):
+        pytest.skip("needs unshare(1)")
+    code = f'{setup} && exec "$0" -c "$@"'
+    try:
+        out = subprocess.run(
+            ["unshare", "-Ur", "sh", "-c", code, sys.executable, script, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+    except OSError as exc:
+        pytest.skip(f"user namespaces unavailable: {exc}")
+    if out.returncode != 0 and "unshare" in out.stderr:
+        pytest.skip(f"user namespaces unavailable: {out.stderr.strip()}")
+    assert out.returncode == 0, out.stderr
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+ONE_INSTANCE = "echo 1 > /proc/sys/user/max_inotify_instances"
+
+NO_INSTANCE_LEFT = textwrap.dedent(
+    """
+    import ctypes, json, os, subprocess, sys
+    import crosswatch
+    from crosswatch.testing import collect
+    root = sys.argv[1]
+    libc = ctypes.CDLL(None, use_errno=True)
+    held = libc.inotify_init1(0)  # the one instance this namespace allows
+    assert held >= 0
+    out = {}
+    warnings = []
+    with crosswatch.Watcher(root, poll_interval=0.05, on_warning=warnings.append) as w:
+        out["backends"] = sorted(w.backends.values())
+        open(os.path.join(root, "new"), "w").close()
+        events = collect(w, lambda ev: any(e.kind.value == "created" for e in ev), timeout=20)
+    out["created"] = [os.path.basename(e.path) for e in events if e.kind.value == "created"]
+    out["warnings"] = warnings
+    try:
+        crosswatch.Watcher(root, backend="inotify").start().close()
+    except crosswatch.BackendUnavailableError as exc:
+        out["forced"] = str(exc)
+    cli = [sys.executable, "-m", "crosswatch"]
+    shown = subprocess.run(cli + ["backends", root], capture_output=True, text=True)
+    out["backends_cli"] = [shown.returncode, shown.stdout]
+    proc = subprocess.Popen(
+        cli + ["watch", "--verbose", "--poll-interval=0.05", "-n", "1", root],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    said = []
+    for line in proc.stderr:  # up to "watching ...": then it is started
+        said.append(line)
+        if "watching" in line:
+            break
+    open(os.path.join(root, "by-cli"), "w").close()
+    printed, rest = proc.communicate(timeout=60)
+    out["watch_cli"] = [proc.returncode, printed, "".join(said) + rest]
+    print(json.dumps(out))
+    """
+)
+
+
+def test_no_inotify_instance_left_falls_back_to_polling(shm: str) -> None:
+    result = in_namespace(ONE_INSTANCE, NO_INSTANCE_LEFT, shm)
+    assert result["backends"] == ["polling"]
+    assert result["created"] == ["new"]
+    (warning,) = result["warnings"]
+    assert "watched with polling instead of inotify" in warning
+    assert "raise /proc/sys/user/max_inotify_instances" in warning
+    assert "raise /proc/sys/user/max_inotify_instances" in result["forced"]
+    assert "polling" in result["forced"]  # available instead
+    code, shown = result["backends_cli"]
+    assert code == 0
+    assert "inotify  unavailable" in shown
+    assert "the inotify instance limit (1 per user) is reached" in shown
+    assert "watch would use: polling" in shown
+    code, printed, said = result["watch_cli"]
+    assert code == 0, said
+    assert printed.split() == ["created", os.path.join(shm, "by-cli")]
+    assert "warning:" in said
+    assert "max_inotify_instances" in said
+
+
+THE_LAST_INSTANCE_TAKEN = textwrap.dedent(
+    """
+    import ctypes, json, os, sys
+    import crosswatch
+    from crosswatch._plugins import Plugins
+    from crosswatch.testing import collect
+    from crosswatch_inotify import InotifyBackend
+    root = sys.argv[1]
+    libc = ctypes.CDLL(None, use_errno=True)
+    said, taken = [], []
+
+    class Racing(InotifyBackend):
+        @classmethod
+        def probe(cls, path):
+            result = super().probe(path)
+            said.append(result.available)
+            taken.append(libc.inotify_init1(0))  # another program takes the last one
+            return result
+
+    warnings = []
+    plugins = Plugins(autoload=False, extra=[Racing])
+    with crosswatch.Watcher(root, plugins=plugins, poll_interval=0.05,
+                            on_warning=warnings.append) as w:
+        backends = sorted(w.backends.values())
+        open(os.path.join(root, "new"), "w").close()
+        events = collect(w, lambda ev: any(e.kind.value == "created" for e in ev), timeout=20)
+    print(json.dumps({
+        "probe_said_yes": said == [True] and taken[0] >= 0,
+        "backends": backends,
+        "warnings": warnings,
+        "created": [os.path.basename(e.path) for e in events if e.kind.value == "created"],
+    }))
+    """
+)
+
+
+def test_an_instance_limit_reached_after_the_probe_falls_back_too(shm: str) -> None:
+    result = in_namespace(ONE_INSTANCE, THE_LAST_INSTANCE_TAKEN, shm)
+    assert result["probe_said_yes"]
+    assert result["backends"] == ["polling"]
+    assert result["created"] == ["new"]
+    (warning,) = result["warnings"]
+    assert "watched with polling instead of inotify" in warning
+    assert "raise /proc/sys/user/max_inotify_instances" in warning
 
 
 # ------------------------------------------------------------------ storms
@@ -570,3 +718,77 @@ def test_directories_removed_while_the_first_reading_scans_them(shm: str) -> Non
         assert sorted(backend._path_of.values()) == [shm, *kept]
     finally:
         backend.close()
+
+
+# ---------------------------------------------------------- close() during start()
+
+
+def _fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def _tree(top: str, dirs: int) -> None:
+    for i in range(dirs // 100):
+        for j in range(100):
+            os.makedirs(os.path.join(top, f"d{i}", f"e{j}"))
+
+
+@pytest.mark.parametrize("backend", ["inotify", "polling"])
+def test_close_from_another_thread_while_starting_is_quiet(shm: str, backend: str) -> None:
+    """4,100 directories: the close lands while start() reads them."""
+    _tree(shm, 4100)
+    before = _fds()
+    said: list[str] = []
+    w = Watcher(shm, backend=backend, on_warning=said.append)
+    began = threading.Event()
+
+    def close_soon() -> None:
+        began.wait()
+        time.sleep(0.02)
+        w.close()
+
+    closer = threading.Thread(target=close_soon)
+    closer.start()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        began.set()
+        w.start()
+        closer.join()
+        assert list(w) == []
+    assert said == []
+    assert caught == []
+    assert w.closed
+    assert _fds() == before
+
+
+class _ClosedAtTheHundredth(InotifyBackend):
+    """The 100th directory's watch closes the watcher from another thread, then goes on."""
+
+    watcher: Watcher | None = None
+    calls = 0
+
+    def watch(self, path: str, *, recursive: bool) -> Hashable:
+        handle = super().watch(path, recursive=recursive)
+        cls = type(self)
+        cls.calls += 1
+        if cls.calls == 100:
+            assert cls.watcher is not None
+            threading.Thread(target=cls.watcher.close).start()
+            deadline = time.monotonic() + 10
+            while not cls.watcher.closed and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return handle
+
+
+def test_close_while_starting_stops_at_the_next_directory(shm: str) -> None:
+    _tree(shm, 4100)
+    before = _fds()
+    said: list[str] = []
+    w = Watcher(shm, backend=_ClosedAtTheHundredth, on_warning=said.append)
+    _ClosedAtTheHundredth.watcher = w
+    assert w.start() is w
+    assert w.closed
+    w.close()
+    assert _ClosedAtTheHundredth.calls == 100  # not one directory more
+    assert said == []
+    assert _fds() == before
