@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 
-from . import _config, _select
+from . import _config, _mounts, _select
 from ._backend import Backend, Options
 from ._engine import Engine, Ignore
 from ._errors import BackendUnavailableError, ConfigError, CrosswatchWarning, WatchPathError
@@ -221,6 +221,9 @@ class Watcher:
                     access=self._options.access,
                 )
             _check_readable(root)
+            kind = _mounts.virtual(root)  # only a forced backend gets this far there
+            if kind is not None:
+                self._engine.warn(f"watching with {cls.name}: {_select.unseen_warning(root, kind)}")
             chosen.append(cls)
         for root, cls in zip(self.roots, chosen, strict=True):
             instance = self._backends.get(cls)
