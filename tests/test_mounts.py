@@ -221,14 +221,15 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @contextlib.contextmanager
 def mounted(point: str, *how: str) -> Iterator[None]:
-    """A tmpfs (or ``how``, e.g. ``--bind src``) mounted at ``point``, always unmounted."""
+    """A tmpfs (or ``how``, e.g. ``--bind src``) mounted at ``point``, unmounted after
+    unless it was already."""
     args = ["mount", *(how or ("-t", "tmpfs", "tmpfs")), point]
     if subprocess.run(args, capture_output=True).returncode != 0:
         pytest.skip(f"cannot {' '.join(args)}")
     try:
         yield
     finally:
-        if subprocess.run(["umount", point], capture_output=True).returncode != 0:
+        if os.path.ismount(point) and subprocess.run(["umount", point]).returncode != 0:
             subprocess.run(["umount", "-l", point], check=True)
 
 
@@ -303,3 +304,30 @@ def test_a_file_system_mounted_inside_the_tree_is_reported_and_watched(
             assert (Change.MODIFIED, os.path.join(point, "under")) in {
                 (e.kind, e.path) for e in events
             }
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+def test_a_root_on_a_file_system_that_is_unmounted_ends(shm: str, backend: str) -> None:
+    root = os.path.join(shm, "root")
+    os.mkdir(root)
+    with mounted(root):
+        Path(root, "f").write_text("on the mounted file system")
+        with watcher(root, backend) as w:
+            subprocess.run(["umount", root], check=True)
+            assert ends_with(w) == [(Change.DELETED, root)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+def test_a_mount_beside_the_tree_changes_nothing(shm: str, backend: str) -> None:
+    root = os.path.join(shm, "root")
+    beside = os.path.join(shm, "beside")
+    os.makedirs(os.path.join(root, "sub"))
+    os.mkdir(beside)
+    with watcher(root, backend) as w:
+        mirror = Mirror.of(root)
+        with mounted(beside):
+            Path(beside, "f").write_text("not watched")
+            Path(root, "sub", "g").write_text("watched")
+            events = converge(w, mirror)
+        assert {e.path for e in events} == {os.path.join(root, "sub", "g")}
+        assert w.get(timeout=0.5) == []  # still watching
