@@ -238,11 +238,18 @@ def watcher(root: str, backend: str) -> Watcher:
 
 
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
-def test_a_file_system_mounted_over_the_root_ends_it(shm: str, backend: str) -> None:
-    root = os.path.join(shm, "root")
-    os.mkdir(root)
+@pytest.mark.parametrize("through", ["", "link"])
+def test_a_file_system_mounted_over_the_root_ends_it(
+    shm: str, backend: str, through: str
+) -> None:
+    real = os.path.join(shm, "real", "root")
+    os.makedirs(real)
+    root = real
+    if through:  # the root's path goes through a symbolic link; the mount table's does not
+        os.symlink("real", os.path.join(shm, through))
+        root = os.path.join(shm, through, "root")
     Path(root, "before").write_text("hidden by the mount")
-    with watcher(root, backend) as w, mounted(root):
+    with watcher(root, backend) as w, mounted(real):
         Path(root, "after").write_text("on the mounted file system")
         assert ends_with(w) == [(Change.DELETED, root)]
 

@@ -111,6 +111,10 @@ def count_dirs(path: str, budget: int) -> tuple[int, bool]:
     return count, True
 
 
+def _within(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
 class InotifyBackend(Backend):
     """Linux inotify: one watch per directory, names and rename cookies, no recursion."""
 
@@ -351,23 +355,27 @@ class InotifyBackend(Backend):
         now = self._mount_points()
         changed = {point for _, point in now ^ self._mounts}
         self._mounts = now
+        if not changed:
+            return []
+        # The mount table has resolved paths; a root's path may go through links.
+        paths = self._paths
+        tops = [
+            (path, os.path.realpath(path), wd)
+            for path, wd in paths.items()
+            if os.path.dirname(path) not in paths
+        ]
         out: list[Observation] = []
-        tops: list[tuple[str, int]] | None = None
         covered: set[int] = set()
         for point in sorted(changed):
-            parent = os.path.dirname(point)
-            while parent not in self._paths and parent != os.path.dirname(parent):
-                parent = os.path.dirname(parent)
-            wd = self._paths.get(parent)
-            if wd is not None and point != parent:
-                out.append(SubtreeLost(wd, os.path.relpath(point, parent)))
-                continue
-            # No watched directory above: what it covers are the tops of trees.
-            if tops is None:
-                paths = self._paths
-                tops = [(p, wd) for p, wd in paths.items() if os.path.dirname(p) not in paths]
-            prefix = point.rstrip("/") + "/"
-            covered.update(wd for p, wd in tops if p == point or p.startswith(prefix))
+            for top, real, top_wd in tops:
+                if _within(real, point):
+                    covered.add(top_wd)
+                elif _within(point, real):
+                    inner = top + point[len(real) :]
+                    parent = os.path.dirname(inner)
+                    while parent not in paths:
+                        parent = os.path.dirname(parent)
+                    out.append(SubtreeLost(paths[parent], os.path.relpath(inner, parent)))
         out += [DirDirty(wd, "") for wd in sorted(covered)]
         return out
 
