@@ -120,7 +120,11 @@ def select_backend(
 def _choose(
     probes: _Probes, preference: tuple[str, ...] | None, deny: frozenset[str], access: bool
 ) -> tuple[str, str]:
-    """The chosen backend's name and why it was chosen."""
+    """The chosen backend's name and why it was chosen.
+
+    On a virtual file system, where the kernel's own changes reach no backend, only
+    one backend requested alone is chosen: selection does not claim to see them.
+    """
     if preference is not None:
         _check_known(preference, probes.registry)
     if probes.virtual is not None:
