@@ -11,6 +11,7 @@ import time
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING
 
+from . import _mounts
 from ._backend import Backend, Capabilities, DirDirty, Observation, Options, Probe
 from ._hookspecs import hookimpl
 
@@ -27,6 +28,15 @@ class PollingBackend(Backend):
 
     @classmethod
     def probe(cls, path: str) -> Probe:
+        kind = _mounts.virtual(path)
+        if kind is not None:
+            return Probe(
+                cls.name,
+                True,
+                f"changes on {kind} are not reported by the kernel: a virtual file system, "
+                "whose stats do not move, so no scan sees a change",
+                score=0,
+            )
         return Probe(cls.name, True, "scans every tick; latency up to the poll interval", score=10)
 
     def __init__(self, options: Options | None = None) -> None:

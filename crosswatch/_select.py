@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from . import _mounts
 from ._backend import Backend, Probe
 from ._config import resolve
 from ._errors import BackendUnavailableError, ConfigError, UnknownBackendError, WatchPathError
@@ -59,6 +60,8 @@ class _Probes:
         self._done: dict[str, Probe] = {
             name: Probe(name, False, reason, limit=0) for name, reason in (refused or {}).items()
         }
+        self.virtual = _mounts.virtual(path)
+        """The virtual file system ``path`` is on, if it is on one."""
 
     def __getitem__(self, name: str) -> Probe:
         if name not in self._done:
@@ -159,13 +162,42 @@ def _passed_over(
 def _choose(
     probes: _Probes, preference: tuple[str, ...] | None, deny: frozenset[str], access: bool
 ) -> tuple[str, str]:
-    """The chosen backend's name and why it was chosen."""
+    """The chosen backend's name and why it was chosen.
+
+    On a virtual file system, where the kernel's own changes reach no backend, only
+    one backend requested alone is chosen: selection does not claim to see them.
+    """
+    if preference is not None:
+        _check_known(preference, probes.registry)
+    if probes.virtual is not None:
+        if preference is None or len(preference) > 1:
+            raise BackendUnavailableError(_unseen(probes.path, probes.virtual))
+        name, reason = _choose_forced(probes, preference[0], deny, access)
+        return name, f"{reason}; but {unseen_warning(probes.path, probes.virtual)}"
     if preference is None:
         return _choose_auto(probes, deny, access)
-    _check_known(preference, probes.registry)
     if len(preference) == 1:
         return _choose_forced(probes, preference[0], deny, access)
     return _choose_listed(probes, preference, deny, access)
+
+
+def _unseen(path: str, kind: str) -> str:
+    return (
+        f"changes on {kind} are not reported by the kernel: {path!r} is on a virtual "
+        "file system, where no backend sees what the kernel changes itself (processes "
+        "coming and going, values changing), and at most the writes and directories "
+        "made through file calls (see each backend's probe); to watch it anyway, "
+        "request one backend by name (backend='<name>' or --backend <name>)"
+    )
+
+
+def unseen_warning(path: str, kind: str) -> str:
+    """What a watcher forced onto a virtual file system warns of."""
+    return (
+        f"{path!r} is on {kind}, a virtual file system: the changes the kernel makes "
+        "there itself are not reported, at most writes and directories made through "
+        "file calls"
+    )
 
 
 def _choose_auto(probes: _Probes, deny: frozenset[str], access: bool) -> tuple[str, str]:

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 
-from . import _args, _config, _select
+from . import _args, _config, _mounts, _select
 from ._backend import Backend, Options
 from ._engine import Engine, Ignore, Stopped
 from ._errors import (
@@ -260,6 +260,9 @@ class Watcher:
                         ) from None
                     refused[cls.name] = reason  # chosen again: the next best, or an error
             _check_readable(root)
+            kind = _mounts.virtual(root)  # only a forced backend gets this far there
+            if kind is not None:
+                self._engine.warn(f"watching with {cls.name}: {_select.unseen_warning(root, kind)}")
             chosen.append(instance)
         for root, instance in zip(self.roots, chosen, strict=True):
             try:

@@ -6,7 +6,9 @@ observations (:class:`EntryChange`, :class:`Renamed`, :class:`DirDirty`,
 :class:`SubtreeLost`, :class:`Gone`). Its plugin registers it through a function
 marked :data:`hookimpl` that calls the :class:`BackendRegistry` it is given. The
 errors :class:`WatchGoneError` and :class:`WatchLimitError` tell the engine why a
-watch could not be placed. See ``docs/plugins.md``.
+watch could not be placed. :func:`read_mounts`, :func:`parse_mounts` and
+:func:`fs_type` read the mount table for a probe or for mount changes. See
+``docs/plugins.md``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from ._backend import (
 )
 from ._errors import WatchError, WatchGoneError, WatchLimitError
 from ._hookspecs import hookimpl, hookspec
+from ._mounts import VIRTUAL_FS, Mount, fs_type
+from ._mounts import parse as parse_mounts
+from ._mounts import read as read_mounts
 from ._plugins import BackendRegistry
 
 __all__ = [
@@ -38,14 +43,19 @@ __all__ = [
     "EntryChange",
     "Gone",
     "Handle",
+    "Mount",
     "Observation",
     "Options",
     "Probe",
     "Renamed",
     "SubtreeLost",
+    "VIRTUAL_FS",
     "WatchError",
     "WatchGoneError",
     "WatchLimitError",
+    "fs_type",
     "hookimpl",
     "hookspec",
+    "parse_mounts",
+    "read_mounts",
 ]

@@ -23,6 +23,12 @@ PLUGIN_NAMES = {
     "SubtreeLost",
     "hookimpl",
     "hookspec",
+    # the mount table, for probes and for backends that must notice mounts
+    "Mount",
+    "VIRTUAL_FS",
+    "fs_type",
+    "parse_mounts",
+    "read_mounts",
 }
 CONSUMER_NAMES = {"watch", "Watcher", "Event", "Change", "probe", "ProbeReport", "__version__"}
 BACKEND_ERRORS = {"WatchError", "WatchGoneError", "WatchLimitError"}

@@ -13,9 +13,11 @@ from dataclasses import replace
 from typing import Any
 
 from crosswatch.backend import (
+    VIRTUAL_FS,
     Action,
     Backend,
     Capabilities,
+    DirDirty,
     EntryChange,
     Gone,
     Observation,
@@ -25,6 +27,8 @@ from crosswatch.backend import (
     WatchError,
     WatchGoneError,
     WatchLimitError,
+    fs_type,
+    parse_mounts,
 )
 
 from . import _abi
@@ -194,33 +198,8 @@ def count_dirs(path: str, budget: int) -> tuple[int, bool]:
     return count, True
 
 
-def _unescape(field: str) -> str:
-    """mountinfo writes space, tab, newline and backslash as octal escapes."""
-    return os.fsdecode(field.encode("latin-1").decode("unicode_escape").encode("latin-1"))
-
-
-def mounts(text: str) -> dict[str, str]:
-    """Mount point -> file-system type, from the text of /proc/self/mountinfo."""
-    out = {}
-    for line in text.splitlines():
-        fields = line.split()
-        try:
-            out[_unescape(fields[4])] = fields[fields.index("-") + 1]
-        except (ValueError, IndexError):
-            continue
-    return out
-
-
-def fs_type(path: str) -> str | None:
-    """The type of the file system holding ``path``."""
-    real = os.path.realpath(path)
-    try:
-        with open("/proc/self/mountinfo", encoding="latin-1") as f:
-            table = mounts(f.read())
-    except OSError:
-        return None
-    inside = [m for m in table if real == m or real.startswith(m.rstrip("/") + "/")]
-    return table[max(inside, key=len)] if inside else None
+def _within(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
 
 
 class InotifyBackend(Backend):
@@ -242,6 +221,15 @@ class InotifyBackend(Backend):
             return Probe(cls.name, False, reason, limit=0 if exhausted else None)
         limit = watch_limit()
         kind = fs_type(path)
+        if kind in VIRTUAL_FS:
+            return Probe(
+                cls.name,
+                True,
+                f"changes on {kind} are not reported by the kernel: a virtual file system, "
+                "where only writes and directories made through file calls are seen",
+                score=5,
+                limit=limit,
+            )
         if kind in REMOTE_FS or (kind or "").startswith("fuse"):
             return Probe(
                 cls.name,
@@ -298,12 +286,12 @@ class InotifyBackend(Backend):
         self._epoll = select.epoll()
         self._epoll.register(fd, select.EPOLLIN)
         self._mountinfo: Any = None
-        self._mounts: dict[str, str] = {}
+        self._mounts: set[tuple[int, str]] = set()  # (mount id, mount point)
         self._mounts_read = time.monotonic()
         self._recheck_at: float | None = None
         try:
-            self._mountinfo = open("/proc/self/mountinfo", encoding="latin-1")  # noqa: SIM115
-            self._mounts = mounts(self._mountinfo.read())
+            self._mountinfo = open("/proc/self/mountinfo", "rb")  # noqa: SIM115
+            self._mounts = self._mount_points()
             self._epoll.register(self._mountinfo.fileno(), select.EPOLLPRI | select.EPOLLERR)
         except OSError:
             self._mountinfo = None
@@ -437,23 +425,47 @@ class InotifyBackend(Backend):
                 out.append(replace(obs, handle=-wd))
         return out
 
+    def _mount_points(self) -> set[tuple[int, str]]:
+        self._mountinfo.seek(0)
+        return {(m.id, m.point) for m in parse_mounts(self._mountinfo.read())}
+
     def _mount_changes(self) -> list[Observation]:
-        """A rescan where a file system was mounted or unmounted inside a watched tree."""
+        """What a mount or unmount at, above or inside a watched directory changed.
+
+        Inside a watched tree, the mount point is an entry of the nearest watched
+        directory above it: rescanned, its new contents are reported and watched.
+        At or above the top of a watched tree (a root), the directory watched is
+        no longer the one at its path (or is again): ``DirDirty`` makes the engine
+        verify that path, and end the root if it leads elsewhere now.
+        """
         assert self._mountinfo is not None
         self._mounts_read = time.monotonic()
         self._recheck_at = None
-        self._mountinfo.seek(0)
-        now = mounts(self._mountinfo.read())
-        changed = now.keys() ^ self._mounts.keys()
+        now = self._mount_points()
+        changed = {point for _, point in now ^ self._mounts}
         self._mounts = now
+        if not changed:
+            return []
+        # The mount table has resolved paths; a root's path may go through links.
+        paths = self._paths
+        tops = [
+            (path, os.path.realpath(path), wd)
+            for path, wd in paths.items()
+            if os.path.dirname(path) not in paths
+        ]
         out: list[Observation] = []
+        covered: set[int] = set()
         for point in sorted(changed):
-            parent = os.path.dirname(point)
-            while parent not in self._paths and parent != os.path.dirname(parent):
-                parent = os.path.dirname(parent)
-            wd = self._paths.get(parent)
-            if wd is not None and point != parent:
-                out.append(SubtreeLost(wd, os.path.relpath(point, parent)))
+            for top, real, top_wd in tops:
+                if _within(real, point):
+                    covered.add(top_wd)
+                elif _within(point, real):
+                    inner = top + point[len(real) :]
+                    parent = os.path.dirname(inner)
+                    while parent not in paths:
+                        parent = os.path.dirname(parent)
+                    out.append(SubtreeLost(paths[parent], os.path.relpath(inner, parent)))
+        out += [DirDirty(wd, "") for wd in sorted(covered)]
         return out
 
     def close(self) -> None:
