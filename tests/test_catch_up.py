@@ -18,13 +18,13 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from crosswatch import Change, Event, Watcher
+from crosswatch import Change, Event, Watcher, WatchLimitError
 from crosswatch._engine import Engine
 from crosswatch._feed import feed
 from crosswatch.backend import Action, EntryChange, Observation, SubtreeLost
@@ -220,3 +220,41 @@ def test_a_watcher_overflowed_by_a_flood_stays_within_max_queue(shm: Path) -> No
             rescans += sum(e.kind is Change.RESCAN for e in batch)
         assert rescans >= 1  # the kernel's queue did overflow
         assert w.backlog.peak_events <= w.max_queue + PIECE
+
+
+class Refusing(ScriptedBackend):
+    """Refuses to watch ``big``, as an OS out of watches would: it is polled instead."""
+
+    def watch(self, path: str, *, recursive: bool) -> Hashable:
+        if os.path.basename(path) == "big":
+            raise WatchLimitError(f"no more watches for {path!r}")
+        return super().watch(path, recursive=recursive)
+
+
+def test_a_fallback_poll_reports_in_pieces_within_the_bound(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _files(root / "big", 10)
+    engine = Engine(pair_wait=0.0, fallback_interval=0.0)
+    backend = Refusing()
+    try:
+        engine.add_root(str(root), backend)
+        mirror = Mirror.of(str(root))
+        _created(root)
+
+        def full() -> bool:
+            return len(engine.out) >= BOUND
+
+        pieces = []
+        engine.expire(float("inf"), full=full)
+        while engine.busy():
+            pieces.append(engine.take())
+            assert len(pieces) < 10_000, "the work never ends"
+            engine.expire(float("inf"), full=full)
+        pieces.append(engine.take())
+        events = [e for piece in pieces for e in piece]
+        mirror.apply(events)
+        assert mirror.entries == snapshot(str(root)), mirror.diff(snapshot(str(root)))
+        assert sum(e.kind is Change.CREATED for e in events) == 300
+        assert max(len(p) for p in pieces) <= BOUND + PIECE
+    finally:
+        backend.close()
