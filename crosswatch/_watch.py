@@ -415,6 +415,8 @@ class Watcher:
         queue = self._queue
 
         def full() -> bool:  # the consumer's bounds, counting what is not queued yet
+            if queue.closed:  # it wants nothing more: a long rescan stops at once
+                return True
             held = len(batch) + len(engine.out)
             return queue.must_pause(held, batch_bytes + engine.out.nbytes)
 

@@ -211,6 +211,7 @@ class Engine:
         while full is None or not full():
             if not self.advance(full):
                 return True
+        self._busy = True  # (a round ended on the way, and another one is open now)
         return False
 
     # ------------------------------------------------------------ time
@@ -228,7 +229,8 @@ class Engine:
 
         Nothing here waits for a read: the backends had nothing more to say. A round
         of work left open earlier (``full()`` said the consumer had enough) goes on
-        first; ``full`` may stop it again, and then what is due waits for the next call.
+        first; ``full`` may stop it, or what is due, again: the rest then waits for
+        the next call.
         """
         now = self.clock() if now is None else now
         if not self._finish(full):
@@ -237,22 +239,26 @@ class Engine:
         known = stale.deferred_ids()
         self.work.reading = False
         self._busy = True
-        for key, _ in self.moves.items():
-            self.work.spawn(Settle(key, now))
-        self.work.drain(self)
-        self._finish(None)
-        if stale.due is not None and stale.due <= now:
-            stale.due = None
-            stale.settle()
-            self._finish(None)
-        if self.watches.due is not None and self.watches.due <= now:
-            self.watches.poll(now)
-            self._finish(None)
-        if stale.due is None and not stale.deferred_ids() <= known:
-            # Deferred here (a settled move replayed what waited behind it): no batch
-            # may come to schedule the look. Only new deferrals count, so one that can
-            # never resolve (one inode at two paths) does not wake the watcher again.
-            stale.due = self.clock() + self.pair_wait
+        try:
+            for key, _ in self.moves.items():
+                self.work.spawn(Settle(key, now))
+            if not self._finish(full):
+                return
+            if stale.due is not None and stale.due <= now:
+                stale.due = None
+                stale.settle()
+                if not self._finish(full):
+                    return
+            if self.watches.due is not None and self.watches.due <= now:
+                self.watches.poll(now)
+                self._finish(full)
+        finally:
+            if stale.due is None and not stale.deferred_ids() <= known:
+                # Deferred here (a settled move replayed what waited behind it): no
+                # batch may come to schedule the look. Only new deferrals count, so
+                # one that can never resolve (one inode at two paths) does not wake
+                # the watcher again.
+                stale.due = self.clock() + self.pair_wait
 
     def take(self) -> list[Event]:
         """The events produced since the last call."""

@@ -6,6 +6,7 @@ tick, a refused watch): there is one to get right, not one per backend.
 
 from __future__ import annotations
 
+import collections
 import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -14,7 +15,8 @@ from .._events import Change
 from .._tree import Kind, Node, kind_of, lstat
 from ._moves import restore
 from ._roots import Root
-from ._work import DiffTops, LookAt, Notice
+from ._scan import Fill
+from ._work import DiffTops, LookAt, Notice, SettleDiff
 
 if TYPE_CHECKING:
     from . import Engine
@@ -72,11 +74,17 @@ class Differ:
                 diff.walk(top, recursive)
             else:
                 missing.append(top)
-        diff.settle()
+        self.settle(diff, missing)
+
+    def settle(self, diff: Diff, missing: list[Node]) -> None:
+        """Report what ``diff`` found, in pieces the consumer's bound allows."""
+        if not diff.settle():
+            self.e.work.pause(SettleDiff(diff, missing))
+            return
         # A top that is not where the cache has it is settled only now: the diff of
         # its parent (dirty in the same batch) may have found where it went.
         for top in missing:
-            if e.roots.attached(top):
+            if self.e.roots.attached(top):
                 self._top_gone(top)
 
     def unpend_below(self, tops: Sequence[tuple[Node, bool]]) -> bool:
@@ -134,10 +142,24 @@ class Differ:
 
 
 class Diff:
-    """One rescan: walk, then settle what appeared and vanished."""
+    """One rescan: walk, then settle what appeared and vanished.
+
+    Settling reports without bound (a directory of 200,000 new files is 200,000
+    events), so it goes in pieces: once the consumer is full it stops between two
+    entries, and goes on from there (see ``Worklist.pause``). The walk reports
+    only what it refreshed, kept until settling begins.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.e = engine
+        self.refreshed: list[tuple[Node, Change]] | None = []
+        """What the walk found changed in place, until it is reported (then None)."""
+        self.fills: collections.deque[Fill] = collections.deque()
+        """New directories whose subtrees are being read in, oldest first."""
+        self._reported = 0
+        self._started = False
+        self._placed = 0
+        self._removed = 0
         self.appeared: list[tuple[Node, str, os.stat_result]] = []
         self.vanished: list[Node] = []
         self.collected = 0  # how many of ``vanished`` are in ``gone``
@@ -202,25 +224,53 @@ class Diff:
 
     def _refresh(self, node: Node, st: os.stat_result) -> None:
         change = node.refresh(st)
-        if change is not None:
+        if change is None:
+            return
+        if self.refreshed is not None:
+            self.refreshed.append((node, change))
+        else:
             self.e.out.emit(change, node.path(), node.is_dir)
 
-    def settle(self) -> None:
-        if not self.appeared and not self.vanished:
-            return
-        self._collect_gone()
-        i = 0
-        while i < len(self.appeared):  # grows while moved directories are diffed
-            parent, name, st = self.appeared[i]
-            self.where.setdefault((st.st_dev, st.st_ino, kind_of(st)), (parent, name, st))
-            i += 1
-        i = 0
-        while i < len(self.appeared):
-            self._place(*self.appeared[i])
-            i += 1
-        for node in self.gone:  # parents come before their children here
-            if id(node) not in self.matched and self.e.roots.attached(node):
-                self.e.rules.remove(node)
+    def settle(self) -> bool:
+        """Report and cache what the walk found; False if it stopped for room."""
+        e = self.e
+        full = e.work.full
+        refreshed = self.refreshed
+        if refreshed is not None:
+            while self._reported < len(refreshed):
+                if full():
+                    return False
+                node, change = refreshed[self._reported]
+                self._reported += 1
+                e.out.emit(change, node.path(), node.is_dir)
+            self.refreshed = None
+        if not self._started:
+            self._started = True
+            self._collect_gone()
+            i = 0
+            while i < len(self.appeared):  # grows while moved directories are diffed
+                parent, name, st = self.appeared[i]
+                self.where.setdefault((st.st_dev, st.st_ino, kind_of(st)), (parent, name, st))
+                i += 1
+        appeared, gone = self.appeared, self.gone
+        while self.fills or self._placed < len(appeared):
+            if full():
+                return False
+            if self.fills:
+                if not e.scanner.fill_more(self.fills[0]):
+                    return False
+                self.fills.popleft()
+                continue
+            self._placed += 1
+            self._place(*appeared[self._placed - 1])
+        while self._removed < len(gone):  # parents come before their children here
+            if full():
+                return False
+            node = gone[self._removed]
+            self._removed += 1
+            if id(node) not in self.matched and e.roots.attached(node):
+                e.rules.remove(node)
+        return True
 
     def _collect_gone(self) -> None:
         """Take what vanished since the last call as gone, unless it turns up elsewhere."""
@@ -267,9 +317,12 @@ class Diff:
             self._move(mover, parent, name, st)
             return
         if e.roots.tracked(parent, name):
-            node = e.rules.create(parent, name, st, fill_now=True)
-            if node is not None:  # always, when filled at once
+            node = e.rules.create(parent, name, st, rescan=True)
+            if node is not None:  # always, for a rescan's entry
                 self.matched.add(id(node))
+                root = e.roots.of(node) if node.is_dir else None
+                if root is not None:
+                    self.fills.append(e.scanner.start_fill(node, root, emit=True))
 
     def _move(self, mover: Node, parent: Node, name: str, st: os.stat_result) -> None:
         e = self.e

@@ -82,7 +82,8 @@ class NewDirs:
 
         Looking at a name may replay observations held behind moves, which may
         remove or rename this directory: the rest of the listing is placed after
-        them (the task's continuation), and follows the directory.
+        them (the task's continuation), and follows the directory. Once the
+        consumer is full, the rest waits for room (``Worklist.pause``).
         """
         e = self.e
         node = task.node
@@ -96,6 +97,10 @@ class NewDirs:
         base = node.path()
         listing = task.listing
         for i in range(task.start, len(listing)):
+            if work.full():
+                task.start = i
+                work.pause(task)
+                return
             name, ino, kind, st = listing[i]
             if name in touched:  # observed since it was listed: look again
                 if moves and name not in children and moves.at(node, name) is None:

@@ -172,7 +172,7 @@ class Rules:
         st: os.stat_result,
         pid: int | None = None,
         *,
-        fill_now: bool = False,
+        rescan: bool = False,
         path: str | None = None,
     ) -> Node | None:
         """Cache and report a new entry; a directory's contents follow.
@@ -180,8 +180,10 @@ class Rules:
         ``path``: the entry's path, when the caller has it already. None if it was
         put off: a cached directory renamed here by observations not read yet.
 
-        Unless ``fill_now``, a new directory is watched at once, so that what is
-        renamed into it from now on comes with its ``moved_to``, and listed at once
+        ``rescan``: a rescan's entry; a directory's subtree is the rescan's to read
+        in, at once (see Diff). Otherwise a new directory is watched at once, so
+        that what is renamed into it from now on comes with its ``moved_to``, and
+        listed at once
         (see NewDirs): an entry renamed into it before it was watched (no ``moved_to``
         is ever reported) then meets its ``moved_from``, read later in the same
         batch, and is reported as the move it was. A watch that turns out to be a
@@ -193,7 +195,7 @@ class Rules:
         is_dir = kind_of(st) is Kind.DIR
         root = e.roots.of(parent) if is_dir else None
         handle: Hashable | None = None
-        if not fill_now and root is not None and (
+        if not rescan and root is not None and (
             not root.backend.capabilities.recursive and parent.depth() + 1 < root.max_depth
         ):
             handle = e.watches.watch_early(path, root)
@@ -206,14 +208,11 @@ class Rules:
         node = Node(name, parent, st)
         parent.children[name] = node
         e.out.emit(Change.CREATED, path, node.is_dir, pid=pid)
-        if is_dir and root is not None:
-            if fill_now:
-                e.scanner.fill(node, root, emit=True)
-            else:
-                if handle is not None:
-                    e.roots.bind(node, handle, root.backend)
-                    e.newdirs.list_early(node, root)
-                e.newdirs.add(node)
+        if is_dir and root is not None and not rescan:
+            if handle is not None:
+                e.roots.bind(node, handle, root.backend)
+                e.newdirs.list_early(node, root)
+            e.newdirs.add(node)
         return node
 
     def remove(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .._backend import Action
@@ -36,6 +38,32 @@ Listed = tuple[str, int, Kind, "os.stat_result | None"]
 
 class Stopped(Exception):
     """The engine's ``stopped()`` said so in the middle of reading a tree (a close)."""
+
+
+@dataclass(slots=True)
+class Part:
+    """A listing of a subtree being read, stored up to ``next``."""
+
+    node: Node
+    path: str
+    depth: int
+    listing: list[Listed]
+    next: int = 0
+    subdirs: list[Node] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Fill:
+    """A subtree being read into the cache from ``top``: what is left to list, and
+    the listing being stored when the consumer's bound stopped it."""
+
+    top: Node
+    root: Root
+    emit: bool
+    as_of: int
+    stack: list[tuple[Node, str, int]]
+    listing: Part | None = None
+    adopted: list[tuple[Node, str, Key]] = field(default_factory=list)
 
 
 def _listed(entry: os.DirEntry[str], stat_files: bool) -> Listed:
@@ -170,21 +198,29 @@ class Scanner:
         if fd < 0:
             return None
         node.children.as_of = time.time_ns() - TICK_NS
-        roots = e.roots
-        ignore = roots.ignore if roots.ignore else None
-        stat_files = root.backend.capabilities.polls
-        listing: list[Listed] = []
         try:  # the entries may stat relative to fd: it stays open while they are used
             with os.scandir(fd) as it:
-                for entry in it:
-                    if ignore and roots.ignored(root, node, entry.name):
-                        continue
-                    try:
-                        listing.append(_listed(entry, stat_files))
-                    except OSError:
-                        continue  # removed since the listing: its event will follow
+                return self._listing(it, node, root)
         finally:
             os.close(fd)
+
+    def _listing(
+        self, entries: Iterable[os.DirEntry[str]], node: Node, root: Root, *, new: bool = False
+    ) -> list[Listed]:
+        """What the cache keeps of the entries not ignored (and, if ``new``, not cached)."""
+        roots = self.e.roots
+        ignore = roots.ignore if roots.ignore else None
+        stat_files = root.backend.capabilities.polls
+        children = node.children
+        listing: list[Listed] = []
+        for entry in entries:
+            name = entry.name
+            if (new and name in children) or (ignore and roots.ignored(root, node, name)):
+                continue
+            try:
+                listing.append(_listed(entry, stat_files))
+            except OSError:
+                continue  # removed since the listing: its event will follow
         return listing
 
     # ------------------------------------------------------------ reading a subtree in
@@ -196,83 +232,109 @@ class Scanner:
         are in the listing, or their event arrives (and finds them cached: no duplicate).
         ``emit``: report what is found as created (else it is the first reading).
         """
-        e = self.e
         if root.only is not None and top is root.node:
             for name in sorted(root.only):
                 self.fill_only(root, name, emit=emit)
             return
-        per_dir = not root.backend.capabilities.recursive
+        done = self.fill_more(self.start_fill(top, root, emit=emit))
+        assert done or emit
+
+    @staticmethod
+    def start_fill(top: Node, root: Root, *, emit: bool) -> Fill:
+        """A reading of ``top``'s subtree, to go on with :meth:`fill_more`."""
         as_of = time.time_ns() - TICK_NS  # writes after this are reported by events
-        adopted: list[tuple[Node, str, Key]] = []
-        bulk = not (emit or e.roots.ignore or root.backend.capabilities.polls)
-        stack = [(top, top.path(), top.depth())]
+        return Fill(top, root, emit, as_of, [(top, top.path(), top.depth())])
+
+    def fill_more(self, task: Fill) -> bool:
+        """Go on with a subtree's reading; False if it stopped because the consumer
+        is full (``Worklist.full``: only when reporting), and ``task`` says where."""
+        e = self.e
+        root = task.root
+        per_dir = not root.backend.capabilities.recursive
+        bulk = not (task.emit or e.roots.ignore or root.backend.capabilities.polls)
+        stack = task.stack
         stopped = e.stopped
-        while stack:
+        while task.listing is not None or stack:
             if stopped():
                 raise Stopped
-            node, path, depth = stack.pop()
-            if depth >= root.max_depth:
-                if node is not top:  # never listed: its own stat is all there is
-                    self.take_stat(node, path)
-                continue
-            if per_dir and node is not root.node and not e.watches.watch_dir(node, root, path):
-                continue
-            fd = self.open(node, path, fresh=node is not top)
-            if fd < 0:
-                continue
-            try:  # the entries may stat relative to fd: it stays open while they are used
-                with os.scandir(fd) as it:
-                    entries = list(it)
-                node.children.as_of = as_of
-                subdirs = None
-                if bulk and not node.children:
-                    subdirs = node.children.take_first_listing(entries)
-                if subdirs is None:
-                    subdirs = self._store(node, path, root, entries, emit, adopted)
-            finally:
-                os.close(fd)
-            if subdirs:
-                prefix = path if path.endswith(os.sep) else path + os.sep
-                depth += 1
-                stack += [(sub, prefix + sub.name, depth) for sub in subdirs]
-        for parent, name, key in adopted:
+            if task.listing is None:
+                node, path, depth = stack.pop()
+                if depth >= root.max_depth:
+                    if node is not task.top:  # never listed: its own stat is all there is
+                        self.take_stat(node, path)
+                    continue
+                if per_dir and node is not root.node and not e.watches.watch_dir(node, root, path):
+                    continue
+                fresh = node is not task.top
+                listing = self._read(node, path, depth, root, fresh, bulk, task.as_of)
+                if listing is None:
+                    continue
+                if isinstance(listing, list):
+                    stack += self._below(path, depth, listing)
+                    continue
+                task.listing = listing
+            part = task.listing
+            if not self._store(part, task.emit, task.adopted):
+                return False
+            task.listing = None
+            stack += self._below(part.path, part.depth, part.subdirs)
+        for parent, name, key in task.adopted:
             e.work.spawn(Adopt(parent, name, key))
+        return True
 
-    def _store(
-        self,
-        node: Node,
-        path: str,
-        root: Root,
-        entries: list[os.DirEntry[str]],
-        emit: bool,
-        adopted: list[tuple[Node, str, Key]],
-    ) -> list[Node]:
-        """Cache a listing entry by entry, reporting each as created if ``emit``."""
-        e = self.e
-        roots, moves = e.roots, e.moves
-        ignore = roots.ignore if roots.ignore else None
-        stat_files = root.backend.capabilities.polls
+    @staticmethod
+    def _below(path: str, depth: int, subdirs: list[Node]) -> list[tuple[Node, str, int]]:
+        prefix = path if path.endswith(os.sep) else path + os.sep
+        return [(sub, prefix + sub.name, depth + 1) for sub in subdirs]
+
+    def _read(
+        self, node: Node, path: str, depth: int, root: Root, fresh: bool, bulk: bool, as_of: int
+    ) -> Part | list[Node] | None:
+        """List a directory of a subtree being read: its subdirectories, cached at
+        once if ``bulk`` (a first reading), else the entries still to store; None
+        if it cannot be listed."""
+        fd = self.open(node, path, fresh=fresh)
+        if fd < 0:
+            return None
         children = node.children
-        subdirs = []
-        for entry in entries:
-            name = entry.name
-            if name in children or (ignore and roots.ignored(root, node, name)):
+        try:  # the entries may stat relative to fd: it stays open while they are used
+            with os.scandir(fd) as it:
+                entries = list(it)
+            children.as_of = as_of
+            if bulk and not children:
+                subdirs = children.take_first_listing(entries)
+                if subdirs is not None:
+                    return subdirs
+            return Part(node, path, depth, self._listing(entries, node, root, new=True))
+        finally:
+            os.close(fd)
+
+    def _store(self, part: Part, emit: bool, adopted: list[tuple[Node, str, Key]]) -> bool:
+        """Cache a listing entry by entry, reporting each as created if ``emit``;
+        False if it stopped because the consumer is full (``part`` says where)."""
+        e = self.e
+        moves, work = e.moves, e.work
+        node, path = part.node, part.path
+        children = node.children
+        listing = part.listing
+        while part.next < len(listing):
+            if emit and work.full():
+                return False
+            name, ino, kind, st = listing[part.next]
+            part.next += 1
+            if name in children:
                 continue
             if emit and moves:
-                key = moves.key_of(node.dev, entry.inode())
+                key = moves.key_of(node.dev, ino)
                 if key is not None:  # renamed in here: a move, not a creation
                     adopted.append((node, name, key))
                     continue
-            try:
-                _, ino, kind, st = _listed(entry, stat_files)
-            except OSError:
-                continue  # removed since the listing: its event will follow
             child = children.put_listed(name, ino, kind, st)
             if child is not None:
-                subdirs.append(child)
+                part.subdirs.append(child)
             if emit:
                 e.out.emit(Change.CREATED, os.path.join(path, name), kind is Kind.DIR)
-        return subdirs
+        return True
 
     def fill_only(self, root: Root, name: str, *, emit: bool = False) -> None:
         """Cache one file root's entry, if it exists now."""

@@ -11,6 +11,9 @@ middle of a rule. It is a task, spawned onto the worklist:
   own node removed under its feet by a replay;
 - a task that has more to do after what it spawned spawns its own continuation
   last;
+- a task that reports without bound (a rescan, a listing, a big read) stops once
+  the consumer is full and pauses: its rest runs first when there is room, and
+  what it spawned waits until it is done (see ``Worklist.pause``);
 - *after-read* tasks wait until the backend's queue has been read dry: what the
   disk showed before the kernel queued its events (a rename seen before its
   ``moved_from`` is read, a listing that saw an entry renamed in) is looked at
@@ -32,6 +35,7 @@ from .._tree import Node, lstat
 
 if TYPE_CHECKING:  # the parts import their tasks from here: no cycle at run time
     from . import Engine
+    from ._diff import Diff
     from ._moves import Key, Pending
     from ._roots import Root
     from ._scan import Listed
@@ -52,6 +56,8 @@ class Worklist:
         self._reads = 0
         self.reading = False
         """A read of the backend may still come before this round of work ends."""
+        self._full: Callable[[], bool] | None = None
+        self._paused: Task | None = None
 
     def __bool__(self) -> bool:
         return bool(self._now or self._after_read)
@@ -103,17 +109,57 @@ class Worklist:
             self._after_read = []
         return ready
 
+    def full(self) -> bool:
+        """Has the consumer all it can take? Asked by a long task between two pieces.
+
+        A task that reports without bound (a rescan, a new directory's listing)
+        stops at its next piece once this is true, and :meth:`pause`-s.
+        """
+        return self._full is not None and self._full()
+
+    def pause(self, rest: Task) -> None:
+        """The running task stopped for room; ``rest`` does what it has left.
+
+        ``rest`` runs before anything else once there is room, and what the task
+        spawned waits until the whole of it is done: the cache goes through the
+        same states as if it had run at once, only the consumer had a pause.
+        """
+        self._paused = rest
+
     def drain(self, e: Engine, full: Callable[[], bool] | None = None) -> None:
         """Run tasks until none is left to run now, or ``full()`` between two of them."""
         now = self._now
-        while now and (full is None or not full()):
-            task = now.popleft()
-            self._spawned = []
-            try:
-                task.run(e)
-            finally:
-                spawned, self._spawned = self._spawned, None
-            now.extendleft(reversed(spawned))
+        self._full = full
+        try:
+            while now and (full is None or not full()):
+                task = now.popleft()
+                held: list[Task] = []
+                if isinstance(task, _Paused):
+                    held = task.held
+                    task = task.rest
+                self._spawned = []
+                try:
+                    task.run(e)
+                finally:
+                    spawned, self._spawned = held + self._spawned, None
+                    paused, self._paused = self._paused, None
+                if paused is not None:
+                    now.appendleft(_Paused(paused, spawned))
+                else:
+                    now.extendleft(reversed(spawned))
+        finally:
+            self._full = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Paused:
+    """A paused task's rest, and what it spawned before (run once it is done)."""
+
+    rest: Task
+    held: list[Task]
+
+    def run(self, e: Engine) -> None:  # run by drain, never directly
+        raise AssertionError("a paused task runs through Worklist.drain")
 
 
 # ---------------------------------------------------------------- the tasks
@@ -124,7 +170,7 @@ class Apply:
     """Observations read from ``backend``, applied in order from ``start``.
 
     A run of ``DirDirty`` is diffed as one. After an observation that spawned work,
-    the rest waits behind that work.
+    the rest waits behind that work; once the consumer is full, it waits for room.
     """
 
     backend: Backend
@@ -152,8 +198,11 @@ class Apply:
             else:
                 rules.apply_one(backend, obs)
                 i += 1
-            if work.spawned() and i < end:
+            if i < end and work.spawned():
                 work.spawn(Apply(backend, observations, i))
+                return
+            if i < end and work.full():
+                work.pause(Apply(backend, observations, i))
                 return
 
 
@@ -274,6 +323,17 @@ class DiffTops:
             e.work.spawn(self)
         else:
             e.differ.diff_now(list(self.tops))
+
+
+@dataclass(frozen=True, slots=True)
+class SettleDiff:
+    """The rest of a rescan stopped for room: report what it has left."""
+
+    diff: Diff
+    missing: list[Node]
+
+    def run(self, e: Engine) -> None:
+        e.differ.settle(self.diff, self.missing)
 
 
 @dataclass(frozen=True, slots=True)
