@@ -20,6 +20,7 @@ from collections.abc import Hashable, Iterator
 from itertools import filterfalse
 from operator import attrgetter
 
+from . import _longpath as longpath
 from ._events import Change
 
 
@@ -213,9 +214,9 @@ NO_CHILDREN: Children = _NoChildren(None)
 
 
 def lstat(path: str) -> os.stat_result | None:
-    """``os.lstat``, or ``None`` when nothing (reachable) is there."""
+    """``os.lstat`` at any depth, or ``None`` when nothing (reachable) is there."""
     try:
-        return os.lstat(path)
+        return longpath.lstat(path)
     except OSError:
         return None
 

@@ -6,7 +6,8 @@ observations (:class:`EntryChange`, :class:`Renamed`, :class:`DirDirty`,
 :class:`SubtreeLost`, :class:`Gone`). Its plugin registers it through a function
 marked :data:`hookimpl` that calls the :class:`BackendRegistry` it is given. The
 errors :class:`WatchGoneError` and :class:`WatchLimitError` tell the engine why a
-watch could not be placed. See ``docs/plugins.md``.
+watch could not be placed. :func:`open_dir` opens a path at any depth, also one
+longer than ``PATH_MAX``. See ``docs/plugins.md``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ._backend import (
 )
 from ._errors import WatchError, WatchGoneError, WatchLimitError
 from ._hookspecs import hookimpl, hookspec
+from ._longpath import open_dir
 from ._plugins import BackendRegistry
 
 __all__ = [
@@ -48,4 +50,5 @@ __all__ = [
     "WatchLimitError",
     "hookimpl",
     "hookspec",
+    "open_dir",
 ]

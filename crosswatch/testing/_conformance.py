@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ import pytest
 
 from .._backend import Backend
 from .._events import Change, Event
+from .._longpath import PATH_MAX, open_dir
 from .._watch import Watcher
 from ._mirror import Mirror, snapshot
 from ._scripted import FileOps
@@ -93,12 +95,24 @@ class BackendConformance:
     #: Extra time to wait after expectations are met, to catch late duplicates.
     settle: ClassVar[float] = 0.3
     poll_interval: ClassVar[float] = 0.05
+    #: Does the backend see what is done through directory descriptors? (An emulation
+    #: fed by FileOps, which works by path, does not.)
+    sees_descriptor_ops: ClassVar[bool] = True
 
     @pytest.fixture
     def root(self, tmp_path: Path) -> str:
         path = tmp_path / "root"
         path.mkdir()
         return str(path)
+
+    @pytest.fixture
+    def deep_base(self, tmp_path: Path) -> Iterator[str]:
+        """An empty directory for a very deep tree (on tmpfs where there is one),
+        removed at any depth afterwards."""
+        shm = "/dev/shm"
+        base = tempfile.mkdtemp(dir=shm if os.access(shm, os.W_OK) else str(tmp_path))
+        yield base
+        remove_tree(base)
 
     @pytest.fixture
     def ops(self) -> FileOps:
@@ -392,6 +406,116 @@ class BackendConformance:
         ops.write(target, b"again", append=True)
         events = collect(w, bool, settle=self.settle)
         assert [(e.kind, e.path) for e in events] == [(Change.MODIFIED, target)]
+
+    # ------------------------------------------------------------- depth
+
+    def test_a_tree_deeper_than_path_max_is_watched_at_every_level(
+        self, deep_base: str, open_watcher: Any
+    ) -> None:
+        if not self.sees_descriptor_ops:
+            pytest.skip("the backend sees only what is done by path")
+        root, depth = os.path.join(deep_base, "root"), 2000
+
+        def at(level: int, *names: str, renamed: bool = False) -> str:
+            """The chain's directory at ``level`` (after the rename at 1,200 if asked)."""
+            if renamed and level >= 1200:
+                return os.path.join(at(1199), "renamed" + "/dir" * (level - 1200), *names)
+            return os.path.join(root + "/dir" * level, *names)
+
+        assert len(os.fsencode(at(depth))) > 1.9 * PATH_MAX  # three pieces at the bottom
+        make_chain(root, "dir", depth)
+        in_dir(at(1799), lambda fd: os.mkdir("side", dir_fd=fd))
+        warned: list[str] = []
+        w = open_watcher(root, on_warning=warned.append)
+        mirror = Mirror.of(root)
+        assert len(mirror.entries) == depth + 1
+
+        def step(change: Callable[[], object], *expected: tuple[Change, str]) -> None:
+            change()
+            events = collect(w, lambda ev: set(expected) <= {(e.kind, e.path) for e in ev},
+                             timeout=30, settle=self.settle)
+            seen = [(e.kind, e.path) for e in events]
+            assert set(expected) <= set(seen), [(k, p.count(os.sep)) for k, p in seen]
+            deleted = [p.count(os.sep) for k, p in seen if k is Change.DELETED]
+            wanted = [p.count(os.sep) for k, p in expected if k is Change.DELETED]
+            assert deleted == wanted, "reported deleted (at these depths), but it exists"
+            mirror.apply(events)
+
+        def files() -> None:  # at two depths past PATH_MAX
+            touch(at(depth), "f")
+            touch(at(1500), "f")
+
+        step(files, (Change.CREATED, at(depth, "f")), (Change.CREATED, at(1500, "f")))
+        # A directory of the chain renamed: the 800 levels below it take the new path.
+        step(lambda: in_dir(at(1199), lambda fd: os.rename("dir", "renamed", src_dir_fd=fd,
+                                                           dst_dir_fd=fd)),
+             (Change.MOVED, at(1200, renamed=True)))
+        step(lambda: in_dir(at(1799, renamed=True), lambda fd: os.rmdir("side", dir_fd=fd)),
+             (Change.DELETED, at(1799, "side", renamed=True)))
+        step(lambda: touch(at(depth, renamed=True), "g"),
+             (Change.CREATED, at(depth, "g", renamed=True)))
+        disk = snapshot(root)
+        assert mirror.entries == disk, mirror.diff(disk)
+        assert warned == []
+
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def in_dir(path: str, do: Callable[[int], object]) -> None:
+    """Call ``do`` with a descriptor of the directory at ``path`` (any depth)."""
+    fd = open_dir(path, _DIR)
+    try:
+        do(fd)
+    finally:
+        os.close(fd)
+
+
+def touch(directory: str, name: str) -> None:
+    """Create the empty file ``name`` in ``directory`` (any depth)."""
+    in_dir(directory, lambda fd: os.close(os.open(name, os.O_CREAT | os.O_WRONLY, dir_fd=fd)))
+
+
+def make_chain(top: str, name: str, depth: int) -> None:
+    """Make ``top`` and ``depth`` directories ``name`` nested in it, by descriptors."""
+    os.mkdir(top)
+    fd = os.open(top, _DIR)
+    try:
+        for _ in range(depth):
+            os.mkdir(name, dir_fd=fd)
+            below = os.open(name, _DIR, dir_fd=fd)
+            os.close(fd)
+            fd = below
+    finally:
+        os.close(fd)
+
+
+def remove_tree(top: str) -> None:
+    """Remove ``top`` and all below it at any depth (``shutil.rmtree`` recurses)."""
+    stack = [top]
+    while stack:
+        path = stack[-1]
+        subdirs = []
+        fd = open_dir(path, _DIR)
+        try:
+            with os.scandir(fd) as it:
+                for entry in it:
+                    if entry.is_dir(follow_symlinks=False):
+                        subdirs.append(os.path.join(path, entry.name))
+                    else:
+                        os.unlink(entry.name, dir_fd=fd)
+        finally:
+            os.close(fd)
+        if subdirs:
+            stack += subdirs
+            continue
+        stack.pop()
+        parent, name = os.path.split(path)
+        fd = open_dir(parent, _DIR)
+        try:
+            os.rmdir(name, dir_fd=fd)
+        finally:
+            os.close(fd)
 
 
 def random_operation(rng: random.Random, root: str, ops: FileOps, names: int = 40) -> None:
