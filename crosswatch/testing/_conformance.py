@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from .. import _longpath as longpath
 from .._backend import Backend
 from .._events import Change, Event
 from .._longpath import PATH_MAX, open_dir
@@ -457,6 +458,28 @@ class BackendConformance:
         disk = snapshot(root)
         assert mirror.entries == disk, mirror.diff(disk)
         assert warned == []
+
+    def test_where_long_paths_cannot_be_walked_the_depth_is_told_once(
+        self, deep_base: str, open_watcher: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        if not self.sees_descriptor_ops:
+            pytest.skip("the backend sees only what is done by path")
+        root = os.path.join(deep_base, "root")
+        make_chain(root, "dir", 1100)
+        touch(root + "/dir" * 1100, "old")
+        monkeypatch.setattr(longpath, "WALKS", False)  # as where open takes no dir_fd
+        warned: list[str] = []
+        w = open_watcher(root, on_warning=warned.append)
+        touch(root + "/dir" * 10, "f")
+        shallow = root + "/dir" * 10 + "/f"
+        events = collect(w, lambda ev: shallow in {e.path for e in ev}, settle=1.0)
+        assert [(e.kind, e.path) for e in events] == [(Change.CREATED, shallow)]
+        assert len(warned) == 1, warned
+        assert f"(PATH_MAX {longpath.PATH_MAX})" in warned[0]
+        assert "are not watched" in warned[0]
+        events = collect(w, lambda _: False, timeout=0, settle=1.0)
+        assert [e for e in events if e.kind is Change.DELETED] == []
+        assert len(warned) == 1, warned
 
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
