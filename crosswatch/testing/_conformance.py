@@ -431,7 +431,7 @@ class BackendConformance:
         mirror = Mirror.of(root)
         assert len(mirror.entries) == depth + 1
 
-        def step(change: Callable[[], object], *expected: tuple[Change, str]) -> None:
+        def step(change: Callable[[], object], *expected: tuple[Change, str]) -> list[Event]:
             change()
             events = collect(w, lambda ev: set(expected) <= {(e.kind, e.path) for e in ev},
                              timeout=30, settle=self.settle)
@@ -441,6 +441,7 @@ class BackendConformance:
             wanted = [p.count(os.sep) for k, p in expected if k is Change.DELETED]
             assert deleted == wanted, "reported deleted (at these depths), but it exists"
             mirror.apply(events)
+            return events
 
         def files() -> None:  # at two depths past PATH_MAX
             touch(at(depth), "f")
@@ -448,9 +449,11 @@ class BackendConformance:
 
         step(files, (Change.CREATED, at(depth, "f")), (Change.CREATED, at(1500, "f")))
         # A directory of the chain renamed: the 800 levels below it take the new path.
-        step(lambda: in_dir(at(1199), lambda fd: os.rename("dir", "renamed", src_dir_fd=fd,
-                                                           dst_dir_fd=fd)),
-             (Change.MOVED, at(1200, renamed=True)))
+        def rename(fd: int) -> None:
+            os.rename("dir", "renamed", src_dir_fd=fd, dst_dir_fd=fd)
+
+        events = step(lambda: in_dir(at(1199), rename), (Change.MOVED, at(1200, renamed=True)))
+        assert [e.src_path for e in events if e.kind is Change.MOVED] == [at(1200)]
         step(lambda: in_dir(at(1799, renamed=True), lambda fd: os.rmdir("side", dir_fd=fd)),
              (Change.DELETED, at(1799, "side", renamed=True)))
         step(lambda: touch(at(depth, renamed=True), "g"),
