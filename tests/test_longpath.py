@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from crosswatch import _longpath as longpath
-from crosswatch.testing._conformance import in_dir, make_chain, open_fds, remove_tree, touch
+from crosswatch.testing import open_fds
+from crosswatch.testing._deep import in_dir, make_chain, remove_tree, touch
 
 DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 DEPTH = 1500  # "/level" * 1500: more than twice PATH_MAX

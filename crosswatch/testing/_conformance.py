@@ -22,8 +22,9 @@ import pytest
 from .. import _longpath as longpath
 from .._backend import Backend
 from .._events import Change, Event
-from .._longpath import PATH_MAX, open_dir
+from .._longpath import PATH_MAX
 from .._watch import Watcher
+from ._deep import in_dir, make_chain, remove_tree, touch
 from ._mirror import Mirror, snapshot
 from ._scripted import FileOps
 
@@ -483,65 +484,6 @@ class BackendConformance:
         events = collect(w, lambda _: False, timeout=0, settle=1.0)
         assert [e for e in events if e.kind is Change.DELETED] == []
         assert len(warned) == 1, warned
-
-
-_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-
-
-def in_dir(path: str, do: Callable[[int], object]) -> None:
-    """Call ``do`` with a descriptor of the directory at ``path`` (any depth)."""
-    fd = open_dir(path, _DIR)
-    try:
-        do(fd)
-    finally:
-        os.close(fd)
-
-
-def touch(directory: str, name: str) -> None:
-    """Create the empty file ``name`` in ``directory`` (any depth)."""
-    in_dir(directory, lambda fd: os.close(os.open(name, os.O_CREAT | os.O_WRONLY, dir_fd=fd)))
-
-
-def make_chain(top: str, name: str, depth: int) -> None:
-    """Make ``top`` and ``depth`` directories ``name`` nested in it, by descriptors."""
-    os.mkdir(top)
-    fd = os.open(top, _DIR)
-    try:
-        for _ in range(depth):
-            os.mkdir(name, dir_fd=fd)
-            below = os.open(name, _DIR, dir_fd=fd)
-            os.close(fd)
-            fd = below
-    finally:
-        os.close(fd)
-
-
-def remove_tree(top: str) -> None:
-    """Remove ``top`` and all below it at any depth (``shutil.rmtree`` recurses)."""
-    stack = [top]
-    while stack:
-        path = stack[-1]
-        subdirs = []
-        fd = open_dir(path, _DIR)
-        try:
-            with os.scandir(fd) as it:
-                for entry in it:
-                    if entry.is_dir(follow_symlinks=False):
-                        subdirs.append(os.path.join(path, entry.name))
-                    else:
-                        os.unlink(entry.name, dir_fd=fd)
-        finally:
-            os.close(fd)
-        if subdirs:
-            stack += subdirs
-            continue
-        stack.pop()
-        parent, name = os.path.split(path)
-        fd = open_dir(parent, _DIR)
-        try:
-            os.rmdir(name, dir_fd=fd)
-        finally:
-            os.close(fd)
 
 
 def random_operation(rng: random.Random, root: str, ops: FileOps, names: int = 40) -> None:
