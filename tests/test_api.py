@@ -23,6 +23,7 @@ PLUGIN_NAMES = {
     "SubtreeLost",
     "hookimpl",
     "hookspec",
+    "open_dir",
 }
 CONSUMER_NAMES = {"watch", "Watcher", "Event", "Change", "probe", "ProbeReport", "__version__"}
 BACKEND_ERRORS = {"WatchError", "WatchGoneError", "WatchLimitError"}
