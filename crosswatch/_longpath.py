@@ -8,7 +8,8 @@ that fits takes exactly the call it always took; the pieces cost only the paths 
 plain call refused.
 
 Where ``open`` takes no ``dir_fd`` (:data:`WALKS` is false) nothing past the limit can
-be reached: the scanner stops listing where entries could pass it, and says so once.
+be reached: the scanner stops listing where entries could pass it, and says so once
+per root.
 """
 
 from __future__ import annotations
@@ -52,14 +53,16 @@ def _pieces(path: str) -> list[bytes]:
 
 def _walked(path: str, pieces: list[bytes]) -> int:
     """A descriptor (for lookups only) of the directory ``pieces`` lead to."""
-    fd = os.open(pieces[0], _STEP)
+    fd = -1
     try:
-        for piece in pieces[1:]:
-            step = os.open(piece, _STEP, dir_fd=fd)
-            os.close(fd)
+        for piece in pieces:
+            step = os.open(piece, _STEP) if fd < 0 else os.open(piece, _STEP, dir_fd=fd)
+            if fd >= 0:
+                os.close(fd)
             fd = step
     except OSError as exc:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
         raise OSError(exc.errno, exc.strerror, path) from None
     return fd
 
