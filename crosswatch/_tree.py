@@ -13,6 +13,7 @@ array until the directory is used. Callers only ever see :class:`Node` objects.
 from __future__ import annotations
 
 import enum
+import errno
 import os
 import stat
 from array import array
@@ -20,6 +21,7 @@ from collections.abc import Hashable, Iterator
 from itertools import filterfalse
 from operator import attrgetter
 
+from . import _longpath as longpath
 from ._events import Change
 
 
@@ -213,9 +215,14 @@ NO_CHILDREN: Children = _NoChildren(None)
 
 
 def lstat(path: str) -> os.stat_result | None:
-    """``os.lstat``, or ``None`` when nothing (reachable) is there."""
+    """``os.lstat`` at any depth, or ``None`` when nothing (reachable) is there."""
     try:
-        return os.lstat(path)
+        return os.lstat(path)  # the hot path of every diff: the plain call, nothing more
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            return None
+    try:
+        return longpath.lstat(path)
     except OSError:
         return None
 

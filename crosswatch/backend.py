@@ -7,7 +7,8 @@ observations (:class:`EntryChange`, :class:`Renamed`, :class:`DirDirty`,
 marked :data:`hookimpl` that calls the :class:`BackendRegistry` it is given. The
 errors :class:`WatchGoneError` and :class:`WatchLimitError` tell the engine why a
 watch could not be placed. :func:`read_mounts`, :func:`parse_mounts` and
-:func:`fs_type` read the mount table for a probe or for mount changes. See
+:func:`fs_type` read the mount table for a probe or for mount changes;
+:func:`open_dir` opens a path at any depth, also one longer than ``PATH_MAX``. See
 ``docs/plugins.md``.
 """
 
@@ -29,6 +30,7 @@ from ._backend import (
 )
 from ._errors import WatchError, WatchGoneError, WatchLimitError
 from ._hookspecs import hookimpl, hookspec
+from ._longpath import open_dir
 from ._mounts import VIRTUAL_FS, Mount, fs_type
 from ._mounts import parse as parse_mounts
 from ._mounts import read as read_mounts
@@ -56,6 +58,7 @@ __all__ = [
     "fs_type",
     "hookimpl",
     "hookspec",
+    "open_dir",
     "parse_mounts",
     "read_mounts",
 ]

@@ -29,6 +29,7 @@ PLUGIN_NAMES = {
     "fs_type",
     "parse_mounts",
     "read_mounts",
+    "open_dir",
 }
 CONSUMER_NAMES = {"watch", "Watcher", "Event", "Change", "probe", "ProbeReport", "__version__"}
 BACKEND_ERRORS = {"WatchError", "WatchGoneError", "WatchLimitError"}

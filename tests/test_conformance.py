@@ -14,6 +14,7 @@ class TestScripted(BackendConformance):
     """The engine's precise path, fed by an emulation of inotify's semantics."""
 
     backend = ScriptedBackend
+    sees_descriptor_ops = False
 
     def connect(self, watcher: Watcher, ops: FileOps) -> None:
         backend = watcher.backend("scripted")

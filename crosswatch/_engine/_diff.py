@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import collections
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .._events import Change
@@ -16,6 +16,7 @@ from .._tree import Kind, Node, kind_of, lstat
 from ._moves import restore
 from ._roots import Root
 from ._scan import Fill
+from ._stale import leads_to
 from ._work import DiffTops, LookAt, Notice, SettleDiff
 
 if TYPE_CHECKING:
@@ -206,7 +207,7 @@ class Diff:
     def _entries(self, node: Node, root: Root) -> list[tuple[str, os.stat_result]] | None:
         e = self.e
         if root.only is not None and node is root.node:
-            names: Iterable[str] = sorted(root.only)
+            names: list[str] = sorted(root.only)
         elif node.listed is not None and node.listed == node.mtime:
             names = list(node.children)  # unchanged since listed: just stat what we know
         else:
@@ -220,6 +221,11 @@ class Diff:
             st = lstat(os.path.join(base, name))
             if st is not None:
                 out.append((name, st))
+        if len(out) < len(names) and not leads_to(node, base):
+            # Renamed away on the way (an ancestor, while a slow scan went on): what
+            # is missing went with it, and is looked for once the path is trusted.
+            e.stale.defer(node)
+            return None
         return out
 
     def _refresh(self, node: Node, st: os.stat_result) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .. import _longpath as longpath
 from .._backend import Action
 from .._events import Change
 from .._tree import Kind, Node, entry_kind, kind_of, lstat
@@ -100,8 +101,14 @@ class Scanner:
         the real ones, as on some FUSE file systems): it is looked at again after them.
         """
         e = self.e
+        if not longpath.WALKS and longpath.entries_out_of_reach(path):
+            self._out_of_reach(node, path)
+            if fresh:
+                self.take_stat(node, path)
+            node.listed = None
+            return -1
         try:
-            fd = os.open(path, _DIR_FLAGS)
+            fd = longpath.open_dir(path, _DIR_FLAGS)
         except (FileNotFoundError, NotADirectoryError):
             e.stale.defer(node)
             return -1
@@ -125,6 +132,17 @@ class Scanner:
         racy = node.mtime >= time.time_ns() - RACY_NS
         node.listed = None if racy else node.mtime
         return fd
+
+    def _out_of_reach(self, node: Node, path: str) -> None:
+        """Say once per root that the directories from ``node``'s depth on are not read."""
+        e = self.e
+        root = e.roots.of(node)
+        top = root.path if root is not None else path
+        e.warn_once(
+            f"deep:{top}",
+            f"paths below depth {node.depth()} of {top!r} are longer than the OS allows "
+            f"here (PATH_MAX {longpath.PATH_MAX}) and are not watched",
+        )
 
     # ------------------------------------------------------------ own reads
 

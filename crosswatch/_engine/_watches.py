@@ -38,8 +38,8 @@ class Outcome(enum.Enum):
 def _failure(exc: OSError) -> str:
     if isinstance(exc, WatchGoneError) or exc.errno in (errno.ENOENT, errno.ENOTDIR):
         return "gone"  # vanished, or its cached path is stale
-    if isinstance(exc, WatchLimitError):
-        return "limit"
+    if isinstance(exc, WatchLimitError) or exc.errno == errno.ENAMETOOLONG:
+        return "limit"  # refused, not gone (a path too long to hand over): polled instead
     return "other"
 
 

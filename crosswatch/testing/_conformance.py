@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,9 +19,12 @@ from typing import Any, ClassVar
 
 import pytest
 
+from .. import _longpath as longpath
 from .._backend import Backend
 from .._events import Change, Event
+from .._longpath import PATH_MAX
 from .._watch import Watcher
+from ._deep import in_dir, make_chain, remove_tree, touch
 from ._mirror import Mirror, snapshot
 from ._scripted import FileOps
 
@@ -93,12 +97,24 @@ class BackendConformance:
     #: Extra time to wait after expectations are met, to catch late duplicates.
     settle: ClassVar[float] = 0.3
     poll_interval: ClassVar[float] = 0.05
+    #: Does the backend see what is done through directory descriptors? (An emulation
+    #: fed by FileOps, which works by path, does not.)
+    sees_descriptor_ops: ClassVar[bool] = True
 
     @pytest.fixture
     def root(self, tmp_path: Path) -> str:
         path = tmp_path / "root"
         path.mkdir()
         return str(path)
+
+    @pytest.fixture
+    def deep_base(self, tmp_path: Path) -> Iterator[str]:
+        """An empty directory for a very deep tree (on tmpfs where there is one),
+        removed at any depth afterwards."""
+        shm = "/dev/shm"
+        base = tempfile.mkdtemp(dir=shm if os.access(shm, os.W_OK) else str(tmp_path))
+        yield base
+        remove_tree(base)
 
     @pytest.fixture
     def ops(self) -> FileOps:
@@ -392,6 +408,82 @@ class BackendConformance:
         ops.write(target, b"again", append=True)
         events = collect(w, bool, settle=self.settle)
         assert [(e.kind, e.path) for e in events] == [(Change.MODIFIED, target)]
+
+    # ------------------------------------------------------------- depth
+
+    def test_a_tree_deeper_than_path_max_is_watched_at_every_level(
+        self, deep_base: str, open_watcher: Any
+    ) -> None:
+        if not self.sees_descriptor_ops:
+            pytest.skip("the backend sees only what is done by path")
+        root, depth = os.path.join(deep_base, "root"), 2000
+
+        def at(level: int, *names: str, renamed: bool = False) -> str:
+            """The chain's directory at ``level`` (after the rename at 1,200 if asked)."""
+            if renamed and level >= 1200:
+                return os.path.join(at(1199), "renamed" + "/dir" * (level - 1200), *names)
+            return os.path.join(root + "/dir" * level, *names)
+
+        assert len(os.fsencode(at(depth))) > 1.9 * PATH_MAX  # three pieces at the bottom
+        make_chain(root, "dir", depth)
+        in_dir(at(1799), lambda fd: os.mkdir("side", dir_fd=fd))
+        warned: list[str] = []
+        w = open_watcher(root, on_warning=warned.append)
+        mirror = Mirror.of(root)
+        assert len(mirror.entries) == depth + 1
+
+        def step(change: Callable[[], object], *expected: tuple[Change, str]) -> list[Event]:
+            change()
+            events = collect(w, lambda ev: set(expected) <= {(e.kind, e.path) for e in ev},
+                             timeout=30, settle=self.settle)
+            seen = [(e.kind, e.path) for e in events]
+            assert set(expected) <= set(seen), [(k, p.count(os.sep)) for k, p in seen]
+            deleted = [p.count(os.sep) for k, p in seen if k is Change.DELETED]
+            wanted = [p.count(os.sep) for k, p in expected if k is Change.DELETED]
+            assert deleted == wanted, "reported deleted (at these depths), but it exists"
+            mirror.apply(events)
+            return events
+
+        def files() -> None:  # at two depths past PATH_MAX
+            touch(at(depth), "f")
+            touch(at(1500), "f")
+
+        step(files, (Change.CREATED, at(depth, "f")), (Change.CREATED, at(1500, "f")))
+        # A directory of the chain renamed: the 800 levels below it take the new path.
+        def rename(fd: int) -> None:
+            os.rename("dir", "renamed", src_dir_fd=fd, dst_dir_fd=fd)
+
+        events = step(lambda: in_dir(at(1199), rename), (Change.MOVED, at(1200, renamed=True)))
+        assert [e.src_path for e in events if e.kind is Change.MOVED] == [at(1200)]
+        step(lambda: in_dir(at(1799, renamed=True), lambda fd: os.rmdir("side", dir_fd=fd)),
+             (Change.DELETED, at(1799, "side", renamed=True)))
+        step(lambda: touch(at(depth, renamed=True), "g"),
+             (Change.CREATED, at(depth, "g", renamed=True)))
+        disk = snapshot(root)
+        assert mirror.entries == disk, mirror.diff(disk)
+        assert warned == []
+
+    def test_where_long_paths_cannot_be_walked_the_depth_is_told_once(
+        self, deep_base: str, open_watcher: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        if not self.sees_descriptor_ops:
+            pytest.skip("the backend sees only what is done by path")
+        root = os.path.join(deep_base, "root")
+        make_chain(root, "dir", 1100)
+        touch(root + "/dir" * 1100, "old")
+        monkeypatch.setattr(longpath, "WALKS", False)  # as where open takes no dir_fd
+        warned: list[str] = []
+        w = open_watcher(root, on_warning=warned.append)
+        touch(root + "/dir" * 10, "f")
+        shallow = root + "/dir" * 10 + "/f"
+        events = collect(w, lambda ev: shallow in {e.path for e in ev}, settle=1.0)
+        assert [(e.kind, e.path) for e in events] == [(Change.CREATED, shallow)]
+        assert len(warned) == 1, warned
+        assert f"(PATH_MAX {longpath.PATH_MAX})" in warned[0]
+        assert "are not watched" in warned[0]
+        events = collect(w, lambda _: False, timeout=0, settle=1.0)
+        assert [e for e in events if e.kind is Change.DELETED] == []
+        assert len(warned) == 1, warned
 
 
 def random_operation(rng: random.Random, root: str, ops: FileOps, names: int = 40) -> None:

@@ -6,6 +6,9 @@ import os
 from collections.abc import Iterable
 
 from .._events import Change, Event
+from .._longpath import open_dir
+
+_LIST = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 class GuaranteeError(AssertionError):
@@ -16,6 +19,7 @@ def snapshot(*roots: str) -> dict[str, bool]:
     """Every entry below ``roots`` (not the roots themselves): path -> is_dir.
 
     Symlinks are entries, never followed. A root that is a file maps to itself.
+    Directories are read at any depth, also past ``PATH_MAX``.
     """
     out: dict[str, bool] = {}
     for root in roots:
@@ -27,15 +31,19 @@ def snapshot(*roots: str) -> dict[str, bool]:
         while stack:
             path = stack.pop()
             try:
-                it = os.scandir(path)
+                fd = open_dir(path, _LIST)
             except OSError:
                 continue
-            with it:
-                for entry in it:
-                    is_dir = entry.is_dir(follow_symlinks=False)
-                    out[entry.path] = is_dir
-                    if is_dir:
-                        stack.append(entry.path)
+            try:
+                with os.scandir(fd) as it:
+                    for entry in it:
+                        is_dir = entry.is_dir(follow_symlinks=False)
+                        entry_path = os.path.join(path, entry.name)
+                        out[entry_path] = is_dir
+                        if is_dir:
+                            stack.append(entry_path)
+            finally:
+                os.close(fd)
     return out
 
 

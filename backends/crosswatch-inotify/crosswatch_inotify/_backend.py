@@ -28,6 +28,7 @@ from crosswatch.backend import (
     WatchGoneError,
     WatchLimitError,
     fs_type,
+    open_dir,
     parse_mounts,
 )
 
@@ -303,12 +304,10 @@ class InotifyBackend(Backend):
         return self._recheck_at
 
     def watch(self, path: str, *, recursive: bool) -> Hashable:
-        wd = self._libc.inotify_add_watch(self._fd, os.fsencode(path), self._mask)
-        if wd >= 0:
-            self._place(int(wd), path)
-            self._full.add(int(wd))
-            return int(wd)
-        raise self._refused(ctypes.get_errno(), path)
+        wd = self._add_watch(path, self._mask)
+        self._place(wd, path)
+        self._full.add(wd)
+        return wd
 
     def watch_self(self, path: str) -> Hashable:
         """A watch of ``path``'s own fate; its handle is the negated wd.
@@ -317,11 +316,48 @@ class InotifyBackend(Backend):
         is; ``watch`` on an inode watched only here replaces the mask with its own,
         which holds these bits too.
         """
-        wd = self._libc.inotify_add_watch(self._fd, os.fsencode(path), _abi.SELF_MASK)
-        if wd < 0:
-            raise self._refused(ctypes.get_errno(), path)
+        wd = self._add_watch(path, _abi.SELF_MASK)
         self._selves[wd] = self._selves.get(wd, 0) + 1
-        return -int(wd)
+        return -wd
+
+    def _add_watch(self, path: str, mask: int) -> int:
+        """``inotify_add_watch`` at any depth; the refusal as a WatchError.
+
+        A path longer than ``PATH_MAX`` is opened through descriptors and watched as
+        ``/proc/self/fd/N``, a link the kernel resolves to the opened entry itself:
+        the watch is the same one (same wd) the path would have given.
+        """
+        wd = self._libc.inotify_add_watch(self._fd, os.fsencode(path), mask)
+        if wd >= 0:
+            return int(wd)
+        err = ctypes.get_errno()
+        if err != errno.ENAMETOOLONG:
+            raise self._refused(err, path)
+        flags = os.O_PATH | os.O_CLOEXEC
+        flags |= os.O_NOFOLLOW if mask & _abi.IN_DONT_FOLLOW else 0
+        flags |= os.O_DIRECTORY if mask & _abi.IN_ONLYDIR else 0
+        try:
+            fd = open_dir(path, flags)
+        except OSError as exc:
+            raise self._refused(exc.errno or err, path) from None
+        try:
+            # The magic link must be followed to reach the entry (IN_DONT_FOLLOW would
+            # watch the link); O_NOFOLLOW kept the entry itself from being followed.
+            link = f"/proc/self/fd/{fd}".encode()
+            wd = self._libc.inotify_add_watch(self._fd, link, mask & ~_abi.IN_DONT_FOLLOW)
+            err = ctypes.get_errno()
+        finally:
+            os.close(fd)
+        if wd >= 0:
+            return int(wd)
+        if err == errno.ENOENT:  # the descriptor is open: /proc is what is missing
+            raise WatchError(
+                errno.ENAMETOOLONG,
+                "paths longer than PATH_MAX are watched through /proc/self/fd, which is "
+                "not mounted here; mount /proc or use backend='polling'",
+                path,
+            )
+        raise self._refused(err, path)
 
     def _refused(self, err: int, path: str) -> WatchError:
         if err in (errno.ENOENT, errno.ENOTDIR):

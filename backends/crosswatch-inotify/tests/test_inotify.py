@@ -27,7 +27,8 @@ from crosswatch._engine import Engine
 from crosswatch._events import ACCESS_KINDS
 from crosswatch._feed import feed
 from crosswatch.backend import Action, EntryChange, Gone, SubtreeLost
-from crosswatch.testing import Mirror, collect, converge, ends_with, snapshot
+from crosswatch.testing import Mirror, collect, converge, ends_with, open_fds, snapshot
+from crosswatch.testing._deep import make_chain, remove_tree, touch
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux")
 
@@ -792,3 +793,77 @@ def test_close_while_starting_stops_at_the_next_directory(shm: str) -> None:
     assert _ClosedAtTheHundredth.calls == 100  # not one directory more
     assert said == []
     assert _fds() == before
+
+
+# ------------------------------------------------------------ paths past PATH_MAX
+
+
+def test_a_directory_past_path_max_is_watched_through_a_descriptor(shm: str) -> None:
+    top = os.path.join(shm, "top")
+    make_chain(top, "dir", 1100)
+    deep = top + "/dir" * 1100
+    assert len(os.fsencode(deep)) > 4096
+    backend = InotifyBackend()
+    try:
+        fds = open_fds()
+        wd = backend.watch(deep, recursive=False)
+        assert backend.watch(deep, recursive=False) == wd  # one inode, one watch
+        assert open_fds() == fds  # the descriptors on the way are closed
+        touch(deep, "f")
+        assert [
+            (o.handle, o.name, o.action)
+            for o in backend.read()
+            if isinstance(o, EntryChange) and o.action is Action.CREATED
+        ] == [(wd, "f", Action.CREATED)]
+    finally:
+        backend.close()
+        remove_tree(top)
+
+
+NO_PROC = textwrap.dedent(
+    """
+    import json, os, sys
+    import crosswatch
+    from crosswatch.testing import collect
+    from crosswatch.testing._deep import make_chain, touch
+    root = sys.argv[1]
+    make_chain(root + "/top", "dir", 1100)
+    deep = root + "/top" + "/dir" * 1100
+    warnings = []
+    with crosswatch.Watcher(root, backend="inotify", poll_interval=0.1,
+                            on_warning=warnings.append) as w:
+        touch(deep, "f")
+        events = collect(w, lambda ev: any(e.path == deep + "/f" for e in ev), timeout=20)
+    print(json.dumps({
+        "warnings": warnings,
+        "events": [[e.kind.value, e.path.count("/dir")] for e in events],
+    }))
+    """
+)
+
+
+def test_without_proc_paths_past_path_max_are_polled_and_told_once(shm: str) -> None:
+    if not shutil.which("unshare"):
+        pytest.skip("needs unshare(1)")
+    code = 'mount -t tmpfs none /proc && exec "$0" -c "$1" "$2"'
+    try:
+        out = subprocess.run(
+            ["unshare", "-Urm", "sh", "-c", code, sys.executable, NO_PROC, shm],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+    except OSError as exc:
+        pytest.skip(f"user namespaces unavailable: {exc}")
+    finally:
+        if os.path.isdir(os.path.join(shm, "top")):
+            remove_tree(os.path.join(shm, "top"))  # too deep for the fixture's rmtree
+    if out.returncode != 0 and ("unshare" in out.stderr or "mount" in out.stderr):
+        pytest.skip(f"cannot hide /proc here: {out.stderr.strip()}")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["events"] == [["created", 1100]]
+    assert len(result["warnings"]) == 1, result["warnings"]
+    assert "/proc/self/fd, which is not mounted here" in result["warnings"][0]
+    assert "polled" in result["warnings"][0]
