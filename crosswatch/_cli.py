@@ -17,12 +17,13 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from types import FrameType
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO
 
-from . import __version__, _config
+from . import _cli_options, _config
 from ._backend import Capabilities
+from ._cli_options import PROG, build_parser
 from ._errors import (
     BackendUnavailableError,
     ConfigError,
@@ -33,7 +34,7 @@ from ._errors import (
 )
 from ._events import ACCESS_KINDS, Change, Event
 from ._plugins import Plugins
-from ._records import FIELDS, Render, compile_format, render_json, render_plain, text, write_bytes
+from ._records import Render, render_json, render_plain, text, write_bytes
 from ._select import ProbeReport, probe
 from ._watch import Watcher, watch
 
@@ -46,12 +47,8 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 EXIT_TERMINATED = 143
 
-PROG = "crosswatch"
 # Windows cannot interrupt a lock wait with Ctrl-C, so wait there in slices.
 _WAIT_SLICE: float | None = 0.5 if os.name == "nt" else None
-
-_T = TypeVar("_T")
-
 
 class _WatcherFailed(Exception):
     """The watcher's thread stopped with an error; exit 1."""
@@ -59,240 +56,6 @@ class _WatcherFailed(Exception):
 
 class _Terminated(BaseException):
     """SIGTERM arrived; like ``KeyboardInterrupt`` it unwinds past ``except Exception``."""
-
-
-# --------------------------------------------------------------------------- values
-
-
-def _argument(parse: Callable[[], _T]) -> _T:
-    """Run a parser of ``_config``; its ``ConfigError`` becomes argparse's usage error."""
-    try:
-        return parse()
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def positive_seconds(text: str) -> float:
-    """argparse type: seconds > 0."""
-    return _argument(lambda: _config.parse_seconds(text, "", zero_ok=False, text_ok=True))
-
-
-def seconds_or_zero(text: str) -> float:
-    """argparse type: seconds >= 0."""
-    return _argument(lambda: _config.parse_seconds(text, "", zero_ok=True, text_ok=True))
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
-    return value
-
-
-def kinds(text: str) -> list[Change]:
-    """argparse type: comma-separated event kinds."""
-    parts = [part.strip() for part in text.split(",")]
-    return list(_argument(lambda: _config.parse_kinds(parts, "")))
-
-
-def _backend(args: argparse.Namespace) -> str | list[str] | None:
-    """``--backend`` checked by the settings' parser; ``None`` if not given."""
-    if args.backend is None:
-        return None
-    spec = _config.parse_backend_spec(args.backend, source="--backend")
-    return "auto" if spec is None else list(spec)
-
-
-def _deny(args: argparse.Namespace) -> list[str] | None:
-    """Repeated and comma-separated ``--deny`` values as one list; ``None`` if not given.
-
-    An empty value denies nothing, so ``--deny ''`` clears a deny list from the
-    environment or a config file.
-    """
-    if args.deny is None:
-        return None
-    given = ",".join(value for value in args.deny if value.strip())
-    return sorted(_config.parse_deny(given, source="--deny"))
-
-
-# --------------------------------------------------------------------------- parser
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argument parser that reads ``--debounce -1`` as the option and its value.
-
-    Once an option looks like a negative number, as ``-0`` does, argparse takes any
-    ``-1`` for an option and says "expected one argument". Such a value is joined to
-    its option (``--debounce=-1``), so it is checked and refused like any other.
-    """
-
-    def parse_known_args(  # type: ignore[override]  # one signature for typeshed's overloads
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        given = list(sys.argv[1:] if args is None else args)
-        return super().parse_known_args(self._attach_numbers(given), namespace)
-
-    def _attach_numbers(self, args: list[str]) -> list[str]:
-        options = {o: a.nargs is None for a in self._actions for o in a.option_strings}
-        out: list[str] = []
-        i = 0
-        while i < len(args):
-            arg = args[i]
-            if arg == "--":
-                out.extend(args[i:])
-                break
-            value = args[i + 1] if i + 1 < len(args) else ""
-            if (
-                self._takes_one_value(arg, options)
-                and value.startswith("-")
-                and value not in options
-                and _is_number(value)
-            ):
-                out.append(f"{arg}={value}")
-                i += 2
-            else:
-                out.append(arg)
-                i += 1
-        return out
-
-    def _takes_one_value(self, arg: str, options: dict[str, bool]) -> bool:
-        """Whether ``arg`` is an option (or an abbreviation of one) that takes one value."""
-        if arg in options:
-            return options[arg]
-        if not (self.allow_abbrev and arg.startswith("--")):
-            return False
-        matches = [option for option in options if option.startswith(arg)]
-        return len(matches) == 1 and options[matches[0]]
-
-
-def _selection_options() -> argparse.ArgumentParser:
-    """Options shared by ``watch`` and ``backends``: which backend and which config."""
-    parent = _Parser(add_help=False)
-    group = parent.add_argument_group("backend selection")
-    group.add_argument(
-        "--backend",
-        metavar="NAME[,NAME...]",
-        help="backend to use, or a preference list tried in order; 'auto' picks the best",
-    )
-    group.add_argument(
-        "--deny",
-        metavar="NAME[,NAME...]",
-        action="append",
-        help="never use these backends (repeatable)",
-    )
-    group.add_argument(
-        "--config",
-        metavar="FILE",
-        help="config file (default: nearest crosswatch.toml, or pyproject.toml with "
-        "[tool.crosswatch], from the current directory upward)",
-    )
-    return parent
-
-
-def _add_watch(subparsers: Any, parent: argparse.ArgumentParser) -> None:
-    p = subparsers.add_parser(
-        "watch",
-        parents=[parent],
-        help="print one record per change under PATH...",
-        description="Print one record per change under PATH..., flushed as it happens.",
-    )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="file or directory to watch")
-    out = p.add_argument_group("output")
-    style = out.add_mutually_exclusive_group()
-    style.add_argument(
-        "--format",
-        type=compile_format,
-        metavar="FMT",
-        help=f"record template with {', '.join('{' + f + '}' for f in FIELDS)}",
-    )
-    style.add_argument("--json", action="store_true", help="one JSON object per record")
-    out.add_argument(
-        "-0", "--null", action="store_true", help="end records with NUL instead of newline"
-    )
-    out.add_argument("-v", "--verbose", action="store_true", help="say on stderr what is watched")
-    what = p.add_argument_group("what to report")
-    what.add_argument(
-        "-e",
-        "--event",
-        type=kinds,
-        action="append",
-        metavar="KIND[,KIND...]",
-        help=f"report only these kinds (repeatable): {', '.join(c.value for c in Change)}",
-    )
-    what.add_argument(
-        "--access", action="store_true", help="also report opened, accessed and closed_* events"
-    )
-    what.add_argument(
-        "--ignore", action="append", metavar="PATTERN", help="do not report matches (repeatable)"
-    )
-    what.add_argument(
-        "--no-recursive", action="store_true", help="do not descend into subdirectories"
-    )
-    what.add_argument(
-        "--debounce", type=seconds_or_zero, metavar="SECONDS", help="gather events this long"
-    )
-    what.add_argument(
-        "--poll-interval",
-        type=positive_seconds,
-        metavar="SECONDS",
-        help="seconds between scans, for backends that poll",
-    )
-    stop = p.add_argument_group("when to stop")
-    stop.add_argument("-n", "--count", type=positive_int, metavar="N", help="exit after N records")
-    stop.add_argument(
-        "--timeout",
-        type=positive_seconds,
-        metavar="SECONDS",
-        help="exit after SECONDS; with code 3 if nothing was printed",
-    )
-    p.set_defaults(func=cmd_watch)
-
-
-def _add_backends(subparsers: Any, parent: argparse.ArgumentParser) -> None:
-    p = subparsers.add_parser(
-        "backends",
-        parents=[parent],
-        help="list backends and which one watching PATH would use",
-        description="List every registered backend, what it can do, and which one "
-        "watching PATH would use.",
-    )
-    p.add_argument("path", nargs="?", default=".", metavar="PATH", help="default: .")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument(
-        "--access",
-        action="store_true",
-        help="choose as 'watch --access' would: only backends that report access events",
-    )
-    p.set_defaults(func=cmd_backends)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command line."""
-    parser = _Parser(
-        prog=PROG,
-        description="Tell what changed in directory trees.",
-        epilog="exit codes: 0 ok, 1 failure, 2 usage or config error, 3 timeout with no "
-        "event, 4 path cannot be watched or no backend available, 130 interrupted "
-        "(SIGINT), 141 output pipe closed, 143 terminated (SIGTERM)",
-    )
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    parent = _selection_options()
-    _add_watch(subparsers, parent)
-    _add_backends(subparsers, parent)
-    return parser
 
 
 # --------------------------------------------------------------------------- watch
@@ -329,8 +92,8 @@ def _open_watcher(args: argparse.Namespace) -> Watcher:
     return watch(
         *args.paths,
         recursive=not args.no_recursive,
-        backend=_backend(args),
-        deny=_deny(args),
+        backend=_cli_options.backend(args),
+        deny=_cli_options.deny(args),
         ignore=args.ignore,
         kinds=chosen,
         access=access,
@@ -407,7 +170,7 @@ def _true_flags(capabilities: Capabilities) -> list[str]:
 def _report(args: argparse.Namespace, plugins: Plugins) -> tuple[ProbeReport, frozenset[str]]:
     """Probe ``args.path`` with the settings ``watch`` would use there."""
     settings = _config.resolve(
-        args={"backend": _backend(args), "deny": _deny(args)},
+        args={"backend": _cli_options.backend(args), "deny": _cli_options.deny(args)},
         config_file=_config_file(args),
     )
     backend = "auto" if settings.backend is None else list(settings.backend)
@@ -595,7 +358,7 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
-    parser = build_parser()
+    parser = build_parser(watch=cmd_watch, backends=cmd_backends)
     try:
         args = _parse(parser, argv)
     except SystemExit as exc:  # argparse: --help, --version or a usage error

@@ -1,16 +1,14 @@
 """The synchronous API: :class:`Watcher` and :func:`watch`.
 
-One thread per watcher runs the engine: it waits on the backends' descriptors and
-deadlines (nothing else wakes it, so an idle watcher costs nothing), applies what
-they report and hands batches of events to the consumer.
+A watcher checks its arguments, picks a backend per root, reads the roots in
+(``start``), then one thread per watcher (``_loop``) runs the engine and hands
+batches of events to the consumer through the queue (``_queue``).
 """
 
 from __future__ import annotations
 
 import os
-import selectors
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
@@ -26,14 +24,13 @@ from ._errors import (
     WatchLimitError,
     WatchPathError,
 )
-from ._events import ACCESS_KINDS, Change, Event, event_bytes
-from ._feed import feed
+from ._events import ACCESS_KINDS, Change, Event
+from ._loop import Callback, Loop
 from ._plugins import Plugins
 from ._queue import Backlog, EventQueue
 
 Paths = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 BackendSpec = str | Sequence[str] | type[Backend] | None
-Callback = Callable[[list[Event]], object]
 
 def _warn(message: str) -> None:
     warnings.warn(message, CrosswatchWarning, stacklevel=2)
@@ -388,129 +385,21 @@ class Watcher:
             )
         return self._queue.get(timeout)
 
-    # -------------------------------------------------------------- the loop
+    # -------------------------------------------------------------- the thread
 
     def _run(self) -> None:
-        selector = selectors.DefaultSelector()
         try:
-            selector.register(self._wake_r, selectors.EVENT_READ, None)
-            self._loop(selector)
-        except Stopped:
-            pass  # closed in the middle of reading a tree
-        except BaseException as exc:  # handed to the consumer, never lost
-            self._queue.end(exc)
+            Loop(
+                self._engine,
+                self._queue,
+                wake=self._wake_r,
+                kinds=self.kinds,
+                debounce=self._debounce,
+                callback=self._callback,
+            ).run()
         finally:
-            selector.close()
-            self._queue.end()
             if self._queue.closed:
                 self._release()
-
-    def _loop(self, selector: selectors.BaseSelector) -> None:
-        engine = self._engine
-        watched: dict[int, Backend] = {}
-        batch: list[Event] = []
-        batch_bytes = 0
-        batch_due: float | None = None
-
-        queue = self._queue
-
-        def full() -> bool:  # the consumer's bounds, counting what is not queued yet
-            if queue.closed:  # it wants nothing more: a long rescan stops at once
-                return True
-            held = len(batch) + len(engine.out)
-            return queue.must_pause(held, batch_bytes + engine.out.nbytes)
-
-        while not queue.closed:
-            queue.paused = queue.must_pause(len(batch), batch_bytes)
-            self._sync_fds(selector, watched)
-            timeout = self._timeout(batch_due)
-            drained = True
-            for key, _ in selector.select(timeout):
-                if key.data is None:
-                    self._drain_wake()
-                elif not queue.paused:
-                    backend: Backend = key.data
-                    feed(engine, backend, full=full)
-                    drained = False
-            if not queue.paused:
-                now = time.monotonic()
-                for backend in engine.backends():
-                    due = backend.deadline()
-                    if due is not None and due <= now:
-                        feed(engine, backend, full=full)
-                if drained:
-                    # Only once the backends had nothing more to say: a moved_to still
-                    # in the kernel's queue must not find its moved_from settled
-                    # already. Not while paused either: the kernel's queue is unread.
-                    engine.expire(full=full)
-            events = self._filter(engine.take())
-            if events:
-                if not batch and self._debounce > 0:
-                    batch_due = time.monotonic() + self._debounce
-                batch.extend(events)
-                batch_bytes += event_bytes(events)
-            if batch and (batch_due is None or time.monotonic() >= batch_due):
-                self._deliver(batch, batch_bytes)
-                batch, batch_bytes, batch_due = [], 0, None
-            if not engine.watched:
-                if batch:
-                    self._deliver(batch, batch_bytes)
-                return
-
-    def _sync_fds(self, selector: selectors.BaseSelector, watched: dict[int, Backend]) -> None:
-        """Listen to backends' descriptors, except while the consumer is too far behind."""
-        wanted: dict[int, Backend] = {}
-        if not self._queue.paused:
-            for backend in self._engine.backends():
-                fd = backend.fileno()
-                if fd is not None:
-                    wanted[fd] = backend
-        for fd in list(watched):
-            if wanted.get(fd) is not watched[fd]:
-                selector.unregister(fd)
-                del watched[fd]
-        for fd, backend in wanted.items():
-            if fd not in watched:
-                selector.register(fd, selectors.EVENT_READ, backend)
-                watched[fd] = backend
-
-    def _timeout(self, batch_due: float | None) -> float | None:
-        dues: list[float] = []
-        if batch_due is not None:
-            dues.append(batch_due)
-        if not self._queue.paused:
-            pending = self._engine.next_deadline()
-            if pending is not None:
-                dues.append(pending)
-            for backend in self._engine.backends():
-                due = backend.deadline()
-                if due is not None:
-                    dues.append(due)
-        if not dues:
-            return None  # idle: sleep until a descriptor or close() wakes us
-        return max(0.0, min(dues) - time.monotonic())
-
-    def _drain_wake(self) -> None:
-        try:
-            while os.read(self._wake_r, 512):
-                pass
-        except BlockingIOError:
-            pass
-
-    def _filter(self, events: list[Event]) -> list[Event]:
-        if self.kinds is None:
-            return events
-        return [e for e in events if e.kind in self.kinds]
-
-    def _deliver(self, batch: list[Event], nbytes: int) -> None:
-        if self._callback is None:
-            self._queue.put(batch, nbytes)
-            return
-        # Nothing queues in callback mode (the loop waits for the callback), so there
-        # is nothing to merge; longer batches are cut to max_batch.
-        step = self.max_batch
-        for start in range(0, len(batch), step):
-            self._callback(batch if len(batch) <= step else batch[start : start + step])
 
 
 #: ``watch(*paths, **keywords)``: an unstarted :class:`Watcher`, with the very same

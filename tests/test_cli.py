@@ -23,8 +23,9 @@ from pathlib import Path
 import pytest
 
 import crosswatch
-from crosswatch._cli import _human_row, compile_format, main, render_json, render_plain
+from crosswatch._cli import _human_row, main
 from crosswatch._events import Change, Event
+from crosswatch._records import compile_format, render_json, render_plain
 
 PROJECT = Path(crosswatch.__file__).resolve().parent.parent
 FAST = ["--backend", "polling", "--poll-interval", "0.05"]
