@@ -32,7 +32,7 @@ from crosswatch.backend import (
     parse_mounts,
 )
 
-from . import _abi
+from . import _abi, _limits
 
 #: File systems where the kernel never hears of changes made by other hosts.
 REMOTE_FS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs"})
@@ -57,148 +57,6 @@ def _libc() -> Any:
     return libc
 
 
-#: The per-user limits of inotify, by what they count: the initial user namespace's
-#: sysctl, and the file that holds the current user namespace's own limit.
-_LIMITS = {
-    "watches": ("fs.inotify.max_user_watches", "/proc/sys/user/max_inotify_watches"),
-    "instances": ("fs.inotify.max_user_instances", "/proc/sys/user/max_inotify_instances"),
-}
-
-
-def _read_int(path: str) -> int | None:
-    try:
-        with open(path) as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return None
-
-
-def _in_initial_namespace() -> bool:
-    """Is this process in the initial user namespace (whose uid map is the identity)?"""
-    try:
-        with open("/proc/self/uid_map") as f:
-            return f.read().split() == ["0", "0", "4294967295"]
-    except OSError:
-        return True
-
-
-def limit_in_force(what: str) -> tuple[int, str] | None:
-    """The tightest readable limit of inotify ``what`` ("watches" or "instances") for
-    one user here, and how to name it; None if none can be read.
-
-    The kernel counts a user's watches and instances in their user namespace and in
-    every namespace above it, each against that namespace's own limit: the smallest
-    limit on the way applies. Two can be read: the initial namespace's sysctl
-    (``fs.inotify.max_user_*``, the same from every namespace) and the current
-    namespace's ``/proc/sys/user/max_inotify_*`` (the initial one's again when in it).
-    """
-    sysctl, own = _LIMITS[what]
-    system = _read_int("/proc/sys/" + sysctl.replace(".", "/"))
-    here = None if _in_initial_namespace() else _read_int(own)
-    if here is not None and (system is None or here < system):
-        return here, f"{own} (this user namespace's limit)"
-    if here is not None and here == system:
-        return here, f"{sysctl} and {own} (this user namespace's limit)"
-    return (system, sysctl) if system is not None else None
-
-
-def watch_limit() -> int | None:
-    """The watches one user may hold here: the tightest of the limits that apply."""
-    found = limit_in_force("watches")
-    return found[0] if found else None
-
-
-def _raise_limit(what: str) -> str:
-    """"raise <the limit in force>", for messages."""
-    found = limit_in_force(what)
-    return f"raise {found[1]}" if found else f"raise fs.inotify.max_user_{what}"
-
-
-def _descriptors_left() -> bool:
-    """Can this process open one more file? (EMFILE means this too.)"""
-    try:
-        os.close(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
-    except OSError as exc:
-        return exc.errno != errno.EMFILE
-    return True
-
-
-def init_refused(err: int) -> str:
-    """Why ``inotify_init1`` failed with ``err``, and what to do about it."""
-    if err == errno.EMFILE:
-        if not _descriptors_left():
-            return (
-                "this process has as many files open as it may (ulimit -n); "
-                "raise that limit, or close descriptors"
-            )
-        found = limit_in_force("instances")
-        shown = f" ({found[0]} per user)" if found else ""
-        return (
-            f"the inotify instance limit{shown} is reached; "
-            f"{_raise_limit('instances')} (or close programs that watch files)"
-        )
-    if err == errno.ENFILE:
-        return "the system's limit of open files is reached (fs.file-max)"
-    return f"inotify_init1 failed: {os.strerror(err)}"
-
-
-def instances_refused() -> tuple[int, str] | None:
-    """(errno, why) if no inotify instance can be opened now, else None.
-
-    Opens one and closes it at once: what the kernel says is the only reliable
-    answer (the instances other users and namespaces hold cannot all be counted).
-    """
-    try:
-        libc = _libc()
-    except (OSError, AttributeError) as exc:
-        return errno.ENOSYS, f"inotify cannot be called: {exc}"
-    fd = libc.inotify_init1(_abi.IN_NONBLOCK | _abi.IN_CLOEXEC)
-    if fd >= 0:
-        os.close(fd)
-        return None
-    err = ctypes.get_errno()
-    return err, init_refused(err)
-
-
-def watches_in_use() -> int:
-    """Watches held by this user's processes (from /proc/*/fdinfo); best effort."""
-    uid, used = os.getuid(), 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        base = f"/proc/{pid}"
-        try:
-            if os.stat(base).st_uid != uid:
-                continue
-            fds = os.listdir(f"{base}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(f"{base}/fd/{fd}") != "anon_inode:inotify":
-                    continue
-                with open(f"{base}/fdinfo/{fd}") as f:
-                    used += sum(1 for line in f if line.startswith("inotify wd:"))
-            except OSError:
-                continue
-    return used
-
-
-def count_dirs(path: str, budget: int) -> tuple[int, bool]:
-    """Directories in the tree at ``path``, counting at most ``budget``; (n, complete)."""
-    count, stack = 0, [path]
-    while stack:
-        count += 1
-        if count > budget:
-            return count, False
-        try:
-            with os.scandir(stack.pop()) as it:
-                stack.extend(e.path for e in it if e.is_dir(follow_symlinks=False))
-        except OSError:
-            continue
-    return count, True
-
-
 def _within(path: str, top: str) -> bool:
     return path == top or path.startswith(top.rstrip("/") + "/")
 
@@ -214,13 +72,13 @@ class InotifyBackend(Backend):
     def probe(cls, path: str) -> Probe:
         if not sys.platform.startswith("linux"):
             return Probe.unavailable(cls.name, "needs Linux")
-        refused = instances_refused()
+        refused = _limits.instances_refused(_libc)
         if refused is not None:
             err, reason = refused
             # limit=0: a limit used up, which selection warns of when it passes over it
             exhausted = err in (errno.EMFILE, errno.ENFILE)
             return Probe(cls.name, False, reason, limit=0 if exhausted else None)
-        limit = watch_limit()
+        limit = _limits.watch_limit()
         kind = fs_type(path)
         if kind in VIRTUAL_FS:
             return Probe(
@@ -243,11 +101,11 @@ class InotifyBackend(Backend):
             return Probe(cls.name, True, "watches the file's directory", score=100, limit=limit)
         if limit is None or limit >= SMALL_LIMIT:
             return Probe(cls.name, True, f"up to {limit} watches per user", 100, limit)
-        needed, complete = count_dirs(path, limit)
+        needed, complete = _limits.count_dirs(path, limit)
         shown = f"{needed}" if complete else f"more than {limit}"
         if needed * 4 < limit:
             return Probe(cls.name, True, f"{shown} directories", 100, limit, needed)
-        left = limit - watches_in_use()
+        left = limit - _limits.watches_in_use()
         if needed <= left:
             return Probe(cls.name, True, f"{shown} directories, {left} watches left", 100, left,
                          needed)
@@ -255,7 +113,7 @@ class InotifyBackend(Backend):
             cls.name,
             True,
             f"the tree has {shown} directories but only {left} inotify watches are left: "
-            f"the rest would be polled; {_raise_limit('watches')}",
+            f"the rest would be polled; {_limits.raise_limit('watches')}",
             score=50,
             limit=left,
             needed=needed,
@@ -268,8 +126,8 @@ class InotifyBackend(Backend):
         if fd < 0:
             err = ctypes.get_errno()
             if err in (errno.EMFILE, errno.ENFILE):
-                raise WatchLimitError(err, init_refused(err))
-            raise WatchError(err, init_refused(err))
+                raise WatchLimitError(err, _limits.init_refused(err))
+            raise WatchError(err, _limits.init_refused(err))
         self._fd = fd
         self._buf = bytearray(READ_SIZE)
         self._mask = _abi.BASE_MASK | (_abi.ACCESS_MASK if self.options.access else 0)
@@ -365,8 +223,8 @@ class InotifyBackend(Backend):
         if err == errno.ENOSPC:
             return WatchLimitError(
                 err,
-                f"inotify watch limit reached ({watch_limit()} per user); "
-                f"{_raise_limit('watches')} or use backend='polling'",
+                f"inotify watch limit reached ({_limits.watch_limit()} per user); "
+                f"{_limits.raise_limit('watches')} or use backend='polling'",
                 path,
             )
         return WatchError(err, os.strerror(err), path)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crosswatch_inotify import _abi, _backend
+from crosswatch_inotify import _abi, _limits
 from crosswatch_inotify._backend import InotifyBackend
 
 import crosswatch
@@ -376,10 +376,10 @@ def test_the_watch_limit_is_never_silent_and_falls_back_to_polling(shm: str) -> 
 
 
 def test_outside_a_user_namespace_the_sysctl_is_named() -> None:
-    if _backend._in_initial_namespace():
+    if _limits.in_initial_namespace():
         with open("/proc/sys/fs/inotify/max_user_instances") as f:
             instances = int(f.read())
-        assert _backend.limit_in_force("instances") == (
+        assert _limits.limit_in_force("instances") == (
             instances,
             "fs.inotify.max_user_instances",
         )
