@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .._events import Change
-from .._tree import Kind, Node, kind_of, lstat
+from .._tree import Kind, Node, Stat, kind_of, lstat
 from ._moves import restore
 from ._roots import Root
 from ._scan import Fill
@@ -121,7 +121,7 @@ class Differ:
             return False
         if root is not None:
             try:
-                st: os.stat_result | None = os.stat(top.name)
+                st: Stat | None = os.stat(top.name)
             except OSError:
                 st = None
         else:
@@ -161,13 +161,13 @@ class Diff:
         self._started = False
         self._placed = 0
         self._removed = 0
-        self.appeared: list[tuple[Node, str, os.stat_result]] = []
+        self.appeared: list[tuple[Node, str, Stat]] = []
         self.vanished: list[Node] = []
         self.collected = 0  # how many of ``vanished`` are in ``gone``
         self.matched: set[int] = set()
         self.region: dict[_Identity, Node] = {}
         self.gone: list[Node] = []
-        self.where: dict[_Identity, tuple[Node, str, os.stat_result]] = {}
+        self.where: dict[_Identity, tuple[Node, str, Stat]] = {}
         self.busy: set[int] = set()
 
     def walk(self, top: Node, recursive: bool) -> None:
@@ -204,7 +204,7 @@ class Diff:
                 if name not in seen:
                     self.vanished.append(child)
 
-    def _entries(self, node: Node, root: Root) -> list[tuple[str, os.stat_result]] | None:
+    def _entries(self, node: Node, root: Root) -> Sequence[tuple[str, Stat]] | None:
         e = self.e
         if root.only is not None and node is root.node:
             names: list[str] = sorted(root.only)
@@ -228,7 +228,7 @@ class Diff:
             return None
         return out
 
-    def _refresh(self, node: Node, st: os.stat_result) -> None:
+    def _refresh(self, node: Node, st: Stat) -> None:
         change = node.refresh(st)
         if change is None:
             return
@@ -253,11 +253,7 @@ class Diff:
         if not self._started:
             self._started = True
             self._collect_gone()
-            i = 0
-            while i < len(self.appeared):  # grows while moved directories are diffed
-                parent, name, st = self.appeared[i]
-                self.where.setdefault((st.st_dev, st.st_ino, kind_of(st)), (parent, name, st))
-                i += 1
+            self._index()
         appeared, gone = self.appeared, self.gone
         while self.fills or self._placed < len(appeared):
             if full():
@@ -286,7 +282,7 @@ class Diff:
                 self.gone.append(sub)
             self.collected += 1
 
-    def _place(self, parent: Node, name: str, st: os.stat_result) -> None:
+    def _place(self, parent: Node, name: str, st: Stat) -> None:
         e = self.e
         attached = e.roots.attached
         if not attached(parent):
@@ -330,7 +326,7 @@ class Diff:
                 if root is not None:
                     self.fills.append(e.scanner.start_fill(node, root, emit=True))
 
-    def _move(self, mover: Node, parent: Node, name: str, st: os.stat_result) -> None:
+    def _move(self, mover: Node, parent: Node, name: str, st: Stat) -> None:
         e = self.e
         self.matched.add(id(mover))
         src = mover.path()
@@ -349,11 +345,20 @@ class Diff:
             e.differ.unpend_below([(mover, True)])
             self.walk(mover, True)
             self._collect_gone()  # entries put back that are gone from the disk
-            self.where.update(
-                ((s.st_dev, s.st_ino, kind_of(s)), (p, n, s))
-                for p, n, s in self.appeared
-                if (s.st_dev, s.st_ino, kind_of(s)) not in self.where
-            )
+            self._index()
+
+    def _index(self) -> None:
+        """Where each identity that vanished appeared (its first place, if several).
+
+        Only what vanished is ever looked up (see ``_evict``): a rescan that finds
+        200,000 new files indexes none of them.
+        """
+        region, where = self.region, self.where
+        for item in self.appeared:
+            st = item[2]
+            key = (st.st_dev, st.st_ino, kind_of(st))
+            if key in region and key not in where:
+                where[key] = item
 
     def _evict(self, cur: Node) -> None:
         """Make room at ``cur``'s place: move it where the disk has it now, or delete it."""

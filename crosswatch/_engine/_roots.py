@@ -9,7 +9,7 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 from .._backend import Backend
-from .._tree import Kind, Node
+from .._tree import Kind, Node, Stat
 
 
 class Ignore:
@@ -74,7 +74,7 @@ class Roots:
         """Is ``root`` still watched?"""
         return self._by_top.get(id(root.node)) is root
 
-    def file_root_at(self, directory: os.stat_result) -> Root | None:
+    def file_root_at(self, directory: Stat) -> Root | None:
         """The file root of the directory ``directory`` is the stat of: several files
         share its watch, whichever way its path was spelled."""
         return next((r for r in self.all if r.only is not None and r.node.same(directory)), None)

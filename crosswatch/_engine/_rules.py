@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from .._backend import Action, Backend, EntryChange, Gone, Observation, Renamed, SubtreeLost
 from .._events import Change
-from .._tree import Kind, Node, kind_of, lstat
+from .._tree import Kind, Node, Stat, kind_of, lstat
 from ._moves import restore
 from ._roots import Root
 from ._scan import TICK_NS
@@ -169,7 +169,7 @@ class Rules:
         self,
         parent: Node,
         name: str,
-        st: os.stat_result,
+        st: Stat,
         pid: int | None = None,
         *,
         rescan: bool = False,

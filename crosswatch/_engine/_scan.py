@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from .. import _longpath as longpath
 from .._backend import Action
 from .._events import Change
-from .._tree import Kind, Node, entry_kind, kind_of, lstat
+from .._tree import Kind, Node, Slim, entry_kind, kind_of, lstat, slim
 from ._moves import Key
 from ._own import OwnReads
 from ._roots import Root
@@ -34,7 +34,7 @@ TICK_NS = 10_000_000
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 #: One entry of a new directory's listing: name, inode number, kind, lstat if taken.
-Listed = tuple[str, int, Kind, "os.stat_result | None"]
+Listed = tuple[str, int, Kind, "Slim | None"]
 
 
 class Stopped(Exception):
@@ -72,7 +72,7 @@ def _listed(entry: os.DirEntry[str], stat_files: bool) -> Listed:
     if entry.is_dir(follow_symlinks=False):
         return (entry.name, entry.inode(), Kind.DIR, None)
     if stat_files:
-        st = entry.stat(follow_symlinks=False)
+        st = slim(entry.stat(follow_symlinks=False))
         return (entry.name, st.st_ino, kind_of(st), st)
     return (entry.name, entry.inode(), entry_kind(entry), None)
 
@@ -183,17 +183,17 @@ class Scanner:
 
     # ------------------------------------------------------------ listing
 
-    def list_stats(self, node: Node) -> list[tuple[str, os.stat_result]] | None:
+    def list_stats(self, node: Node) -> list[tuple[str, Slim]] | None:
         """Every entry of a cached directory with its lstat, or None if unreadable."""
         fd = self.open(node, node.path())
         if fd < 0:
             return None
-        listed: list[tuple[str, os.stat_result]] = []
+        listed: list[tuple[str, Slim]] = []
         try:
             with os.scandir(fd) as it:
                 for entry in it:
                     try:
-                        listed.append((entry.name, entry.stat(follow_symlinks=False)))
+                        listed.append((entry.name, slim(entry.stat(follow_symlinks=False))))
                     except OSError:
                         continue  # removed since the listing: its event will follow
         finally:

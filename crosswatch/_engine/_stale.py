@@ -9,11 +9,10 @@ contradicted is a ``CheckSuspect`` task of its own).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .._tree import Node, lstat
+from .._tree import Node, Stat, lstat
 from ._work import Unpark
 
 if TYPE_CHECKING:
@@ -113,7 +112,7 @@ class Stale:
 
     # ------------------------------------------------------------ names
 
-    def park(self, owner: Node, parent: Node, name: str, st: os.stat_result) -> bool:
+    def park(self, owner: Node, parent: Node, name: str, st: Stat) -> bool:
         """Put off a directory found at ``parent``/``name`` whose watch is ``owner``'s.
 
         A watch handle names an inode: the directory here is ``owner``. If its cached
