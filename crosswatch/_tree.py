@@ -67,8 +67,13 @@ class Slim(NamedTuple):
     st_gid: int
 
 
+_SLIM_FIELDS = attrgetter(*Slim._fields)
+_new_tuple = tuple.__new__
+
+
 def slim(st: os.stat_result) -> Slim:
-    return Slim(st.st_dev, st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_uid, st.st_gid)
+    # Built as a plain tuple of its fields: no Python-level __new__ per entry.
+    return _new_tuple(Slim, _SLIM_FIELDS(st))
 
 
 def kind_of(st: Stat) -> Kind:
