@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import collections
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from .._events import Change
@@ -169,6 +169,8 @@ class Diff:
         self.gone: list[Node] = []
         self.where: dict[_Identity, tuple[Node, str, Stat]] = {}
         self.busy: set[int] = set()
+        self._cut: Node | None = None
+        """The directory whose reading stopped where its path led elsewhere."""
 
     def walk(self, top: Node, recursive: bool) -> None:
         e = self.e
@@ -200,33 +202,45 @@ class Diff:
                 self.appeared.append((node, name, st))
                 if cur is not None:
                     self.vanished.append(cur)
+            if self._cut is node:  # its path led elsewhere: what is missing is not gone
+                self._cut = None
+                continue
             for name, child in node.children.items():
                 if name not in seen:
                     self.vanished.append(child)
 
-    def _entries(self, node: Node, root: Root) -> Sequence[tuple[str, Stat]] | None:
+    def _entries(self, node: Node, root: Root) -> Iterable[tuple[str, Stat]] | None:
+        """A directory's entries with their stats, as they are read: a rescan of
+        200,000 unchanged files never holds them all."""
         e = self.e
         if root.only is not None and node is root.node:
-            names: list[str] = sorted(root.only)
-        elif node.listed is not None and node.listed == node.mtime:
-            names = list(node.children)  # unchanged since listed: just stat what we know
-        else:
-            listed = e.scanner.list_stats(node)
-            if listed is None or not e.roots.ignore:
-                return listed
-            return [(n, s) for n, s in listed if not e.roots.ignored(root, node, n)]
+            return self._known(node, sorted(root.only))
+        if node.listed is not None and node.listed == node.mtime:
+            return self._known(node, list(node.children))  # unchanged: stat what we know
+        listed = e.scanner.list_stats(node)
+        if listed is None or not e.roots.ignore:
+            return listed
+        return ((n, s) for n, s in listed if not e.roots.ignored(root, node, n))
+
+    def _known(self, node: Node, names: list[str]) -> Iterator[tuple[str, Stat]]:
+        """The names the cache knows in ``node``, stated by path.
+
+        A name missing may mean the path leads elsewhere now (an ancestor renamed
+        while a slow scan went on): then what is missing went with it, and is looked
+        for once the path is trusted (``_cut``), not reported deleted.
+        """
         base = node.path()
-        out = []
+        trusted = False  # the path was checked once a name was missing
         for name in names:
             st = lstat(os.path.join(base, name))
             if st is not None:
-                out.append((name, st))
-        if len(out) < len(names) and not leads_to(node, base):
-            # Renamed away on the way (an ancestor, while a slow scan went on): what
-            # is missing went with it, and is looked for once the path is trusted.
-            e.stale.defer(node)
-            return None
-        return out
+                yield name, st
+            elif not trusted and not leads_to(node, base):
+                self.e.stale.defer(node)
+                self._cut = node
+                return
+            else:
+                trusted = True
 
     def _refresh(self, node: Node, st: Stat) -> None:
         change = node.refresh(st)
