@@ -317,12 +317,16 @@ def markdown(run: str, results: dict[str, dict[str, Any]], args: argparse.Namesp
     for name, r in results.items():
         if "bounds" not in r:
             continue
-        over = max(r["peak_events"] / r["bounds"]["max_queue"],
-                   r["peak_bytes"] / r["bounds"]["max_queue_bytes"])
-        if over > 1:
-            lines += [f"In `{name}` the queue went past its bound by {over - 1:.1%}: the engine",
-                      "stops between two pieces of its work (an observation, or an entry of a",
-                      "listing or a rescan) once the bound is reached; see",
+        bounds = r["bounds"]
+        past = [f"{r['peak_events'] - bounds['max_queue']:,} events"
+                if r["peak_events"] > bounds["max_queue"] else "",
+                f"{r['peak_bytes'] - bounds['max_queue_bytes']:,} bytes"
+                if r["peak_bytes"] > bounds["max_queue_bytes"] else ""]
+        if any(past):
+            lines += [f"In `{name}` the queue went past its bound by "
+                      f"{' and '.join(p for p in past if p)}: the engine stops between two",
+                      "pieces of its work (an observation, or an entry of a listing or a",
+                      "rescan) once the bound is reached; see",
                       "[Slow consumers](getting-started.md#slow-consumers).", ""]
     return lines
 
