@@ -63,10 +63,10 @@ def test_values_from_select_win_over_the_table() -> None:
     assert abi.ev_error == 0x4000
     assert abi == _abi.Abi(evfilt_vnode=3)
     assert _abi.current(types.ModuleType("select"), platform="darwin") == DARWIN
-    # On Linux, select has no KQ_* names: the table is used.
     import select
 
-    assert _abi.current(select, platform="freebsd14") == FREEBSD
+    if not hasattr(select, "kqueue"):  # no KQ_* names: the table is used
+        assert _abi.current(select, platform="freebsd14") == FREEBSD
 
 
 def test_kevent_from_select_like_object() -> None:

@@ -16,6 +16,7 @@ from crosswatch_kqueue._limits import RESERVE, plan
 from crosswatch import Plugins, probe
 from crosswatch.backend import BackendRegistry, WatchError
 
+ON_LINUX = pytest.mark.skipif(hasattr(select, "kqueue"), reason="this OS has kqueue")
 MAC_INF = 2**63 - 1  # RLIM_INFINITY as Python reports it on macOS and FreeBSD
 LINUX_INF = -1
 
@@ -131,14 +132,15 @@ def test_descriptors_in_use() -> None:
 # -------------------------------------------------------------- probe and opening
 
 
+@ON_LINUX
 def test_probe_on_linux_says_what_it_needs(tmp_path: Path) -> None:
-    assert not hasattr(select, "kqueue")
     got = KqueueBackend.probe(str(tmp_path))
     assert not got.available
     assert got.reason == "needs macOS or BSD (kqueue)"
     assert got.backend == "kqueue"
 
 
+@ON_LINUX
 def test_plugin_registers_and_is_listed(tmp_path: Path) -> None:
     import crosswatch_kqueue
 
@@ -280,6 +282,7 @@ def test_opening_raises_the_soft_limit_and_close_releases(tmp_path: Path) -> Non
     assert backend_on(refused)().raised_to is None
 
 
+@ON_LINUX
 def test_opening_on_linux_is_refused_clearly() -> None:
     with pytest.raises(WatchError, match="needs macOS or BSD"):
         KqueueBackend()
@@ -294,4 +297,8 @@ def test_open_flags() -> None:
     assert flags & os.O_NONBLOCK
     assert flags & os.O_CLOEXEC
     assert flags & os.O_ACCMODE == os.O_RDONLY
-    assert _kq.SYSTEM.maxfilesperproc() is None  # Linux: no such sysctl
+
+
+@ON_LINUX
+def test_no_maxfilesperproc_on_linux() -> None:
+    assert _kq.SYSTEM.maxfilesperproc() is None
