@@ -158,6 +158,8 @@ class Record:
 def records(buf: bytes | bytearray | memoryview, *, extended: bool = False) -> list[Record]:
     """The records of one completed read, in order; an empty buffer has none.
 
+    ``buf`` holds exactly the bytes the read returned, no more.
+
     Raises :class:`GarbledBufferError` if a header or name runs past the end, a name
     length is odd, an offset is not a multiple of 4 or does not move past its own
     record (which is also what rules out loops), a name is not a relative path of
@@ -239,6 +241,11 @@ _ENTRY_ACTIONS = {
     FILE_ACTION_REMOVED_STREAM: Action.MODIFIED,
     FILE_ACTION_MODIFIED_STREAM: Action.MODIFIED,
 }
+
+
+_STREAM_ACTIONS = frozenset(
+    {FILE_ACTION_ADDED_STREAM, FILE_ACTION_REMOVED_STREAM, FILE_ACTION_MODIFIED_STREAM}
+)
 
 
 def _file_id(rec: Record) -> int:
@@ -360,6 +367,9 @@ class Translator:
                 cookie = next(self._cookies)
                 out.append(EntryChange(handle, name, Action.MOVED_TO, is_dir, cookie))
             elif (action := _ENTRY_ACTIONS.get(rec.action)) is not None:
+                if rec.action in _STREAM_ACTIONS:  # "file:stream": the file changed
+                    parent, sep, last = name.rpartition(self._sep)
+                    name = parent + sep + last.partition(":")[0]
                 out.append(EntryChange(handle, name, action, is_dir))
             else:
                 # An action this code does not know: the engine looks at the directory.

@@ -217,12 +217,14 @@ def test_random_garbage_never_crashes_or_hangs() -> None:
 def test_entry_actions_map_to_entry_changes_with_engine_separators() -> None:
     t = _abi.Translator(sep="/")
     buf = chain(plain(ADDED, "a"), plain(MODIFIED, "sub\\b"), plain(REMOVED, "sub\\deep\\c"),
-                plain(_abi.FILE_ACTION_MODIFIED_STREAM, "s", last=True))
+                plain(_abi.FILE_ACTION_MODIFIED_STREAM, "s"),
+                plain(_abi.FILE_ACTION_ADDED_STREAM, "sub\\t:meta", last=True))
     assert t.completed(H, buf) == [
         EntryChange(H, "a", Action.CREATED),
         EntryChange(H, "sub/b", Action.MODIFIED),
         EntryChange(H, "sub/deep/c", Action.DELETED),
         EntryChange(H, "s", Action.MODIFIED),
+        EntryChange(H, "sub/t", Action.MODIFIED),
     ]
 
 
