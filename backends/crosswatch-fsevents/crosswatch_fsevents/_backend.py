@@ -57,11 +57,10 @@ class FSEventsBackend(Backend):
         reason = unavailable()
         if reason is not None:
             return Probe.unavailable(cls.name, reason)
-        return Probe(
-            cls.name,
-            True,
-            f"one recursive stream; events gathered for {cls.latency:g} s, then verified",
-            score=100,
+        # The stream that feeds deliver() is the next layer; until it is built, a
+        # backend that would never report anything must not be selected.
+        return Probe.unavailable(
+            cls.name, "the FSEvents stream is not built yet: kqueue or polling watch here"
         )
 
     def __init__(

@@ -56,7 +56,7 @@ class CoreServices:
         reason = unavailable()
         if reason is not None:
             raise CoreServicesUnavailable(
-                0, f"the fsevents backend {reason}; on {sys.platform} use another backend "
+                f"the fsevents backend {reason}; on {sys.platform} use another backend "
                 "(crosswatch backends lists them)"
             )
         try:
@@ -64,7 +64,7 @@ class CoreServices:
             cf = ctypes.cdll.LoadLibrary(CORE_FOUNDATION)
         except OSError as exc:
             raise CoreServicesUnavailable(
-                0, f"the CoreServices framework did not load ({exc}); use backend='kqueue' "
+                f"the CoreServices framework did not load ({exc}); use backend='kqueue' "
                 "or 'polling'"
             ) from None
         self._declare(cs, cf)

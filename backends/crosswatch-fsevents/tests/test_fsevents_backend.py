@@ -81,6 +81,14 @@ def test_the_probe_says_it_needs_macos(tmp_path: Path) -> None:
     )
 
 
+def test_on_macos_the_probe_waits_for_the_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Until the stream feeds it, a backend that reports nothing is never selected."""
+    monkeypatch.setattr("crosswatch_fsevents._backend.unavailable", lambda: None)
+    probe = FSEventsBackend.probe("/")
+    assert not probe.available
+    assert "not built yet" in probe.reason
+
+
 @not_macos
 def test_crosswatch_probe_lists_it_as_unavailable(tmp_path: Path) -> None:
     plugins = crosswatch.Plugins(autoload=False, extra=[crosswatch_fsevents])
@@ -96,6 +104,7 @@ def test_the_frameworks_refuse_to_load_with_a_clear_error() -> None:
     with pytest.raises(CoreServicesUnavailable, match="needs macOS") as caught:
         cs.load()
     assert isinstance(caught.value, WatchError)
+    assert str(caught.value).startswith("the fsevents backend needs macOS (FSEvents); on ")
     with pytest.raises(CoreServicesUnavailable, match="needs macOS"):
         cs.stream_start(0)  # every call loads first, and says why it cannot
     with pytest.raises(CoreServicesUnavailable, match="needs macOS"):
