@@ -268,9 +268,10 @@ class Decoder:
                 self._moved_under(ev, out, dirty)
                 if not f & ITEM:
                     continue
-            pair = renames.get(i)
-            if pair is not None:
-                out += pair
+            paired = renames.get(i)
+            if paired is not None:
+                out += paired[0]
+                self._after_rename(ev, paired[1], out, dirty)
                 continue
             self._item(ev, out, dirty)
         if lost:
@@ -369,8 +370,9 @@ class Decoder:
             elif not f & ITEM:  # kind bits or OwnEvent only: look at the entry
                 dirty[DirDirty(h, posixpath.dirname(rel))] = None
 
-    def _pair(self, events: list[_Event]) -> dict[int, list[Observation]]:
-        """Renames paired by file id: event index -> what it and its partner stand for.
+    def _pair(self, events: list[_Event]) -> dict[int, tuple[list[Observation], _Event]]:
+        """Renames paired by file id: for each event paired, the ``Renamed`` it
+        begins (if any) and the event of its file's last place in the callback.
 
         The ``ItemRenamed`` events of one file id are taken in order, each one's path
         the next one's source (``a -> b -> c`` is two moves); a rename whose source
@@ -382,8 +384,9 @@ class Decoder:
             special = ev.flags & (SPECIAL & ~kFSEventStreamEventFlagEventIdsWrapped)
             if ev.file_id is not None and renamed and not special:
                 by_id.setdefault(ev.file_id, []).append(i)
-        out: dict[int, list[Observation]] = {}
+        out: dict[int, tuple[list[Observation], _Event]] = {}
         for indexes in by_id.values():
+            last = events[indexes[-1]]
             for a, b in itertools.pairwise(indexes):
                 old, new = events[a], events[b]
                 if old.path == new.path:
@@ -391,9 +394,23 @@ class Decoder:
                 obs = self._renamed(old, new)
                 if obs is None:
                     continue
-                out.setdefault(a, []).extend(obs)
-                out.setdefault(b, [])
+                out.setdefault(a, ([], last))[0].extend(obs)
+                out.setdefault(b, ([], last))
         return out
+
+    def _after_rename(
+        self, ev: _Event, last: _Event, out: list[Observation], dirty: dict[DirDirty, None]
+    ) -> None:
+        """What a paired event says besides its rename: created or removed at its
+        path (a look there), written or its metadata changed (at the file's last place:
+        a write before the move is news about the file, wherever it is now)."""
+        kind = ev.flags & KIND
+        structure = ev.flags & STRUCTURE & ~kFSEventStreamEventFlagItemRenamed
+        if structure:
+            self._item(_Event(ev.path, structure | kind, ev.event_id, None), out, dirty)
+        content = ev.flags & (METADATA | kFSEventStreamEventFlagItemModified)
+        if content:
+            self._item(_Event(last.path, content | kind, ev.event_id, None), out, dirty)
 
     def _renamed(self, old: _Event, new: _Event) -> list[Observation] | None:
         """``Renamed`` on each root holding both paths; None if no root holds both

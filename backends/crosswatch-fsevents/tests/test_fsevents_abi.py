@@ -172,6 +172,34 @@ def test_two_renamed_events_with_one_file_id_are_one_rename() -> None:
     ]
 
 
+def test_what_a_paired_event_says_besides_its_rename_is_kept() -> None:
+    """Written before or after the move: news of the file at its last place;
+    created before the move or removed after it: a look where that was."""
+    out = decoder().decode(
+        [f"{ROOT}/a", f"{ROOT}/d/b", f"{ROOT}/c", f"{ROOT}/e"],
+        [CREATED | MODIFIED | RENAMED | FILE, RENAMED | FILE, RENAMED | FILE, RENAMED | FILE],
+        [1, 2, 3, 4],
+        [6, 6, 7, 7],
+    )
+    assert out == [
+        Renamed("R", "a", "R", "d/b", False),
+        EntryChange("R", "d/b", Action.MODIFIED, False),
+        Renamed("R", "c", "R", "e", False),
+        DirDirty("R", ""),
+    ]
+    out = decoder().decode(
+        [f"{ROOT}/x", f"{ROOT}/y"],
+        [RENAMED | FILE, RENAMED | REMOVED | kFSEventStreamEventFlagItemInodeMetaMod | FILE],
+        [1, 2],
+        [8, 8],
+    )
+    assert out == [
+        Renamed("R", "x", "R", "y", False),
+        EntryChange("R", "y", Action.ATTRIB, False),
+        DirDirty("R", ""),
+    ]
+
+
 def test_a_chain_of_renames_of_one_file_is_each_move() -> None:
     out = decoder().decode(
         [f"{ROOT}/a", f"{ROOT}/b", f"{ROOT}/c"],

@@ -262,6 +262,19 @@ def test_a_rename_paired_by_file_id_is_one_move(tmp_path: Path) -> None:
     ]
 
 
+def test_a_file_moved_then_written_within_the_latency_is_moved_and_modified(
+    tmp_path: Path,
+) -> None:
+    s = Scene(tmp_path)
+    fid = s.ino("a/x")
+    os.rename(s.path("a/x"), s.path("b/x2"))
+    with open(s.path("b/x2"), "a") as f:
+        f.write("more")
+    s.callback([("a/x", RENAMED | FILE, fid), ("b/x2", RENAMED | MODIFIED | FILE, fid)])
+    s.converged()
+    assert s.kinds() == [(Change.MOVED, "b/x2"), (Change.MODIFIED, "b/x2")]
+
+
 def test_a_rename_without_file_ids_is_still_one_move(tmp_path: Path) -> None:
     s = Scene(tmp_path)
     os.rename(s.path("a/deep"), s.path("b/deep"))
