@@ -329,3 +329,12 @@ def test_root_changed_ends_a_root_whose_path_leads_elsewhere(tmp_path: Path) -> 
     s.callback([("", _abi.kFSEventStreamEventFlagRootChanged, None)])
     assert (Change.DELETED, ".") in s.kinds()
     assert not s.engine.roots.all
+
+
+def test_root_changed_with_the_root_still_in_place_reports_nothing(tmp_path: Path) -> None:
+    s = Scene(tmp_path)
+    os.rename(s.root, str(tmp_path / "away"))
+    os.rename(str(tmp_path / "away"), s.root)
+    s.callback([("", _abi.kFSEventStreamEventFlagRootChanged, None)])
+    assert s.events == []
+    assert s.engine.roots.all
