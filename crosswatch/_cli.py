@@ -324,12 +324,14 @@ def _sigterm_unwinds() -> Iterator[None]:
     """While inside, the first SIGTERM raises :class:`_Terminated`, so watchers close.
 
     The previous handler is put back after. Nothing changes outside the main thread
-    (only it may set handlers) or when SIGTERM is ignored: the parent meant that.
+    (only it may set handlers), when SIGTERM is ignored (the parent meant that), or
+    where the OS has no SIGTERM or refuses a handler for it (the default stays).
     """
-    if threading.current_thread() is not threading.main_thread():
+    term = getattr(signal, "SIGTERM", None)
+    if term is None or threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = signal.getsignal(term)
     if previous == signal.SIG_IGN:
         yield
         return
@@ -341,11 +343,15 @@ def _sigterm_unwinds() -> Iterator[None]:
             fired = True
             raise _Terminated
 
-    signal.signal(signal.SIGTERM, handler)
+    try:
+        signal.signal(term, handler)
+    except (OSError, ValueError):
+        yield
+        return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        signal.signal(term, signal.SIG_DFL if previous is None else previous)
 
 
 def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:

@@ -7,7 +7,8 @@ part that fits, then each further part relative to the directory reached so far
 that fits takes exactly the call it always took; the pieces cost only the paths the
 plain call refused.
 
-Where ``open`` takes no ``dir_fd`` (:data:`WALKS` is false) nothing past the limit can
+Where ``open`` takes no ``dir_fd`` (:data:`WALKS` is false), or directories are not
+listed by descriptor (``crosswatch._os.LISTS_BY_FD``), nothing past the limit can
 be reached: the scanner stops listing where entries could pass it, and says so once
 per root.
 """
@@ -109,6 +110,6 @@ def lstat(path: str) -> os.stat_result:
 
 
 def entries_out_of_reach(path: str) -> bool:
-    """Could an entry of the directory at ``path`` have a path the OS refuses (and
-    nothing can walk it in pieces)?"""
-    return not WALKS and len(os.fsencode(path)) + 1 + NAME_MAX >= PATH_MAX
+    """Could an entry of the directory at ``path`` have a path the OS refuses whole?
+    (Asked only where nothing can walk it in pieces.)"""
+    return len(os.fsencode(path)) + 1 + NAME_MAX >= PATH_MAX

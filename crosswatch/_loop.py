@@ -1,14 +1,13 @@
 """The watcher's thread: wait, feed the engine, deliver.
 
-It waits on the backends' descriptors and deadlines and on the watcher's wake-up
-pipe; nothing else wakes it, so an idle watcher costs nothing. While the consumer
-is too far behind (:meth:`EventQueue.must_pause`), it neither reads the backends
+It waits on the backends' descriptors and deadlines and on the watcher's waker
+(``_os.Waker``); nothing else wakes it, so an idle watcher costs nothing. While the
+consumer is too far behind (:meth:`EventQueue.must_pause`), it neither reads the backends
 nor lets the engine settle what is due: the kernel keeps what it can meanwhile.
 """
 
 from __future__ import annotations
 
-import os
 import selectors
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from ._backend import Backend
 from ._engine import Engine, Stopped
 from ._events import Change, Event, event_bytes
 from ._feed import feed
+from ._os import Waker
 from ._queue import EventQueue
 
 Callback = Callable[[list[Event]], object]
@@ -30,7 +30,7 @@ class Loop:
         engine: Engine,
         queue: EventQueue,
         *,
-        wake: int,
+        wake: Waker,
         kinds: frozenset[Change] | None,
         debounce: float,
         callback: Callback | None,
@@ -51,7 +51,7 @@ class Loop:
         """Deliver until closed, until no root is left, or until an error (handed over)."""
         selector = selectors.DefaultSelector()
         try:
-            selector.register(self._wake, selectors.EVENT_READ, None)
+            selector.register(self._wake.fileno(), selectors.EVENT_READ, None)
             self._loop(selector)
         except Stopped:
             pass  # closed in the middle of reading a tree
@@ -76,7 +76,7 @@ class Loop:
             drained = True
             for key, _ in selector.select(self._timeout()):
                 if key.data is None:
-                    self._drain_wake()
+                    self._wake.drain()
                 elif not queue.paused:
                     feed(engine, key.data, full=full)
                     drained = False
@@ -156,9 +156,3 @@ class Loop:
             return None  # idle: sleep until a descriptor or close() wakes us
         return max(0.0, min(dues) - time.monotonic())
 
-    def _drain_wake(self) -> None:
-        try:
-            while os.read(self._wake, 512):
-                pass
-        except BlockingIOError:
-            pass

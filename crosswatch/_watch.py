@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 
-from . import _args, _config, _mounts, _select
+from . import _args, _config, _mounts, _os, _select
 from ._backend import Backend, Options
 from ._engine import Engine, Ignore, Stopped
 from ._errors import (
@@ -161,7 +161,7 @@ class Watcher:
         self._backends: dict[type[Backend], Backend] = {}
         self._chosen: dict[str, str] = {}
         self._thread: threading.Thread | None = None
-        self._wake_r, self._wake_w = -1, -1
+        self._waker: _os.Waker | None = None
         self._started = False
         self._starter: threading.Thread | None = None  # the thread in start(), while it is
         self._start_done = threading.Event()
@@ -267,9 +267,7 @@ class Watcher:
             except FileNotFoundError:
                 raise WatchPathError(f"cannot watch {root!r}: it vanished while starting") from None
             self._chosen[root] = instance.name
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._waker = _os.Waker()
 
     def _instance(self, cls: type[Backend]) -> Backend:
         """The watcher's open instance of ``cls``, opened on first use."""
@@ -313,17 +311,14 @@ class Watcher:
             except OSError:
                 pass
         self._backends.clear()
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        self._wake_r = self._wake_w = -1
+        waker, self._waker = self._waker, None
+        if waker is not None:
+            waker.close()
 
     def _wake(self) -> None:
-        if self._wake_w >= 0:
-            try:
-                os.write(self._wake_w, b"!")
-            except (BlockingIOError, OSError):
-                pass  # already awake (pipe full) or closed
+        waker = self._waker
+        if waker is not None:
+            waker.wake()  # never blocks, and does nothing once closed
 
     def __enter__(self) -> Watcher:
         return self.start()
@@ -388,11 +383,13 @@ class Watcher:
     # -------------------------------------------------------------- the thread
 
     def _run(self) -> None:
+        waker = self._waker
+        assert waker is not None  # made by start() before this thread
         try:
             Loop(
                 self._engine,
                 self._queue,
-                wake=self._wake_r,
+                wake=waker,
                 kinds=self.kinds,
                 debounce=self._debounce,
                 callback=self._callback,

@@ -404,6 +404,23 @@ def test_main_puts_the_sigterm_handler_back(tmp_path: Path) -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
+def test_main_runs_where_no_sigterm_handler_can_be_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(signum: int, handler: object) -> object:
+        raise ValueError("signal only works in main thread of the main interpreter")
+
+    monkeypatch.setattr(signal, "signal", refused)
+    assert main(["watch", str(tmp_path), *FAST, "--timeout", "0.1"]) == 3
+
+
+def test_main_runs_where_the_os_has_no_sigterm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(signal, "SIGTERM")
+    assert main(["watch", str(tmp_path), *FAST, "--timeout", "0.1"]) == 3
+
+
 def test_help_lists_the_signal_exit_codes() -> None:
     result = run("--help")
     assert result.returncode == 0

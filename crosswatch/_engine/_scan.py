@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .. import _longpath as longpath
+from .. import _os
 from .._backend import Action
 from .._events import Change
 from .._tree import Kind, Node, Slim, entry_kind, kind_of, lstat, slim
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 RACY_NS = 1_000_000_000
 #: The coarsest file timestamp tick we expect (jiffies at HZ=100).
 TICK_NS = 10_000_000
-
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 #: One entry of a new directory's listing: name, inode number, kind, lstat if taken.
 Listed = tuple[str, int, Kind, "Slim | None"]
@@ -90,8 +89,9 @@ class Scanner:
 
     # ------------------------------------------------------------ opening
 
-    def open(self, node: Node, path: str, *, fresh: bool = False) -> int:
-        """A descriptor of a cached directory to list, or -1; remembers when it was read.
+    def open(self, node: Node, path: str, *, fresh: bool = False) -> _os.Opened | None:
+        """A cached directory opened to list (see ``_os.open_listing``), or None;
+        remembers when it was read.
 
         A ``fresh`` node (just found in its parent's listing) takes its stat from the
         open directory: one path lookup fewer than ``lstat``, and right for a mount
@@ -101,30 +101,29 @@ class Scanner:
         the real ones, as on some FUSE file systems): it is looked at again after them.
         """
         e = self.e
-        if not longpath.WALKS and longpath.entries_out_of_reach(path):
+        if not (longpath.WALKS and _os.LISTS_BY_FD) and longpath.entries_out_of_reach(path):
             self._out_of_reach(node, path)
             if fresh:
                 self.take_stat(node, path)
             node.listed = None
-            return -1
+            return None
         try:
-            fd = longpath.open_dir(path, _DIR_FLAGS)
+            fd, st = _os.open_listing(path)
         except (FileNotFoundError, NotADirectoryError):
             e.stale.defer(node)
-            return -1
+            return None
         except OSError as exc:
             e.warn_once(path, f"cannot read directory {path!r} ({exc.strerror}); skipped")
             if fresh:
                 self.take_stat(node, path)
             node.listed = None
-            return -1
-        st = os.fstat(fd)
+            return None
         if st.st_ino != node.ino and st.st_dev == node.dev and not (
             fresh and e.watches.watched_here(node, path)
         ):
-            os.close(fd)
+            _os.close(fd)
             e.stale.defer(node)
-            return -1
+            return None
         if self._own is not None:
             self._count_own_read(node)
         if fresh:
@@ -190,14 +189,14 @@ class Scanner:
         (a rescan of 200,000 unchanged files) never holds them all.
         """
         fd = self.open(node, node.path())
-        if fd < 0:
+        if fd is None:
             return None
         return self._stats(fd)
 
     @staticmethod
-    def _stats(fd: int) -> Iterator[tuple[str, Slim]]:
+    def _stats(fd: _os.Opened) -> Iterator[tuple[str, Slim]]:
         try:
-            with os.scandir(fd) as it:
+            with _os.entries(fd) as it:
                 for entry in it:
                     try:
                         st = slim(entry.stat(follow_symlinks=False))
@@ -205,7 +204,7 @@ class Scanner:
                         continue  # removed since the listing: its event will follow
                     yield entry.name, st
         finally:
-            os.close(fd)
+            _os.close(fd)
 
     def list_new(self, node: Node, root: Root) -> list[Listed] | None:
         """Watch, then list, a new directory; nothing is cached (see NewDirs)."""
@@ -220,14 +219,14 @@ class Scanner:
         if per_dir and not e.watches.watch_dir(node, root, path):
             return None
         fd = self.open(node, path, fresh=fresh)
-        if fd < 0:
+        if fd is None:
             return None
         node.children.as_of = time.time_ns() - TICK_NS
         try:  # the entries may stat relative to fd: it stays open while they are used
-            with os.scandir(fd) as it:
+            with _os.entries(fd) as it:
                 return self._listing(it, node, root)
         finally:
-            os.close(fd)
+            _os.close(fd)
 
     def _listing(
         self, entries: Iterable[os.DirEntry[str]], node: Node, root: Root, *, new: bool = False
@@ -319,11 +318,11 @@ class Scanner:
         once if ``bulk`` (a first reading), else the entries still to store; None
         if it cannot be listed."""
         fd = self.open(node, path, fresh=fresh)
-        if fd < 0:
+        if fd is None:
             return None
         children = node.children
         try:  # the entries may stat relative to fd: it stays open while they are used
-            with os.scandir(fd) as it:
+            with _os.entries(fd) as it:
                 entries = list(it)
             children.as_of = as_of
             if bulk and not children:
@@ -332,7 +331,7 @@ class Scanner:
                     return subdirs
             return Part(node, path, depth, self._listing(entries, node, root, new=True))
         finally:
-            os.close(fd)
+            _os.close(fd)
 
     def _store(self, part: Part, emit: bool, adopted: list[tuple[Node, str, Key]]) -> bool:
         """Cache a listing entry by entry, reporting each as created if ``emit``;

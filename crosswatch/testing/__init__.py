@@ -6,6 +6,7 @@
 - :class:`Mirror` and :func:`snapshot`: a consumer that rebuilds a tree from events
   and fails on any broken guarantee, and the disk state to compare it with.
 - :class:`BackendConformance`: the suite every backend's tests subclass (needs pytest).
+- :func:`force_portable`: the core's portable fallbacks, forced for a test.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._mirror import GuaranteeError, Mirror, snapshot
+from ._portable import force_portable
 from ._scripted import FileOps, ScriptedBackend
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ __all__ = [
     "collect",
     "converge",
     "ends_with",
+    "force_portable",
     "open_fds",
     "snapshot",
 ]

@@ -10,8 +10,7 @@ import os
 from collections.abc import Callable
 
 from .._longpath import open_dir
-
-_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+from .._os import DIR_FLAGS as _DIR
 
 
 def in_dir(path: str, do: Callable[[int], object]) -> None:

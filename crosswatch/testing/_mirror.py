@@ -7,8 +7,9 @@ from collections.abc import Iterable
 
 from .._events import Change, Event
 from .._longpath import open_dir
+from .._os import DIR_FLAGS
 
-_LIST = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_BY_FD = os.scandir in os.supports_fd
 
 
 class GuaranteeError(AssertionError):
@@ -19,7 +20,8 @@ def snapshot(*roots: str) -> dict[str, bool]:
     """Every entry below ``roots`` (not the roots themselves): path -> is_dir.
 
     Symlinks are entries, never followed. A root that is a file maps to itself.
-    Directories are read at any depth, also past ``PATH_MAX``.
+    Directories are read at any depth, also past ``PATH_MAX`` where ``scandir`` takes
+    a descriptor.
     """
     out: dict[str, bool] = {}
     for root in roots:
@@ -30,20 +32,25 @@ def snapshot(*roots: str) -> dict[str, bool]:
         stack = [root]
         while stack:
             path = stack.pop()
-            try:
-                fd = open_dir(path, _LIST)
+            try:  # by descriptor where the OS can (past PATH_MAX), forced fallbacks or not
+                fd = open_dir(path, DIR_FLAGS) if _BY_FD else -1
             except OSError:
                 continue
             try:
-                with os.scandir(fd) as it:
+                with os.scandir(path if fd < 0 else fd) as it:
                     for entry in it:
                         is_dir = entry.is_dir(follow_symlinks=False)
                         entry_path = os.path.join(path, entry.name)
                         out[entry_path] = is_dir
                         if is_dir:
                             stack.append(entry_path)
+            except OSError:
+                if fd >= 0:
+                    raise
+                continue  # not opened by path: as where the open above fails
             finally:
-                os.close(fd)
+                if fd >= 0:
+                    os.close(fd)
     return out
 
 

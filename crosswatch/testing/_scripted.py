@@ -26,6 +26,7 @@ from .._backend import (
     Probe,
 )
 from .._errors import WatchGoneError
+from .._os import Waker
 
 
 class ScriptedBackend(Backend):
@@ -48,14 +49,12 @@ class ScriptedBackend(Backend):
         self._selves: dict[tuple[int, int], int] = {}  # (dev, ino) -> watch_self handle
         self._self_uses: dict[int, tuple[tuple[int, int], int]] = {}  # handle -> (key, uses)
         self._next = itertools.count(1)
-        self._r, self._w = os.pipe()
-        os.set_blocking(self._r, False)
-        os.set_blocking(self._w, False)
+        self._waker = Waker()
 
     # ------------------------------------------------------------ Backend API
 
     def fileno(self) -> int | None:
-        return self._r
+        return self._waker.fileno()
 
     def watch(self, path: str, *, recursive: bool) -> Hashable:
         try:
@@ -106,20 +105,13 @@ class ScriptedBackend(Backend):
             del self._selves[found[0]]
 
     def read(self) -> Sequence[Observation]:
-        try:
-            while os.read(self._r, 4096):
-                pass
-        except BlockingIOError:
-            pass
+        self._waker.drain()
         with self._lock:
             out, self._queue = self._queue, []
         return out
 
     def close(self) -> None:
-        for fd in (self._r, self._w):
-            if fd >= 0:
-                os.close(fd)
-        self._r = self._w = -1
+        self._waker.close()
 
     # ------------------------------------------------------------ test side
 
@@ -127,11 +119,7 @@ class ScriptedBackend(Backend):
         """Queue observations and wake the watcher."""
         with self._lock:
             self._queue.extend(observations)
-        if self._w >= 0:
-            try:
-                os.write(self._w, b".")
-            except BlockingIOError:
-                pass
+        self._waker.wake()
 
     def handle_of(self, path: str) -> int | None:
         """The handle of the watched directory at ``path`` now, if it is watched."""
