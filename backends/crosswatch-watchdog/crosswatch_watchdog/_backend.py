@@ -42,6 +42,8 @@ from crosswatch.backend import (
 
 #: The probe's score: below every native backend (inotify 100), above polling (10).
 SCORE = 20
+#: Seconds to wait for each of watchdog's threads to end once told to.
+JOIN_TIMEOUT = 5.0
 #: Failures of watchdog's threads are counted over this many seconds.
 FAILURE_WINDOW = 60.0
 INSTALL = "install watchdog (pip install crosswatch[watchdog])"
@@ -97,8 +99,8 @@ class _Handler:
     def _hints(self, kind: str, src: str, dst: str, is_dir: bool) -> list[Observation]:
         h = self._handle
         out: list[Observation] = []
-        if kind in ("opened", "closed", "closed_no_write"):
-            return out  # no change of content or entries (writes come as "modified")
+        if kind in ("opened", "closed_no_write"):
+            return out  # no change of content or entries
         if kind in ("modified", "attrib") and is_dir:
             rel = self._rel(src)
             return [] if rel is None else [DirDirty(h, rel)]
@@ -334,8 +336,8 @@ class WatchdogBackend(Backend):
                 with self._lock:
                     self._stopping.add(w.key)
                 self._obs.unschedule(w.key)
-        except (KeyError, ValueError):
-            pass  # watchdog dropped it already
+        except Exception:  # dropped already, or watchdog's books are broken
+            pass
 
     def read(self) -> Sequence[Observation]:
         self._check_helpers()
@@ -373,7 +375,7 @@ class WatchdogBackend(Backend):
             old, self._obs = self._obs, None
             with self._lock:
                 self._stopping.update(w.key for w in self._watches.values())
-            _stop(old)
+            _stop(old, self._helpers)
             self._obs = self._start_observer()
             dead = list(self._watches.values())
         else:
@@ -385,8 +387,8 @@ class WatchdogBackend(Backend):
                 self._stopping.add(key)
             try:
                 self._obs.unschedule(key)
-            except (KeyError, ValueError):
-                pass  # never scheduled on the new observer
+            except Exception:  # not on the new observer, or its books broken
+                pass
         for w in dead:
             del self._watches[w.handle]
             self._roots = {k: v for k, v in self._roots.items() if v != w.handle}
@@ -414,17 +416,42 @@ class WatchdogBackend(Backend):
         logging.getLogger("watchdog").removeHandler(self._log)
         obs = getattr(self, "_obs", None)
         if obs is not None:
-            _stop(obs)
+            _stop(obs, self._helpers)
         for fd in (self._rfd, self._wfd):
             os.close(fd)
 
 
-def _stop(observer: Any) -> None:
-    if observer.is_alive():
+def _stop(observer: Any, helpers: set[threading.Thread]) -> None:
+    """Stop ``observer`` and its threads, also when watchdog's own stop fails.
+
+    A thread of watchdog's that died may leave its books broken, and stopping then
+    raises partway (a ``KeyError`` from the inotify observer): each part is then
+    stopped on its own, and the dispatcher is woken so that it ends.
+    """
+    if not observer.is_alive():
+        try:
+            observer.unschedule_all()  # its emitters
+        except Exception:
+            _stop_parts(observer, helpers)
+        return
+    try:
         observer.stop()
-        observer.join()
-    else:
-        observer.unschedule_all()  # its emitters
+    except Exception:
+        _stop_parts(observer, helpers)
+        observer.event_queue.put(type(observer).stop_event)
+    observer.join(JOIN_TIMEOUT)
+
+
+def _stop_parts(observer: Any, helpers: set[threading.Thread]) -> None:
+    threads: list[Any] = [*list(observer.emitters), *helpers]
+    for t in threads:
+        try:
+            t.stop()
+        except Exception:
+            pass
+    for t in threads:
+        if t.is_alive() and t is not threading.current_thread():
+            t.join(JOIN_TIMEOUT)
 
 
 def _guarded(emitter: type[Any], backend: WatchdogBackend) -> type[Any]:
