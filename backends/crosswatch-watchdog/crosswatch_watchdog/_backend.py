@@ -215,16 +215,18 @@ class WatchdogBackend(Backend):
     def _adopt(self, before: set[threading.Thread], observer: Any) -> None:
         """Note the threads of watchdog's started since ``before`` that are neither
         the observer nor an emitter (those report their end themselves)."""
+        emitter = getattr(observer, "_emitter_class", None)
         for t in set(threading.enumerate()) - before:
             if t is observer or type(t).__module__.partition(".")[0] != "watchdog":
                 continue
-            if not isinstance(t, observer._emitter_class if hasattr(observer, "_emitter_class")
-                              else ()):
+            if not (isinstance(emitter, type) and isinstance(t, emitter)):
                 self._helpers.add(t)
 
     # ------------------------------------------------------------- from watchdog's threads
 
     def _post(self, observations: Sequence[Observation]) -> None:
+        if self._closed:
+            return  # (the pipe's descriptors may be another file's by now)
         for obs in observations:
             self._queue.put(obs)
         try:
