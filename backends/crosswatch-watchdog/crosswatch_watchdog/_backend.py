@@ -253,7 +253,12 @@ class WatchdogBackend(Backend):
     def _failed(self, exc: BaseException | None, watch: Any) -> None:
         """A thread of the observer ended: on an error, or by itself (watch given)."""
         with self._lock:
-            if self._closed or (watch is not None and watch in self._stopping):
+            if self._closed:
+                return
+            # An end without an error, of a watch being stopped, was asked for. (An
+            # error is never asked for: the thread of a watch scheduled again can
+            # die before its key leaves ``_stopping``.)
+            if exc is None and watch is not None and watch in self._stopping:
                 return
             if exc is not None:
                 self._failures.append((time.monotonic(), exc))
@@ -294,7 +299,8 @@ class WatchdogBackend(Backend):
         return self._schedule(parent, parent, False, path)
 
     def _schedule(self, path: str, where: str, recursive: bool, target: str | None) -> int:
-        self._check_failures()
+        # (Too many failures are told by read(), the consumer's stream: a refused
+        # watch of a root being watched again would only end that root.)
         if not os.path.isdir(where):
             raise WatchGoneError(errno.ENOENT, f"{where!r} is not a directory", where)
         handle = next(self._ids)
