@@ -146,14 +146,14 @@ class BackendConformance:
         mirror = Mirror.of(root)
         f = os.path.join(root, "f.txt")
         ops.write(f, b"one")
-        events = converge(w, mirror)
+        events = converge(w, mirror, settle=self.settle)
         assert kinds(events, f)[:1] == ["created"]
         ops.write(f, b"two two", append=True)
         events = collect(w, lambda ev: "modified" in kinds(ev, f), settle=self.settle)
         assert "modified" in kinds(events, f)
         mirror.apply(events)
         ops.remove(f)
-        events = converge(w, mirror)
+        events = converge(w, mirror, settle=self.settle)
         assert kinds(events, f) == ["deleted"]
 
     def test_nested_directories_reported_once_parents_first(
@@ -164,7 +164,8 @@ class BackendConformance:
         deep = os.path.join(root, "a", "b", "c")
         ops.makedirs(deep)
         ops.write(os.path.join(deep, "f"))
-        events = converge(w, mirror)  # the strict mirror rejects duplicates and bad order
+        # the strict mirror rejects duplicates and bad order
+        events = converge(w, mirror, settle=self.settle)
         created = [e.path for e in events if e.kind is Change.CREATED]
         assert created == [
             os.path.join(root, "a"),
@@ -179,7 +180,7 @@ class BackendConformance:
         w = open_watcher(root)
         mirror = Mirror.of(root)
         ops.rename(src, dst)
-        events = converge(w, mirror)
+        events = converge(w, mirror, settle=self.settle)
         assert [(e.kind, e.src_path, e.path) for e in events] == [(Change.MOVED, src, dst)]
 
     def test_renamed_directory_carries_its_subtree(
@@ -190,7 +191,7 @@ class BackendConformance:
         w = open_watcher(root)
         mirror = Mirror.of(root)
         ops.rename(os.path.join(root, "d"), os.path.join(root, "e"))
-        events = converge(w, mirror)
+        events = converge(w, mirror, settle=self.settle)
         assert [e.kind for e in events] == [Change.MOVED]
         moved_file = os.path.join(root, "e", "sub", "f")
         ops.write(moved_file, b"more", append=True)
@@ -204,7 +205,7 @@ class BackendConformance:
         w = open_watcher(root)
         mirror = Mirror.of(root)
         ops.rmtree(os.path.join(root, "t"))
-        events = converge(w, mirror)
+        events = converge(w, mirror, settle=self.settle)
         assert kinds(events, os.path.join(root, "t")) == ["deleted"]
 
     def test_moves_across_the_tree_boundary(
@@ -218,7 +219,7 @@ class BackendConformance:
         mirror = Mirror.of(root)
         ops.rename(os.path.join(outside, "in"), os.path.join(root, "in"))
         ops.rename(os.path.join(root, "leaving"), os.path.join(outside, "leaving"))
-        events = converge(w, mirror)
+        events = converge(w, mirror, settle=self.settle)
         assert kinds(events, os.path.join(root, "in", "deep", "f")) == ["created"]
         assert kinds(events, os.path.join(root, "leaving")) == ["deleted"]
 
@@ -281,7 +282,7 @@ class BackendConformance:
         mirror = Mirror.of(root)
         raw = os.path.join(os.fsencode(root), b"caf\xe9-\xff")
         ops.write(os.fsdecode(raw))
-        events = converge(w, mirror)
+        events = converge(w, mirror, settle=self.settle)
         assert [os.fsencode(e.path) for e in events if e.kind is Change.CREATED] == [raw]
 
     def test_ignore_patterns(self, root: str, ops: FileOps, open_watcher: Any) -> None:
@@ -316,7 +317,7 @@ class BackendConformance:
         mirror = Mirror.of(root)
         for _ in range(150):
             random_operation(rng, root, ops)
-        converge(w, mirror)
+        converge(w, mirror, settle=self.settle)
 
     # ------------------------------------------------------------- the paths to the roots
 

@@ -1,0 +1,492 @@
+"""The watchdog adapter: one watchdog observer, its events turned into hints.
+
+watchdog's events are not trusted as they are (its observers coalesce, guess types
+and lose events on some OSes). Each one only names the directories to look at,
+``DirDirty``, and the engine's diff against the disk decides what changed: it
+pairs renames by identity, finds writes and attribute changes by comparing stats
+(the backend declares ``polls`` so that the engine keeps them), and drops what did
+not happen.
+
+watchdog's threads hand what they see to the watcher's thread through a queue and
+a pipe whose read end is :meth:`WatchdogBackend.fileno`.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, cast
+
+from crosswatch.backend import (
+    Action,
+    Backend,
+    Capabilities,
+    DirDirty,
+    EntryChange,
+    Gone,
+    Observation,
+    Options,
+    Probe,
+    SubtreeLost,
+    WatchError,
+    WatchGoneError,
+    WatchLimitError,
+)
+
+#: The probe's score: below every native backend (inotify 100), above polling (10).
+SCORE = 20
+#: Seconds to wait for each of watchdog's threads to end once told to.
+JOIN_TIMEOUT = 5.0
+#: Failures of watchdog's threads are counted over this many seconds.
+FAILURE_WINDOW = 60.0
+INSTALL = "install watchdog (pip install crosswatch[watchdog])"
+
+
+@dataclass(eq=False)
+class _Watch:
+    """One handle: a scheduled watchdog watch, and what its events mean."""
+
+    handle: int
+    path: str
+    key: Any  # watchdog's ObservedWatch
+    handler: _Handler
+    target: str | None = None
+    """For a watch of an entry's own fate: that entry (the watch is on its parent)."""
+
+
+class _Handler:
+    """Receives one watch's events in watchdog's dispatcher thread."""
+
+    def __init__(self, backend: WatchdogBackend, handle: int, path: str, target: str | None):
+        self._backend = backend
+        self._handle = handle
+        self._path = path
+        self._target = target
+
+    def dispatch(self, event: Any) -> None:
+        kind = event.event_type
+        src = os.fsdecode(event.src_path)
+        dst = os.fsdecode(event.dest_path) if event.dest_path else ""
+        if self._target is not None:
+            obs = self._fate(kind, src, dst)
+        else:
+            obs = self._hints(kind, src, dst, bool(event.is_directory))
+        if obs:
+            self._backend._post(obs)
+
+    def _fate(self, kind: str, src: str, dst: str) -> list[Observation]:
+        h, target = self._handle, self._target
+        if kind == "deleted" and src == target:
+            return [EntryChange(h, "", Action.DELETED)]
+        if kind == "moved" and target in (src, dst):  # renamed away, or replaced
+            return [EntryChange(h, "", Action.MOVED_FROM)]
+        return []
+
+    def _rel(self, path: str) -> str | None:
+        """``path`` relative to the watched directory; None if outside it."""
+        if path == self._path:
+            return ""
+        prefix = self._path.rstrip(os.sep) + os.sep
+        return path[len(prefix):] if path.startswith(prefix) else None
+
+    def _hints(self, kind: str, src: str, dst: str, is_dir: bool) -> list[Observation]:
+        h = self._handle
+        out: list[Observation] = []
+        if kind in ("opened", "closed_no_write"):
+            return out  # no change of content or entries
+        if kind in ("modified", "attrib") and is_dir:
+            rel = self._rel(src)
+            return [] if rel is None else [DirDirty(h, rel)]
+        # The directories that hold the entry (before and after a move): their diff
+        # compares each entry's stat, so it finds writes and attribute changes too.
+        for path in (src, dst) if kind == "moved" else (src,):
+            rel = self._rel(path)
+            if rel is None:
+                continue
+            out.append(DirDirty(h, os.path.dirname(rel) if rel else ""))
+            if is_dir and rel and kind in ("created", "moved") and path == (dst or src):
+                out.append(DirDirty(h, rel, recursive=True))
+        return out
+
+
+class WatchdogBackend(Backend):
+    """watchdog's observer (the native one for the OS by default) as a backend."""
+
+    name = "watchdog"
+    description = "watchdog's observers, any OS watchdog supports; every event verified"
+    # polls: every change is found by the engine's diff, which then compares each
+    # file's stat with one kept from the first scan (not with the scan's time, which
+    # would report a file written just before the scan as modified).
+    capabilities = Capabilities(recursive=True, polls=True)
+    observer_class: ClassVar[type[Any] | None] = None
+    """The observer run; ``None``: ``watchdog.observers.Observer``, the OS's native one.
+    A subclass sets another (``watchdog.observers.polling.PollingObserver``)."""
+    max_failures: ClassVar[int] = 3
+    """Threads of watchdog's that may die within ``FAILURE_WINDOW`` seconds before
+    :meth:`read` gives up with a :class:`WatchError`."""
+    check_interval: ClassVar[float] = 1.0
+    """Seconds between checks that watchdog's helper threads (the inotify observer's
+    reader, for one) are alive; they cannot be told to report their end."""
+
+    @classmethod
+    def _observer(cls) -> type[Any]:
+        if cls.observer_class is not None:
+            return cls.observer_class
+        from watchdog.observers import Observer
+
+        return cast("type[Any]", Observer)  # the OS's observer class
+
+    @classmethod
+    def probe(cls, path: str) -> Probe:
+        try:
+            import watchdog.version
+
+            observer = cls._observer()
+        except ImportError:
+            return Probe.unavailable(cls.name, INSTALL)
+        return Probe(
+            cls.name,
+            True,
+            f"watchdog {watchdog.version.VERSION_STRING} ({observer.__name__}): its events "
+            "name the directories the engine diffs; below the native backends",
+            score=SCORE,
+        )
+
+    def __init__(self, options: Options | None = None) -> None:
+        super().__init__(options or Options())
+        try:
+            self._observer_type = self._observer()
+        except ImportError:
+            raise WatchError(errno.ENOSYS, INSTALL) from None
+        self._queue: queue.SimpleQueue[Observation] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._watches: dict[int, _Watch] = {}
+        self._roots: dict[tuple[str, bool], int] = {}
+        self._ended: list[Any] = []  # watchdog watches whose emitter ended unasked
+        self._stopping: set[Any] = set()
+        self._threads: dict[int, Any] = {}  # our observer's threads: ident -> watch
+        self._failures: list[tuple[float, BaseException]] = []
+        self._helpers: set[threading.Thread] = set()
+        self._next_check = time.monotonic() + self.check_interval
+        self._closed = False
+        self._rfd, self._wfd = os.pipe()
+        os.set_blocking(self._rfd, False)
+        os.set_blocking(self._wfd, False)
+        self._log = _LossLog(self)
+        logging.getLogger("watchdog").addHandler(self._log)
+        try:
+            self._obs = self._start_observer()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start_observer(self) -> Any:
+        before = set(threading.enumerate())
+        observer = self._observer_type(timeout=self.options.poll_interval)
+        emitter = getattr(observer, "_emitter_class", None)
+        if isinstance(emitter, type):
+            # To hear of an emitter thread that dies (or stops by itself).
+            observer._emitter_class = _guarded(emitter, self)
+        run = observer.run
+
+        def guarded_run() -> None:
+            self._thread_started(None)
+            try:
+                run()
+            except BaseException as exc:
+                self._failed(exc, None)
+            finally:
+                self._thread_ended()
+
+        observer.run = guarded_run
+        observer.start()
+        self._helpers = set()
+        self._adopt(before, observer)
+        return observer
+
+    def _adopt(self, before: set[threading.Thread], observer: Any) -> None:
+        """Note the threads of watchdog's started since ``before`` that are neither
+        the observer nor an emitter (those report their end themselves)."""
+        emitter = getattr(observer, "_emitter_class", None)
+        for t in set(threading.enumerate()) - before:
+            if t is observer or type(t).__module__.partition(".")[0] != "watchdog":
+                continue
+            if not (isinstance(emitter, type) and isinstance(t, emitter)):
+                self._helpers.add(t)
+
+    # ------------------------------------------------------------- from watchdog's threads
+
+    def _post(self, observations: Sequence[Observation]) -> None:
+        if self._closed:
+            return  # (the pipe's descriptors may be another file's by now)
+        for obs in observations:
+            self._queue.put(obs)
+        try:
+            os.write(self._wfd, b"\0")
+        except (BlockingIOError, OSError):
+            pass  # full: the reader is woken already; closed: nobody reads
+
+    def _thread_started(self, watch: Any) -> None:
+        with self._lock:
+            self._threads[threading.get_ident()] = watch
+
+    def _thread_ended(self) -> None:
+        with self._lock:
+            self._threads.pop(threading.get_ident(), None)
+
+    def _ours(self, ident: int | None) -> bool:
+        """Is ``ident`` a thread of this backend's observer, not being stopped?"""
+        with self._lock:
+            if self._closed or ident not in self._threads:
+                return False
+            watch = self._threads[ident]
+            return watch is None or watch not in self._stopping
+
+    def _failed(self, exc: BaseException | None, watch: Any) -> None:
+        """A thread of the observer ended: on an error, or by itself (watch given)."""
+        with self._lock:
+            if self._closed:
+                return
+            # An end without an error, of a watch being stopped, was asked for. (An
+            # error is never asked for: the thread of a watch scheduled again can
+            # die before its key leaves ``_stopping``.)
+            if exc is None and watch is not None and watch in self._stopping:
+                return
+            if exc is not None:
+                self._failures.append((time.monotonic(), exc))
+            self._ended.append(watch)  # None: the dispatcher, so every watch
+        # What the thread had not yet reported is lost: the Gone that read() reports
+        # for its watches has the engine watch them again and rescan them.
+        self._post([])
+
+    # ------------------------------------------------------------- the watcher's side
+
+    def fileno(self) -> int | None:
+        return None if self._closed else self._rfd
+
+    def deadline(self) -> float | None:
+        return self._next_check if self._helpers else None
+
+    def _check_helpers(self) -> None:
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        self._next_check = now + self.check_interval
+        dead = [t for t in self._helpers if not t.is_alive()]
+        if dead:
+            self._helpers.clear()
+            self._failed(RuntimeError(f"watchdog's thread {dead[0].name} ended"), None)
+
+    def watch(self, path: str, *, recursive: bool) -> Hashable:
+        existing = self._roots.get((path, recursive))
+        if existing is not None:
+            return existing
+        handle = self._schedule(path, path, recursive, None)
+        self._roots[(path, recursive)] = handle
+        return handle
+
+    def watch_self(self, path: str) -> Hashable:
+        """Watch ``path``'s parent, not recursively, for what happens to ``path``."""
+        parent = os.path.dirname(path.rstrip(os.sep)) or os.sep
+        return self._schedule(parent, parent, False, path)
+
+    def _schedule(self, path: str, where: str, recursive: bool, target: str | None) -> int:
+        # (Too many failures are told by read(), the consumer's stream: a refused
+        # watch of a root being watched again would only end that root.)
+        if not os.path.isdir(where):
+            raise WatchGoneError(errno.ENOENT, f"{where!r} is not a directory", where)
+        handle = next(self._ids)
+        handler = _Handler(self, handle, path, target)
+        before = set(threading.enumerate())
+        try:
+            key = self._obs.schedule(handler, where, recursive=recursive)
+        except FileNotFoundError as exc:
+            raise WatchGoneError(errno.ENOENT, str(exc), where) from None
+        except OSError as exc:
+            raise WatchError(exc.errno or errno.EIO, f"watchdog: {exc}", where) from None
+        except RecursionError:
+            # Its observers walk a tree by recursion, and by paths: a tree deeper than
+            # Python's recursion limit (or than PATH_MAX) is beyond them.
+            raise WatchLimitError(
+                errno.ENAMETOOLONG,
+                f"watchdog cannot watch a tree this deep ({where!r}: its observer walks "
+                "it by recursion); use the inotify or polling backend for it",
+                where,
+            ) from None
+        with self._lock:
+            self._stopping.discard(key)
+        self._adopt(before, self._obs)
+        self._watches[handle] = _Watch(handle, path, key, handler, target)
+        return handle
+
+    def unwatch(self, handle: Hashable) -> None:
+        w = self._watches.pop(handle, None)  # type: ignore[call-overload]
+        if w is None:
+            return
+        if w.target is None:
+            self._roots = {k: v for k, v in self._roots.items() if v != handle}
+        self._release(w)
+
+    def _release(self, w: _Watch) -> None:
+        shared = any(o.key == w.key for o in self._watches.values())
+        try:
+            if shared:
+                self._obs.remove_handler_for_watch(w.handler, w.key)
+            else:
+                with self._lock:
+                    self._stopping.add(w.key)
+                self._obs.unschedule(w.key)
+        except Exception:  # dropped already, or watchdog's books are broken
+            pass
+
+    def read(self) -> Sequence[Observation]:
+        self._check_helpers()
+        try:
+            while os.read(self._rfd, 4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+        out: list[Observation] = []
+        seen: set[Observation] = set()
+        while True:
+            try:
+                obs = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if obs not in seen:  # duplicates only repeat a look the engine takes anyway
+                seen.add(obs)
+                out.append(obs)
+        out.extend(self._restart())
+        return out
+
+    def _restart(self) -> list[Observation]:
+        """The handles of watches whose thread ended unasked, as ``Gone``.
+
+        The engine watches a root again if it is still there and rescans it (after
+        the ``SubtreeLost`` already posted); a fate's handle makes it check the roots
+        below. Too many errors end the stream with a :class:`WatchError`.
+        """
+        with self._lock:
+            ended, self._ended = self._ended, []
+        if not ended:
+            return []
+        self._check_failures()
+        if None in ended:  # the dispatcher died: a new observer for every watch
+            old, self._obs = self._obs, None
+            with self._lock:
+                self._stopping.update(w.key for w in self._watches.values())
+            _stop(old, self._helpers)
+            self._obs = self._start_observer()
+            dead = list(self._watches.values())
+        else:
+            dead = [w for w in self._watches.values() if w.key in ended]
+        for key in {id(w.key): w.key for w in dead}.values():
+            if key is None:
+                continue
+            with self._lock:
+                self._stopping.add(key)
+            try:
+                self._obs.unschedule(key)
+            except Exception:  # not on the new observer, or its books broken
+                pass
+        for w in dead:
+            del self._watches[w.handle]
+            self._roots = {k: v for k, v in self._roots.items() if v != w.handle}
+        return [Gone(w.handle) for w in dead]
+
+    def _check_failures(self) -> None:
+        since = time.monotonic() - FAILURE_WINDOW
+        with self._lock:
+            failures = [exc for t, exc in self._failures if t >= since]
+        if len(failures) >= self.max_failures:
+            last = failures[-1]
+            raise WatchError(
+                errno.EIO,
+                f"watchdog's {self._observer_type.__name__} failed {len(failures)} times "
+                f"in its threads within {FAILURE_WINDOW:g} s (last: {type(last).__name__}: "
+                f"{last}); changes may have "
+                "been missed since: choose another backend (backend=...)",
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        logging.getLogger("watchdog").removeHandler(self._log)
+        obs = getattr(self, "_obs", None)
+        if obs is not None:
+            _stop(obs, self._helpers)
+        for fd in (self._rfd, self._wfd):
+            os.close(fd)
+
+
+def _stop(observer: Any, helpers: set[threading.Thread]) -> None:
+    """Stop ``observer`` and its threads, also when watchdog's own stop fails.
+
+    A thread of watchdog's that died may leave its books broken, and stopping then
+    raises partway (a ``KeyError`` from the inotify observer): each part is then
+    stopped on its own, and the dispatcher is woken so that it ends.
+    """
+    if not observer.is_alive():
+        try:
+            observer.unschedule_all()  # its emitters
+        except Exception:
+            _stop_parts(observer, helpers)
+        return
+    try:
+        observer.stop()
+    except Exception:
+        _stop_parts(observer, helpers)
+        observer.event_queue.put(type(observer).stop_event)
+    observer.join(JOIN_TIMEOUT)
+
+
+def _stop_parts(observer: Any, helpers: set[threading.Thread]) -> None:
+    threads: list[Any] = [*list(observer.emitters), *helpers]
+    for t in threads:
+        try:
+            t.stop()
+        except Exception:
+            pass
+    for t in threads:
+        if t.is_alive() and t is not threading.current_thread():
+            t.join(JOIN_TIMEOUT)
+
+
+def _guarded(emitter: type[Any], backend: WatchdogBackend) -> type[Any]:
+    """``emitter`` whose thread tells ``backend`` when it ends, and why."""
+
+    def run(self: Any) -> None:
+        backend._thread_started(self.watch)
+        error: BaseException | None = None
+        try:
+            emitter.run(self)
+        except BaseException as exc:
+            error = exc
+        finally:
+            backend._thread_ended()
+            backend._failed(error, self.watch)
+
+    return type(emitter.__name__, (emitter,), {"run": run})
+
+
+class _LossLog(logging.Handler):
+    """watchdog's warnings (a kernel queue overflowed, a watch could not be placed)
+    from the backend's own threads: events may be lost, so the engine rescans."""
+
+    def __init__(self, backend: WatchdogBackend) -> None:
+        super().__init__(logging.WARNING)
+        self._backend = backend
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._backend._ours(record.thread):
+            self._backend._post([SubtreeLost(None)])
