@@ -13,11 +13,13 @@ a pipe whose read end is :meth:`WatchdogBackend.fileno`.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import itertools
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Hashable, Sequence
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 from crosswatch.backend import (
+    VIRTUAL_FS,
     Action,
     Backend,
     Capabilities,
@@ -38,6 +41,7 @@ from crosswatch.backend import (
     WatchError,
     WatchGoneError,
     WatchLimitError,
+    fs_type,
 )
 
 #: The probe's score: below every native backend (inotify 100), above polling (10).
@@ -47,6 +51,36 @@ JOIN_TIMEOUT = 5.0
 #: Failures of watchdog's threads are counted over this many seconds.
 FAILURE_WINDOW = 60.0
 INSTALL = "install watchdog (pip install crosswatch[watchdog])"
+
+
+def _inotify_refused(observer: type[Any]) -> str | None:
+    """Why watchdog's inotify observer could not start now (no instance left), or None.
+
+    Opens one instance and closes it at once, as the inotify backend's probe does:
+    the kernel's answer is the only reliable one.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        from watchdog.observers.inotify import InotifyObserver
+    except ImportError:
+        return None
+    if not issubclass(observer, InotifyObserver):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.inotify_init1(os.O_CLOEXEC)
+    except (OSError, AttributeError):
+        return None  # the observer will say why, when it starts
+    if fd >= 0:
+        os.close(fd)
+        return None
+    err = ctypes.get_errno()
+    return (
+        f"watchdog's inotify observer cannot start: no inotify instance can be opened "
+        f"({os.strerror(err)}); raise fs.inotify.max_user_instances, or close programs "
+        "that watch files"
+    )
 
 
 @dataclass(eq=False)
@@ -151,6 +185,18 @@ class WatchdogBackend(Backend):
             observer = cls._observer()
         except ImportError:
             return Probe.unavailable(cls.name, INSTALL)
+        refused = _inotify_refused(observer)
+        if refused is not None:
+            return Probe(cls.name, False, refused, limit=0)
+        kind = fs_type(path)
+        if kind in VIRTUAL_FS:
+            return Probe(
+                cls.name,
+                True,
+                f"changes on {kind} are not reported by the kernel: a virtual file system, "
+                "where watchdog's observers see at most what its OS backend or scan sees",
+                score=0,
+            )
         return Probe(
             cls.name,
             True,
@@ -165,6 +211,9 @@ class WatchdogBackend(Backend):
             self._observer_type = self._observer()
         except ImportError:
             raise WatchError(errno.ENOSYS, INSTALL) from None
+        refused = _inotify_refused(self._observer_type)
+        if refused is not None:  # used up since the probe: selection picks another
+            raise WatchLimitError(errno.EMFILE, refused)
         self._queue: queue.SimpleQueue[Observation] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
