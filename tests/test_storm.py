@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-import threading
 from collections.abc import Iterator
 
 import pytest
 
-from crosswatch import Event, Watcher
-from crosswatch.testing import Mirror, converge
-from crosswatch.testing._storm import storm
+from crosswatch import Watcher
+from crosswatch.testing._storm import storm_and_converge
 
 
 @pytest.fixture
@@ -29,25 +27,7 @@ def fast_root() -> Iterator[str]:
 def test_polling_mirror_converges_under_a_storm(fast_root: str, seed: int) -> None:
     """Four processes create, write, rename and delete files and directories at random."""
     with Watcher(fast_root, backend="polling", poll_interval=0.05) as w:
-        mirror = Mirror.of(fast_root)  # strict: duplicates or bad order fail at once
-        consumed: list[Event] = []
-        stop = threading.Event()
-
-        def consume() -> None:  # keep up with the stream while the writers run
-            while not stop.is_set():
-                batch = w.get(timeout=0.05)
-                if batch:
-                    consumed.extend(batch)
-
-        reader = threading.Thread(target=consume)
-        reader.start()
-        try:
-            ops = storm(fast_root, processes=4, seconds=3.0, seed=seed)
-        finally:
-            stop.set()
-            reader.join()
-        mirror.apply(consumed)
-        converge(w, mirror, timeout=30)
+        ops, consumed = storm_and_converge(w, fast_root, seed=seed)
     print(f"{ops} operations")
     assert ops > 500
     assert consumed, "the storm produced no events"

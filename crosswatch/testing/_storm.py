@@ -9,9 +9,13 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+import threading
 import time
 
-from ._conformance import random_operation
+from .._events import Event
+from .._watch import Watcher
+from ._conformance import converge, random_operation
+from ._mirror import Mirror
 from ._scripted import FileOps
 
 
@@ -48,6 +52,33 @@ def storm(root: str, *, processes: int, seconds: float, seed: int, names: int = 
             raise RuntimeError(f"storm writer failed with exit code {proc.returncode}")
         total += int(out.strip() or 0)
     return total
+
+
+def storm_and_converge(
+    watcher: Watcher, root: str, *, seed: int, timeout: float = 30.0, settle: float = 0.3
+) -> tuple[int, list[Event]]:
+    """Four writers storm ``root`` for 3 s while a strict mirror takes ``watcher``'s
+    events, kept up with; then the mirror must equal the disk. (operations, events)."""
+    mirror = Mirror.of(root)  # strict: duplicates or bad order fail at once
+    consumed: list[Event] = []
+    stop = threading.Event()
+
+    def consume() -> None:  # keep up with the stream while the writers run
+        while not stop.is_set():
+            batch = watcher.get(timeout=0.05)
+            if batch:
+                consumed.extend(batch)
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    try:
+        ops = storm(root, processes=4, seconds=3.0, seed=seed)
+    finally:
+        stop.set()
+        reader.join()
+    mirror.apply(consumed)
+    converge(watcher, mirror, timeout=timeout, settle=settle)
+    return ops, consumed
 
 
 if __name__ == "__main__":
