@@ -8,7 +8,9 @@ marked :data:`hookimpl` that calls the :class:`BackendRegistry` it is given. The
 errors :class:`WatchGoneError` and :class:`WatchLimitError` tell the engine why a
 watch could not be placed. :func:`read_mounts`, :func:`parse_mounts` and
 :func:`fs_type` read the mount table for a probe or for mount changes;
-:func:`open_dir` opens a path at any depth, also one longer than ``PATH_MAX``. See
+:func:`open_dir` opens a path at any depth, also one longer than ``PATH_MAX``.
+:class:`Waker` wakes the watcher's thread from a backend's own thread, on every
+OS (a pipe, or a socket pair where selectors take only sockets). See
 ``docs/plugins.md``.
 """
 
@@ -34,6 +36,7 @@ from ._longpath import open_dir
 from ._mounts import VIRTUAL_FS, Mount, fs_type
 from ._mounts import parse as parse_mounts
 from ._mounts import read as read_mounts
+from ._os import Waker
 from ._plugins import BackendRegistry
 
 __all__ = [
@@ -55,6 +58,7 @@ __all__ = [
     "WatchError",
     "WatchGoneError",
     "WatchLimitError",
+    "Waker",
     "fs_type",
     "hookimpl",
     "hookspec",

@@ -8,7 +8,7 @@ pairs renames by identity, finds writes and attribute changes by comparing stats
 not happen.
 
 watchdog's threads hand what they see to the watcher's thread through a queue and
-a pipe whose read end is :meth:`WatchdogBackend.fileno`.
+a :class:`~crosswatch.backend.Waker`, whose descriptor is :meth:`WatchdogBackend.fileno`.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from crosswatch.backend import (
     Options,
     Probe,
     SubtreeLost,
+    Waker,
     WatchError,
     WatchGoneError,
     WatchLimitError,
@@ -226,9 +227,7 @@ class WatchdogBackend(Backend):
         self._helpers: set[threading.Thread] = set()
         self._next_check = time.monotonic() + self.check_interval
         self._closed = False
-        self._rfd, self._wfd = os.pipe()
-        os.set_blocking(self._rfd, False)
-        os.set_blocking(self._wfd, False)
+        self._waker = Waker()
         self._log = _LossLog(self)
         logging.getLogger("watchdog").addHandler(self._log)
         try:
@@ -275,13 +274,10 @@ class WatchdogBackend(Backend):
 
     def _post(self, observations: Sequence[Observation]) -> None:
         if self._closed:
-            return  # (the pipe's descriptors may be another file's by now)
+            return  # (the waker's descriptors may be another file's by now)
         for obs in observations:
             self._queue.put(obs)
-        try:
-            os.write(self._wfd, b"\0")
-        except (BlockingIOError, OSError):
-            pass  # full: the reader is woken already; closed: nobody reads
+        self._waker.wake()
 
     def _thread_started(self, watch: Any) -> None:
         with self._lock:
@@ -319,7 +315,7 @@ class WatchdogBackend(Backend):
     # ------------------------------------------------------------- the watcher's side
 
     def fileno(self) -> int | None:
-        return None if self._closed else self._rfd
+        return None if self._closed else self._waker.fileno()
 
     def deadline(self) -> float | None:
         return self._next_check if self._helpers else None
@@ -398,11 +394,7 @@ class WatchdogBackend(Backend):
 
     def read(self) -> Sequence[Observation]:
         self._check_helpers()
-        try:
-            while os.read(self._rfd, 4096):
-                pass
-        except (BlockingIOError, OSError):
-            pass
+        self._waker.drain()
         out: list[Observation] = []
         seen: set[Observation] = set()
         while True:
@@ -474,8 +466,7 @@ class WatchdogBackend(Backend):
         obs = getattr(self, "_obs", None)
         if obs is not None:
             _stop(obs, self._helpers)
-        for fd in (self._rfd, self._wfd):
-            os.close(fd)
+        self._waker.close()
 
 
 def _stop(observer: Any, helpers: set[threading.Thread]) -> None:
