@@ -7,12 +7,15 @@
   and fails on any broken guarantee, and the disk state to compare it with.
 - :class:`BackendConformance`: the suite every backend's tests subclass (needs pytest).
 - :func:`force_portable`: the core's portable fallbacks, forced for a test.
+- :class:`Inotify`: raw inotify records (Linux), the ground that the emulations of
+  other OSes' APIs (kqueue, FSEvents, ReadDirectoryChangesW) stand on.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._inotify import Inotify
 from ._mirror import GuaranteeError, Mirror, snapshot
 from ._portable import force_portable
 from ._scripted import FileOps, ScriptedBackend
@@ -24,6 +27,7 @@ __all__ = [
     "BackendConformance",
     "FileOps",
     "GuaranteeError",
+    "Inotify",
     "Mirror",
     "ScriptedBackend",
     "collect",
