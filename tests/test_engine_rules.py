@@ -480,6 +480,30 @@ CASES = [
         rule="unpaired",
     ),
     Case(
+        "without a cookie, a moved_to pairs with the moved_from just before it",
+        ["x", "y"],
+        [
+            Step(
+                ["mv x a", "mv y b"],
+                ["moved_from . x", "moved_to . a", "moved_from . y", "moved_to . b"],
+                ["moved x -> a", "moved y -> b"],
+            )
+        ],
+        rule="cookie-pairing",
+    ),
+    Case(
+        "without a cookie, a moved_from followed by another is unpaired",
+        ["x", "y"],
+        [
+            Step(
+                ["mv x ../out", "mv y b"],
+                ["moved_from . x", "moved_from . y", "moved_to . b"],
+                ["deleted x", "moved y -> b"],
+            )
+        ],
+        rule="cookie-pairing",
+    ),
+    Case(
         "a moved directory carries its subtree and its watches",
         ["d/", "d/sub/", "d/sub/f"],
         [

@@ -66,11 +66,25 @@ class PendingMoves:
         self, backend: Backend, cookie: Hashable, parent: Node, name: str, node: Node | None,
         deadline: float,
     ) -> None:
-        """A ``moved_from``: ``node`` (detached already, or None if uncached) waits."""
+        """A ``moved_from``: ``node`` (detached already, or None if uncached) waits.
+
+        Without a cookie, take out the backend's previous one first (:meth:`displaced`).
+        """
         key: Key = (id(backend), cookie)
         if cookie is None:
             self._adjacent[backend] = key
         self._add(key, Pending(parent, name, node, deadline))
+
+    def displaced(self, backend: Backend, cookie: Hashable) -> Pending | None:
+        """The move that a ``moved_from`` with ``cookie`` leaves without a partner, taken out.
+
+        Halves without a cookie pair only when adjacent, so the backend's previous
+        cookie-less ``moved_from`` is unpaired once another one comes.
+        """
+        if cookie is not None:
+            return None
+        key = self._adjacent.pop(backend, None)
+        return self.pop(key) if key is not None else None
 
     def claim(self, backend: Backend, cookie: Hashable) -> Pending | None:
         """The pending move a ``moved_to`` completes, taken out; None if none waits."""

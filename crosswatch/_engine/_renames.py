@@ -92,6 +92,9 @@ class Renames:
 
     def moved_from(self, backend: Backend, parent: Node, name: str, cookie: int | None) -> None:
         e = self.e
+        unpaired = e.moves.displaced(backend, cookie)
+        if unpaired is not None:
+            self.settle_unpaired(unpaired)
         node = parent.children.pop(name) if e.roots.tracked(parent, name) else None
         e.moves.start(backend, cookie, parent, name, node, e.clock() + e.pair_wait)
 
