@@ -146,6 +146,14 @@ def ignore(value: object) -> object:
     return _names("ignore", value)
 
 
+def backend_options(value: object) -> object:
+    """``None`` or a mapping of backend names to mappings of their options."""
+    if value is None:
+        return None
+    shape = isinstance(value, Mapping) and all(isinstance(t, Mapping) for t in value.values())
+    return _shared(lambda: from_args({"backend_options": value})["backend_options"], shape)
+
+
 def kinds(value: object) -> list[Change] | None:
     """The kinds to deliver: a collection, even for one kind, never a single string."""
     if value is None:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias
 
@@ -185,6 +185,12 @@ class Backend(ABC):
     """One name everywhere: plugin, entry point, config value, CLI value."""
     description: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities] = Capabilities()
+    extra_options: ClassVar[Mapping[str, str]] = {}
+    """The keys of ``Options.extra`` this backend reads, each with what it means.
+
+    A watcher refuses any other key given for this backend (a typo would otherwise
+    be ignored without a word); the backend checks the values when it opens.
+    """
 
     @classmethod
     @abstractmethod

@@ -99,6 +99,7 @@ def _open_watcher(args: argparse.Namespace) -> Watcher:
         access=access,
         debounce=args.debounce,
         poll_interval=args.poll_interval,
+        backend_options=_cli_options.backend_options(args),
         config_file=_config_file(args),
         on_warning=_warn,
     )

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from . import __version__, _config
+from . import __version__, _backend_options, _config
 from ._errors import ConfigError
 from ._events import Change
 from ._records import FIELDS, compile_format
@@ -54,6 +54,21 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
     return value
+
+
+def backend_option(text: str) -> tuple[str, str, object]:
+    """argparse type: NAME.OPTION=VALUE, one option of one backend."""
+    return _argument(lambda: _backend_options.parse_cli(text))
+
+
+def backend_options(args: argparse.Namespace) -> dict[str, dict[str, object]] | None:
+    """The ``--backend-option`` values as ``backend_options=``; None if none given."""
+    if not args.backend_option:
+        return None
+    out: dict[str, dict[str, object]] = {}
+    for name, key, value in args.backend_option:
+        out.setdefault(name, {})[key] = value
+    return out
 
 
 def kinds(text: str) -> list[Change]:
@@ -211,6 +226,13 @@ def _add_watch(subparsers: Any, parent: argparse.ArgumentParser, command: Comman
         type=positive_seconds,
         metavar="SECONDS",
         help="seconds between scans, for backends that poll",
+    )
+    what.add_argument(
+        "--backend-option",
+        action="append",
+        type=backend_option,
+        metavar="NAME.OPTION=VALUE",
+        help="an option of one backend, such as fsevents.latency=0.1 (repeatable)",
     )
     stop = p.add_argument_group("when to stop")
     stop.add_argument("-n", "--count", type=positive_int, metavar="N", help="exit after N records")

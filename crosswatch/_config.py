@@ -14,9 +14,11 @@ import re
 import tomllib
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypedDict, TypeGuard
 
+from . import _backend_options
+from ._backend_options import BackendOptions
 from ._errors import ConfigError, CrosswatchWarning
 from ._events import Change
 
@@ -28,7 +30,7 @@ CONFIG_FILE = "crosswatch.toml"
 PYPROJECT_FILE = "pyproject.toml"
 
 #: The keys a config file (or ``resolve(args=...)``) may set.
-KEYS = ("backend", "deny", "poll_interval", "ignore", "debounce")
+KEYS = ("backend", "deny", "poll_interval", "ignore", "debounce", "backend_options")
 
 #: What a backend name is made of; registration and settings both check it here.
 BACKEND_NAME_RULE = "lower-case letters, digits, '_' and '-', starting with a letter"
@@ -53,6 +55,8 @@ class Settings:
     """Patterns of paths not to report."""
     debounce: float | None = None
     """Seconds to gather events into one batch."""
+    backend_options: BackendOptions = field(default_factory=dict)
+    """Options of single backends, by backend name (``Options.extra``)."""
 
 
 class PartialSettings(TypedDict, total=False):
@@ -63,6 +67,7 @@ class PartialSettings(TypedDict, total=False):
     poll_interval: float
     ignore: tuple[str, ...]
     debounce: float
+    backend_options: BackendOptions
 
 
 # --- values -------------------------------------------------------------------------------
@@ -284,6 +289,8 @@ def from_args(args: Mapping[str, object]) -> PartialSettings:
             out["poll_interval"] = parse_seconds(value, source, zero_ok=False)
         elif key == "ignore":
             out["ignore"] = _patterns(value, source)
+        elif key == "backend_options":
+            out["backend_options"] = _backend_options.parse(value, source)
         else:
             out["debounce"] = parse_seconds(value, source, zero_ok=True)
     return out
@@ -441,6 +448,10 @@ def from_file(path: str) -> PartialSettings:
         out["ignore"] = _patterns(value, f"{where} ignore")
     if "debounce" in table:
         out["debounce"] = parse_seconds(table["debounce"], f"{where} debounce", zero_ok=True)
+    if "backend_options" in table:
+        out["backend_options"] = _backend_options.parse(
+            table["backend_options"], f"{where} backend_options"
+        )
     return out
 
 
@@ -481,9 +492,14 @@ def resolve(
     ``args`` maps setting names to the caller's values, ``None`` meaning not given.
     The library passes no config file; the CLI passes ``find_config_file(os.getcwd())``.
     """
+    layers = [from_file(config_file)] if config_file is not None else []
+    layers += [from_env(environ), from_args(args)]
     merged: PartialSettings = {}
-    if config_file is not None:
-        merged.update(from_file(config_file))
-    merged.update(from_env(environ))
-    merged.update(from_args(args))
+    for layer in layers:
+        merged.update(layer)
+    # Per option, not per key: a file's options for one backend stay when an
+    # argument sets another's.
+    merged["backend_options"] = _backend_options.merge(
+        *(layer.get("backend_options", {}) for layer in layers)
+    )
     return Settings(**merged)

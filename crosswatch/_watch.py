@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from types import TracebackType
 
-from . import _args, _config, _mounts, _os, _select
+from . import _args, _backend_options, _config, _mounts, _os, _select
 from ._backend import Backend, Options
 from ._engine import Engine, Ignore, Stopped
 from ._errors import (
@@ -104,6 +105,7 @@ class Watcher:
         access: bool = False,
         debounce: float | None = None,
         poll_interval: float | None = None,
+        backend_options: Mapping[str, Mapping[str, object]] | None = None,
         callback: Callback | None = None,
         max_queue: int = 100_000,
         max_queue_bytes: int = 32 * 2**20,
@@ -125,6 +127,7 @@ class Watcher:
             "ignore": _args.ignore(ignore),
             "debounce": _args.optional_seconds("debounce", debounce, zero_ok=True),
             "poll_interval": _args.optional_seconds("poll_interval", poll_interval, zero_ok=False),
+            "backend_options": _args.backend_options(backend_options),
         }
         wanted_kinds = _args.kinds(kinds)
         bounds = {
@@ -226,6 +229,7 @@ class Watcher:
             plugins = Plugins()
         # Every root is looked at before any is watched: with access events on, a
         # watch already placed would report these looks as reads.
+        self._check_backend_options(plugins)
         chosen: list[Backend] = []
         refused: dict[str, str] = {}  # backends that said yes, then could not open
         for root in self.roots:
@@ -270,11 +274,31 @@ class Watcher:
         self._waker = _os.Waker()
 
     def _instance(self, cls: type[Backend]) -> Backend:
-        """The watcher's open instance of ``cls``, opened on first use."""
+        """The watcher's open instance of ``cls``, opened on first use with its options."""
         instance = self._backends.get(cls)
         if instance is None:
-            instance = self._backends[cls] = cls(self._options)
+            extra = dict(self.settings.backend_options.get(cls.name, {}))
+            instance = cls(replace(self._options, extra=extra))
+            self._backends[cls] = instance
         return instance
+
+    def _check_backend_options(self, plugins: Plugins | None) -> None:
+        """Refuse options a backend does not read; warn of a backend name that looks
+        mistyped. Options of backends not installed here are left alone."""
+        given = self.settings.backend_options
+        if self._forced is not None:
+            _backend_options.check_names(given, self._forced.name, self._forced.extra_options)
+            return
+        assert plugins is not None
+        registry = plugins.backends
+        for name in given:
+            if name in registry:
+                _backend_options.check_names(given, name, registry[name].extra_options)
+            elif (typo := _backend_options.typo_of(name, registry)) is not None:
+                self._warn(
+                    f"backend options for {name!r} are ignored: no such backend is "
+                    f"installed (did you mean {typo!r}?)"
+                )
 
     def close(self) -> None:
         """Stop watching and release everything; safe to call twice, from any thread.
