@@ -200,6 +200,7 @@ def _backend_rows(
                 "plugin": plugins.backends.origin(result.backend),
                 "description": cls.description,
                 "capabilities": _true_flags(cls.capabilities),
+                "options": dict(cls.extra_options),
                 "chosen": result.backend == report.choice,
             }
         )
@@ -224,6 +225,8 @@ def _human_row(row: dict[str, Any]) -> list[str]:
     if handles:
         lines.append(f"    {', '.join(handles)}")
     lines.append(f"    capabilities: {', '.join(row['capabilities']) or 'none'}")
+    for name, meaning in sorted(row.get("options", {}).items()):
+        lines.append(f"    option {row['name']}.{name}: {meaning}")
     return lines
 
 

@@ -10,14 +10,19 @@ replacing its attributes (see :func:`crosswatch.testing.force_portable`):
   before and after (:func:`open_listing` says what that guarantees).
 - :data:`SELECTS_PIPES`: do selectors wait on pipes? Else :class:`Waker` is a
   socket pair (Windows ``select`` takes only sockets).
+- :data:`FOLDS_NAMES`: do file systems here take names that differ in case or in
+  Unicode form for one entry? ``None``: it differs by volume, and
+  :func:`folds_names` finds out per root.
 """
 
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import socket
 import sys
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from . import _longpath as longpath
@@ -34,6 +39,9 @@ DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC
 LISTS_BY_FD = hasattr(os, "O_DIRECTORY") and os.scandir in os.supports_fd
 #: Do ``selectors`` wait on pipes (everywhere but Windows)?
 SELECTS_PIPES = sys.platform != "win32"
+#: macOS volumes (APFS, HFS+) never tell apart the Unicode forms of a name, even
+#: the case-sensitive ones; elsewhere it depends on the volume.
+FOLDS_NAMES: bool | None = True if sys.platform == "darwin" else None
 
 
 class Replaced(FileNotFoundError):
@@ -85,6 +93,65 @@ def close(opened: Opened) -> None:
         os.close(opened)
     else:
         opened.close()
+
+
+def folds_names(path: str) -> bool:
+    """Does the file system of directory ``path`` find one entry under names that
+    differ only in case (NTFS, FAT, case-insensitive APFS and ext4 casefold)?
+
+    Nothing is written: one of its first entries, or else a name on the way to
+    ``path``, is looked up with its case swapped. Where no name has a letter to
+    swap, the OS's usual volume decides (Windows: yes; others: no).
+    """
+    if FOLDS_NAMES is not None:
+        return FOLDS_NAMES
+    try:
+        top = os.lstat(path)
+    except OSError:
+        return sys.platform == "win32"
+    for candidate in _spellings(path, _first_names(path)):
+        try:
+            st = os.lstat(candidate)
+        except OSError:
+            continue  # gone meanwhile
+        if st.st_dev != top.st_dev:
+            continue  # another file system, mounted on the way
+        try:
+            other = os.lstat(_swapped(candidate))
+        except OSError:
+            return False  # found one way, not the other: names are told apart
+        return (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino)
+    return sys.platform == "win32"
+
+
+def _first_names(path: str, count: int = 16) -> list[str]:
+    try:
+        with os.scandir(path) as entries:
+            return [entry.name for entry in itertools.islice(entries, count)]
+    except OSError:
+        return []
+
+
+def _spellings(path: str, names: Iterable[str]) -> Iterator[str]:
+    """Paths whose last name has a letter whose case can be swapped: entries of the
+    directory first (some file systems fold names per directory: ext4 casefold,
+    Windows' per-directory case sensitivity), then its own path's, deepest first."""
+    for name in names:
+        if name.swapcase() != name:
+            yield os.path.join(path, name)
+    at = os.path.abspath(path)
+    while True:
+        head, tail = os.path.split(at)
+        if not tail:
+            break
+        if tail.swapcase() != tail:
+            yield at
+        at = head
+
+
+def _swapped(path: str) -> str:
+    head, tail = os.path.split(path)
+    return os.path.join(head, tail.swapcase())
 
 
 class Waker:

@@ -30,6 +30,8 @@ PLUGIN_NAMES = {
     "parse_mounts",
     "read_mounts",
     "open_dir",
+    # for a backend whose OS API delivers on a thread of its own
+    "Waker",
 }
 CONSUMER_NAMES = {"watch", "Watcher", "Event", "Change", "probe", "ProbeReport", "__version__"}
 BACKEND_ERRORS = {"WatchError", "WatchGoneError", "WatchLimitError"}

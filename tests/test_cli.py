@@ -681,6 +681,7 @@ def test_backends_json(tmp_path: Path) -> None:
     assert polling["plugin"] == "polling"
     assert polling["score"] == 10
     assert "recursive" in polling["capabilities"]
+    assert polling["options"] == {}  # polling reads no backend option
 
 
 def test_backends_with_nothing_usable_exits_4(tmp_path: Path) -> None:
@@ -713,6 +714,17 @@ def test_backends_leaves_out_handle_counts_it_does_not_know() -> None:
     assert handles(None, 12) == ["needed here: 12"]
     assert handles(8192, 12) == ["handles free: 8192, needed here: 12"]
     assert handles(None, None) == []
+
+
+def test_backends_lists_the_options_each_backend_reads() -> None:
+    row = {
+        "name": "kernel", "available": True, "denied": False, "lacks_access": False,
+        "reason": "", "score": 100, "plugin": "kernel", "capabilities": [], "chosen": True,
+        "limit": None, "needed": None,
+        "options": {"size": "bytes per read", "delay": "seconds to gather"},
+    }
+    lines = [line.strip() for line in _human_row(row) if "option" in line]
+    assert lines == ["option kernel.delay: seconds to gather", "option kernel.size: bytes per read"]
 
 
 def test_backends_nonexistent_path_exits_4(tmp_path: Path) -> None:

@@ -190,3 +190,58 @@ def test_the_core_imports_where_the_os_has_no_directory_descriptors() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "imported\n"
+
+
+# ---------------------------------------------------------------- names that fold
+
+
+def test_a_file_system_that_tells_cases_apart_is_found_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_os, "FOLDS_NAMES", None)
+    (tmp_path / "Entry").write_text("")
+    assert _os.folds_names(str(tmp_path)) is False
+    (tmp_path / "ENTRY").write_text("")  # both spellings, two entries: still apart
+    assert _os.folds_names(str(tmp_path)) is False
+
+
+def test_without_a_letter_to_swap_the_os_decides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_os, "FOLDS_NAMES", None)
+    bare = tmp_path / "1"
+    bare.mkdir()
+    (bare / "2").write_text("")
+    monkeypatch.setattr(_os, "_spellings", lambda path, names: iter(()))
+    for platform, expected in (("linux", False), ("win32", True)):
+        monkeypatch.setattr(sys, "platform", platform)
+        assert _os.folds_names(str(bare)) is expected
+
+
+def test_where_the_os_says_so_every_root_folds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_os, "FOLDS_NAMES", True)
+    assert _os.folds_names(str(tmp_path)) is True
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("readme.TXT", "README.txt"),
+        ("caf\u00e9", "cafe\u0301"),  # composed and decomposed
+        ("CAF\u00c9", "cafe\u0301"),
+        ("stra\u00dfe", "STRASSE"),  # caseless matching: full case folding
+    ],
+)
+def test_two_spellings_of_one_name_fold_alike(one: str, other: str) -> None:
+    from crosswatch._engine._spellings import folded
+
+    assert folded(one) == folded(other)
+
+
+def test_different_names_fold_apart() -> None:
+    from crosswatch._engine._spellings import folded
+
+    assert folded("a") != folded("b")
+    assert folded("caf\u00e9") != folded("cafe")

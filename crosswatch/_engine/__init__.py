@@ -23,6 +23,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
+from .. import _os
 from .._backend import Backend, Observation
 from .._events import Event
 from .._fate import followed
@@ -36,6 +37,7 @@ from ._renames import Renames
 from ._roots import Ignore, Root, Roots
 from ._rules import Rules
 from ._scan import Scanner, Stopped
+from ._spellings import Spellings
 from ._stale import Stale
 from ._watches import Watches
 from ._work import Apply, ListLevel, Settle, Worklist
@@ -78,6 +80,7 @@ class Engine:
         self.rules = Rules(self, access=access)
         self.renames = Renames(self)
         self.scanner = Scanner(self, access=access)
+        self.spellings = Spellings(self.scanner.names)
         self.watches = Watches(self, fallback_interval)
         self.newdirs = NewDirs(self)
         self.stale = Stale(self)
@@ -95,7 +98,7 @@ class Engine:
         st = os.stat(path)
         if kind_of(st) is Kind.DIR:
             node = Node(path, None, st)
-            root = Root(path, node, backend, recursive)
+            root = Root(path, node, backend, recursive, folds=_os.folds_names(path))
         else:
             root = self._file_root(path, backend)
             if self.roots.watching(root):  # several files of one directory share its watch
@@ -119,7 +122,8 @@ class Engine:
         st = os.stat(parent)
         root = self.roots.file_root_at(st)
         if root is None:
-            root = Root(path, Node(parent, None, st), backend, False, set())
+            root = Root(path, Node(parent, None, st), backend, False, set(),
+                        folds=_os.folds_names(parent))
         assert root.only is not None
         had = name in root.only
         root.only.add(name)
@@ -156,6 +160,7 @@ class Engine:
         first, and what does not run waits, in order, for a later call.
         """
         work = self.work
+        self.spellings.forget()
         work.read(dry=not observations)
         work.reading = True
         self._busy = True

@@ -39,6 +39,9 @@ class Root:
     backend: Backend
     recursive: bool
     only: set[str] | None = None
+    folds: bool = False
+    """Its file system finds one entry under names that differ in case or Unicode
+    form: a name the cache lacks is then learned from a listing, in its spelling."""
 
     @property
     def max_depth(self) -> float:
@@ -58,16 +61,24 @@ class Roots:
         self.all: list[Root] = []
         self._by_top: dict[int, Root] = {}
         self._handles: dict[Backend, dict[Hashable, Node]] = {}
+        self._folding = 0  # roots whose file system folds names
 
     # ------------------------------------------------------------ roots
 
+    @property
+    def any_folds(self) -> bool:
+        """Does any root's file system fold names (one check for the common case)?"""
+        return self._folding > 0
+
     def add(self, root: Root) -> None:
         self.all.append(root)
+        self._folding += root.folds
         self._by_top[id(root.node)] = root
         self._handles.setdefault(root.backend, {})
 
     def drop(self, root: Root) -> None:
         self.all.remove(root)
+        self._folding -= root.folds
         del self._by_top[id(root.node)]
 
     def watching(self, root: Root) -> bool:

@@ -140,6 +140,13 @@ class Rules:
         if cur is None:
             if st is None:
                 return
+            if self._folds(parent):
+                stored = e.spellings.stored(parent, base, name)
+                if stored is None:
+                    return  # gone since the lstat: its own observation follows
+                if stored != name:  # another spelling (of a cached entry, maybe)
+                    e.work.spawn(LookAt(parent, stored, pid))
+                    return
             if e.moves:
                 if e.renames.wait_for_old(parent, name):
                     return
@@ -164,6 +171,14 @@ class Rules:
             # create.
             self.remove(cur, pid=pid)
             e.work.spawn(LookAt(parent, name, pid))
+
+    def _folds(self, parent: Node) -> bool:
+        """Is ``parent`` on a root whose file system folds names (see Root.folds)?"""
+        e = self.e
+        if not e.roots.any_folds:
+            return False
+        root = e.roots.of(parent)
+        return root is not None and root.folds
 
     def create(
         self,

@@ -193,6 +193,23 @@ class Scanner:
             return None
         return self._stats(fd)
 
+    def names(self, node: Node, path: str) -> list[str]:
+        """The names in directory ``path`` (``node``'s), as stored; the cache is left
+        as it is (``[]`` if it cannot be read: its observations follow)."""
+        try:
+            fd, _ = _os.open_listing(path)
+        except OSError:
+            return []
+        if self._own is not None:
+            self._count_own_read(node)
+        try:
+            with _os.entries(fd) as it:
+                return [entry.name for entry in it]
+        except OSError:
+            return []
+        finally:
+            _os.close(fd)
+
     @staticmethod
     def _stats(fd: _os.Opened) -> Iterator[tuple[str, Slim]]:
         try:

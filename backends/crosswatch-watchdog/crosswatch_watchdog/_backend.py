@@ -23,21 +23,16 @@ import sys
 import threading
 import time
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 from crosswatch.backend import (
     VIRTUAL_FS,
-    Action,
     Backend,
     Capabilities,
-    DirDirty,
-    EntryChange,
     Gone,
     Observation,
     Options,
     Probe,
-    SubtreeLost,
     Waker,
     WatchError,
     WatchGoneError,
@@ -45,10 +40,11 @@ from crosswatch.backend import (
     fs_type,
 )
 
+from ._events import Handler, Watch
+from ._threads import LossLog, guarded, stop
+
 #: The probe's score: below every native backend (inotify 100), above polling (10).
 SCORE = 20
-#: Seconds to wait for each of watchdog's threads to end once told to.
-JOIN_TIMEOUT = 5.0
 #: Failures of watchdog's threads are counted over this many seconds.
 FAILURE_WINDOW = 60.0
 INSTALL = "install watchdog (pip install crosswatch[watchdog])"
@@ -82,73 +78,6 @@ def _inotify_refused(observer: type[Any]) -> str | None:
         f"({os.strerror(err)}); raise fs.inotify.max_user_instances, or close programs "
         "that watch files"
     )
-
-
-@dataclass(eq=False)
-class _Watch:
-    """One handle: a scheduled watchdog watch, and what its events mean."""
-
-    handle: int
-    path: str
-    key: Any  # watchdog's ObservedWatch
-    handler: _Handler
-    target: str | None = None
-    """For a watch of an entry's own fate: that entry (the watch is on its parent)."""
-
-
-class _Handler:
-    """Receives one watch's events in watchdog's dispatcher thread."""
-
-    def __init__(self, backend: WatchdogBackend, handle: int, path: str, target: str | None):
-        self._backend = backend
-        self._handle = handle
-        self._path = path
-        self._target = target
-
-    def dispatch(self, event: Any) -> None:
-        kind = event.event_type
-        src = os.fsdecode(event.src_path)
-        dst = os.fsdecode(event.dest_path) if event.dest_path else ""
-        if self._target is not None:
-            obs = self._fate(kind, src, dst)
-        else:
-            obs = self._hints(kind, src, dst, bool(event.is_directory))
-        if obs:
-            self._backend._post(obs)
-
-    def _fate(self, kind: str, src: str, dst: str) -> list[Observation]:
-        h, target = self._handle, self._target
-        if kind == "deleted" and src == target:
-            return [EntryChange(h, "", Action.DELETED)]
-        if kind == "moved" and target in (src, dst):  # renamed away, or replaced
-            return [EntryChange(h, "", Action.MOVED_FROM)]
-        return []
-
-    def _rel(self, path: str) -> str | None:
-        """``path`` relative to the watched directory; None if outside it."""
-        if path == self._path:
-            return ""
-        prefix = self._path.rstrip(os.sep) + os.sep
-        return path[len(prefix):] if path.startswith(prefix) else None
-
-    def _hints(self, kind: str, src: str, dst: str, is_dir: bool) -> list[Observation]:
-        h = self._handle
-        out: list[Observation] = []
-        if kind in ("opened", "closed_no_write"):
-            return out  # no change of content or entries
-        if kind in ("modified", "attrib") and is_dir:
-            rel = self._rel(src)
-            return [] if rel is None else [DirDirty(h, rel)]
-        # The directories that hold the entry (before and after a move): their diff
-        # compares each entry's stat, so it finds writes and attribute changes too.
-        for path in (src, dst) if kind == "moved" else (src,):
-            rel = self._rel(path)
-            if rel is None:
-                continue
-            out.append(DirDirty(h, os.path.dirname(rel) if rel else ""))
-            if is_dir and rel and kind in ("created", "moved") and path == (dst or src):
-                out.append(DirDirty(h, rel, recursive=True))
-        return out
 
 
 class WatchdogBackend(Backend):
@@ -218,7 +147,7 @@ class WatchdogBackend(Backend):
         self._queue: queue.SimpleQueue[Observation] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._watches: dict[int, _Watch] = {}
+        self._watches: dict[int, Watch] = {}
         self._roots: dict[tuple[str, bool], int] = {}
         self._ended: list[Any] = []  # watchdog watches whose emitter ended unasked
         self._stopping: set[Any] = set()
@@ -228,7 +157,7 @@ class WatchdogBackend(Backend):
         self._next_check = time.monotonic() + self.check_interval
         self._closed = False
         self._waker = Waker()
-        self._log = _LossLog(self)
+        self._log = LossLog(self)
         logging.getLogger("watchdog").addHandler(self._log)
         try:
             self._obs = self._start_observer()
@@ -242,7 +171,7 @@ class WatchdogBackend(Backend):
         emitter = getattr(observer, "_emitter_class", None)
         if isinstance(emitter, type):
             # To hear of an emitter thread that dies (or stops by itself).
-            observer._emitter_class = _guarded(emitter, self)
+            observer._emitter_class = guarded(emitter, self)
         run = observer.run
 
         def guarded_run() -> None:
@@ -349,7 +278,7 @@ class WatchdogBackend(Backend):
         if not os.path.isdir(where):
             raise WatchGoneError(errno.ENOENT, f"{where!r} is not a directory", where)
         handle = next(self._ids)
-        handler = _Handler(self, handle, path, target)
+        handler = Handler(self._post, handle, path, target)
         before = set(threading.enumerate())
         try:
             key = self._obs.schedule(handler, where, recursive=recursive)
@@ -369,7 +298,7 @@ class WatchdogBackend(Backend):
         with self._lock:
             self._stopping.discard(key)
         self._adopt(before, self._obs)
-        self._watches[handle] = _Watch(handle, path, key, handler, target)
+        self._watches[handle] = Watch(handle, path, key, handler, target)
         return handle
 
     def unwatch(self, handle: Hashable) -> None:
@@ -380,7 +309,7 @@ class WatchdogBackend(Backend):
             self._roots = {k: v for k, v in self._roots.items() if v != handle}
         self._release(w)
 
-    def _release(self, w: _Watch) -> None:
+    def _release(self, w: Watch) -> None:
         shared = any(o.key == w.key for o in self._watches.values())
         try:
             if shared:
@@ -424,7 +353,7 @@ class WatchdogBackend(Backend):
             old, self._obs = self._obs, None
             with self._lock:
                 self._stopping.update(w.key for w in self._watches.values())
-            _stop(old, self._helpers)
+            stop(old, self._helpers)
             self._obs = self._start_observer()
             dead = list(self._watches.values())
         else:
@@ -465,68 +394,5 @@ class WatchdogBackend(Backend):
         logging.getLogger("watchdog").removeHandler(self._log)
         obs = getattr(self, "_obs", None)
         if obs is not None:
-            _stop(obs, self._helpers)
+            stop(obs, self._helpers)
         self._waker.close()
-
-
-def _stop(observer: Any, helpers: set[threading.Thread]) -> None:
-    """Stop ``observer`` and its threads, also when watchdog's own stop fails.
-
-    A thread of watchdog's that died may leave its books broken, and stopping then
-    raises partway (a ``KeyError`` from the inotify observer): each part is then
-    stopped on its own, and the dispatcher is woken so that it ends.
-    """
-    if not observer.is_alive():
-        try:
-            observer.unschedule_all()  # its emitters
-        except Exception:
-            _stop_parts(observer, helpers)
-        return
-    try:
-        observer.stop()
-    except Exception:
-        _stop_parts(observer, helpers)
-        observer.event_queue.put(type(observer).stop_event)
-    observer.join(JOIN_TIMEOUT)
-
-
-def _stop_parts(observer: Any, helpers: set[threading.Thread]) -> None:
-    threads: list[Any] = [*list(observer.emitters), *helpers]
-    for t in threads:
-        try:
-            t.stop()
-        except Exception:
-            pass
-    for t in threads:
-        if t.is_alive() and t is not threading.current_thread():
-            t.join(JOIN_TIMEOUT)
-
-
-def _guarded(emitter: type[Any], backend: WatchdogBackend) -> type[Any]:
-    """``emitter`` whose thread tells ``backend`` when it ends, and why."""
-
-    def run(self: Any) -> None:
-        backend._thread_started(self.watch)
-        error: BaseException | None = None
-        try:
-            emitter.run(self)
-        except BaseException as exc:
-            error = exc
-        finally:
-            backend._thread_ended()
-            backend._failed(error, self.watch)
-
-    return type(emitter.__name__, (emitter,), {"run": run})
-
-
-class _LossLog(logging.Handler):
-    """watchdog's warnings (a kernel queue overflowed, a watch could not be placed)
-    from the backend's own threads: events may be lost, so the engine rescans."""
-
-    def __init__(self, backend: WatchdogBackend) -> None:
-        super().__init__(logging.WARNING)
-        self._backend = backend
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self._backend._ours(record.thread):
-            self._backend._post([SubtreeLost(None)])
