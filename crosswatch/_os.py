@@ -10,6 +10,9 @@ replacing its attributes (see :func:`crosswatch.testing.force_portable`):
   before and after (:func:`open_listing` says what that guarantees).
 - :data:`SELECTS_PIPES`: do selectors wait on pipes? Else :class:`Waker` is a
   socket pair (Windows ``select`` takes only sockets).
+- :data:`ENTRY_STAT_IDENTIFIES`: does a listed entry's ``stat()`` hold its
+  identity (``st_dev``, ``st_ino``)? Else :func:`entry_lstat` asks the OS again
+  (on Windows those fields are 0 in what a listing gives).
 - :data:`FOLDS_NAMES`: do file systems here take names that differ in case or in
   Unicode form for one entry? ``None``: it differs by volume, and
   :func:`folds_names` finds out per root.
@@ -39,6 +42,8 @@ DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC
 LISTS_BY_FD = hasattr(os, "O_DIRECTORY") and os.scandir in os.supports_fd
 #: Do ``selectors`` wait on pipes (everywhere but Windows)?
 SELECTS_PIPES = sys.platform != "win32"
+#: Does ``DirEntry.stat()`` hold ``st_dev`` and ``st_ino``? (Windows: zeros.)
+ENTRY_STAT_IDENTIFIES = sys.platform != "win32"
 #: macOS volumes (APFS, HFS+) never tell apart the Unicode forms of a name, even
 #: the case-sensitive ones; elsewhere it depends on the volume.
 FOLDS_NAMES: bool | None = True if sys.platform == "darwin" else None
@@ -93,6 +98,17 @@ def close(opened: Opened) -> None:
         os.close(opened)
     else:
         opened.close()
+
+
+def entry_lstat(entry: os.DirEntry[str]) -> os.stat_result:
+    """A listed entry's lstat, identity included; OSError if it is gone.
+
+    Where a listing's stats lack identities, directories are listed by path
+    (Windows has no ``scandir(fd)``), so ``entry.path`` is a whole path.
+    """
+    if ENTRY_STAT_IDENTIFIES or LISTS_BY_FD:
+        return entry.stat(follow_symlinks=False)
+    return os.lstat(entry.path)
 
 
 def folds_names(path: str) -> bool:

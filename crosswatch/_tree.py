@@ -241,9 +241,13 @@ class Children:
                 stored[entry.name] = _pack(entry.inode(), Kind.LINK)
         except OSError:
             return None
-        self._entries = stored
         if entries:
-            self._listing = ("\0".join(map(_NAME, entries)), array("Q", map(_INODE, entries)))
+            try:
+                inodes = array("Q", map(_INODE, entries))
+            except OverflowError:  # 128-bit file ids (ReFS): stored entry by entry
+                return None
+            self._listing = ("\0".join(map(_NAME, entries)), inodes)
+        self._entries = stored
         return subdirs
 
 

@@ -245,3 +245,43 @@ def test_different_names_fold_apart() -> None:
 
     assert folded("a") != folded("b")
     assert folded("caf\u00e9") != folded("cafe")
+
+
+def test_where_a_listing_lacks_identities_entries_are_stated_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on Windows, where ``DirEntry.stat()`` has zeros for ``st_dev``/``st_ino``:
+    a rename found by a rescan must still pair by identity."""
+    force_portable(monkeypatch)
+    calls: list[str] = []
+    real_lstat = os.lstat
+
+    def counting(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        calls.append(str(path))
+        return real_lstat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    (tmp_path / "a").write_text("x")
+    with Watcher(tmp_path, backend="polling", poll_interval=0.05) as w:
+        monkeypatch.setattr(os, "lstat", counting)
+        os.rename(tmp_path / "a", tmp_path / "b")
+        events = collect(w, lambda evs: any(e.kind is Change.MOVED for e in evs), timeout=20)
+    moved = [e for e in events if e.kind is Change.MOVED]
+    assert [(e.src_path, e.path) for e in moved] == [
+        (str(tmp_path / "a"), str(tmp_path / "b"))
+    ]
+    assert str(tmp_path / "b") in calls  # the listed entry was stated by path
+
+
+def test_a_first_listing_with_file_ids_past_64_bits_is_stored_entry_by_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crosswatch import _tree
+
+    (tmp_path / "a").write_text("")
+    (tmp_path / "b").write_text("")
+    # ReFS file ids are 128 bits: the packed listing cannot hold them
+    monkeypatch.setattr(_tree, "_INODE", lambda entry: 2**64 + len(entry.name))
+    children = _tree.Children(_tree.Node(str(tmp_path), None, os.stat(tmp_path)))
+    with os.scandir(tmp_path) as it:
+        assert children.take_first_listing(list(it)) is None
+    assert not children  # nothing stored: the caller stores them one by one

@@ -71,7 +71,7 @@ def _listed(entry: os.DirEntry[str], stat_files: bool) -> Listed:
     if entry.is_dir(follow_symlinks=False):
         return (entry.name, entry.inode(), Kind.DIR, None)
     if stat_files:
-        st = slim(entry.stat(follow_symlinks=False))
+        st = slim(_os.entry_lstat(entry))
         return (entry.name, st.st_ino, kind_of(st), st)
     return (entry.name, entry.inode(), entry_kind(entry), None)
 
@@ -216,7 +216,7 @@ class Scanner:
             with _os.entries(fd) as it:
                 for entry in it:
                     try:
-                        st = slim(entry.stat(follow_symlinks=False))
+                        st = slim(_os.entry_lstat(entry))
                     except OSError:
                         continue  # removed since the listing: its event will follow
                     yield entry.name, st
