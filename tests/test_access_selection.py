@@ -20,11 +20,7 @@ from crosswatch.testing import ScriptedBackend
 PROJECT = Path(crosswatch.__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("CROSSWATCH_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 class Hearing(ScriptedBackend):

@@ -20,11 +20,7 @@ from crosswatch._errors import ConfigError, CrosswatchWarning
 NO_ARGS: dict[str, object] = {}
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("CROSSWATCH_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def write(path: Path, text: str) -> str:

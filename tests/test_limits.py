@@ -7,59 +7,37 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import ClassVar
 
 import pytest
 
 from crosswatch import BackendUnavailableError, Change, Watcher
-from crosswatch._backend import Backend, Handle, Observation, Probe
+from crosswatch._backend import Backend, Handle, Probe
 from crosswatch._errors import WatchLimitError
 from crosswatch._plugins import Plugins
 from crosswatch._polling import PollingBackend
 from crosswatch._select import probe, select_backend
-from crosswatch.testing import collect
+from crosswatch.testing import StubBackend, collect
+
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("CROSSWATCH_"):
-            monkeypatch.delenv(name)
-
-
-class _Fake(Backend):
-    answer: ClassVar[Probe]
-
-    @classmethod
-    def probe(cls, path: str) -> Probe:
-        return cls.answer
-
-    def watch(self, path: str, *, recursive: bool) -> Handle:
-        return path
-
-    def unwatch(self, handle: Handle) -> None:
-        pass
-
-    def read(self) -> Sequence[Observation]:
-        return []
-
-
-class Exhausted(_Fake):
+class Exhausted(StubBackend):
     """Its probe says its OS limit is used up (``limit=0``)."""
 
     name = "exhausted"
     answer = Probe("exhausted", False, "every instance is taken; raise max_instances", limit=0)
 
 
-class Elsewhere(_Fake):
+class Elsewhere(StubBackend):
     """Unavailable for a reason no user can change here: passed over in silence."""
 
     name = "elsewhere"
     answer = Probe.unavailable("elsewhere", "needs another OS")
 
 
-class Racing(_Fake):
+class Racing(StubBackend):
     """Says yes, then cannot open: the limit was used up between probe and open."""
 
     name = "racing"

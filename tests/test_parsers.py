@@ -6,7 +6,6 @@ differ only in the label that says where the value came from.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -20,10 +19,7 @@ ACCEPTED_KINDS = ", ".join(c.value for c in Change)
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("CROSSWATCH_"):
-            monkeypatch.delenv(name)
+def _isolated(clean_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CROSSWATCH_DISABLE_PLUGIN_AUTOLOAD", "1")
     monkeypatch.chdir(tmp_path)  # no config file found above the test's directory
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
-from crosswatch._backend import Backend, Handle, Observation, Probe
+from crosswatch._backend import Backend, Probe
 from crosswatch._errors import (
     BackendUnavailableError,
     ConfigError,
@@ -18,65 +16,39 @@ from crosswatch._errors import (
 )
 from crosswatch._plugins import Plugins
 from crosswatch._select import ProbeReport, probe, probe_all, select_backend
+from crosswatch.testing import StubBackend
+
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("CROSSWATCH_"):
-            monkeypatch.delenv(name)
-
-
-class _Fake(Backend):
-    """A backend that watches nothing; subclasses set ``name`` and the probe answer."""
-
-    answer: ClassVar[Probe | None] = None
-    calls: ClassVar[int] = 0
-
-    @classmethod
-    def probe(cls, path: str) -> Probe:
-        cls.calls += 1
-        assert cls.answer is not None
-        return cls.answer
-
-    def watch(self, path: str, *, recursive: bool) -> Handle:
-        return path
-
-    def unwatch(self, handle: Handle) -> None:
-        pass
-
-    def read(self) -> Sequence[Observation]:
-        return []
-
-
-class Inotify(_Fake):
+class Inotify(StubBackend):
     name = "inotify"
     answer = Probe("inotify", True, score=50)
 
 
-class Fanotify(_Fake):
+class Fanotify(StubBackend):
     name = "fanotify"
     answer = Probe("fanotify", True, score=80)
 
 
-class Kqueue(_Fake):
+class Kqueue(StubBackend):
     name = "kqueue"
     answer = Probe.unavailable("kqueue", "needs macOS or BSD")
 
 
-class Slow(_Fake):
+class Slow(StubBackend):
     name = "slow"
     answer = Probe("slow", True, score=10)
 
 
-class Twin(_Fake):
+class Twin(StubBackend):
     """Same score as Inotify: the tie goes to the name that sorts first."""
 
     name = "twin"
     answer = Probe("twin", True, score=50)
 
 
-class Broken(_Fake):
+class Broken(StubBackend):
     name = "broken"
 
     @classmethod
@@ -84,7 +56,7 @@ class Broken(_Fake):
         raise RuntimeError("boom")
 
 
-class Liar(_Fake):
+class Liar(StubBackend):
     name = "liar"
 
     @classmethod
@@ -92,7 +64,7 @@ class Liar(_Fake):
         return "yes"  # type: ignore[return-value]
 
 
-class Misnamed(_Fake):
+class Misnamed(StubBackend):
     name = "misnamed"
     answer = Probe("something-else", True, score=1)
 
@@ -185,11 +157,11 @@ def test_forced_available(root: str) -> None:
 
 
 def test_forced_probes_only_what_it_needs(root: str) -> None:
-    class Counted(_Fake):
+    class Counted(StubBackend):
         name = "counted"
         answer = Probe("counted", True)
 
-    class Other(_Fake):
+    class Other(StubBackend):
         name = "other"
         answer = Probe("other", True)
 

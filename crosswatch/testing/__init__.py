@@ -3,6 +3,8 @@
 - :class:`ScriptedBackend`: a backend whose observations the test pushes, to drive
   the engine deterministically; with :class:`FileOps` attached it reports file
   operations the way a per-directory kernel backend (inotify) does.
+- :class:`StubBackend`: a backend that watches nothing and answers a given probe,
+  for tests of selection.
 - :class:`Mirror` and :func:`snapshot`: a consumer that rebuilds a tree from events
   and fails on any broken guarantee, and the disk state to compare it with.
 - :class:`BackendConformance`: the suite every backend's tests subclass (needs pytest).
@@ -19,6 +21,7 @@ from ._inotify import Inotify
 from ._mirror import GuaranteeError, Mirror, snapshot
 from ._portable import force_portable
 from ._scripted import FileOps, ScriptedBackend
+from ._stub import StubBackend
 
 if TYPE_CHECKING:
     from ._conformance import BackendConformance, collect, converge, ends_with, open_fds
@@ -30,6 +33,7 @@ __all__ = [
     "Inotify",
     "Mirror",
     "ScriptedBackend",
+    "StubBackend",
     "collect",
     "converge",
     "ends_with",
