@@ -5,6 +5,8 @@ needs to write a backend is in :mod:`crosswatch.backend`. Everything in
 ``crosswatch._*`` is private and may change.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._errors import (
     BackendUnavailableError,
     ConfigError,
@@ -25,9 +27,13 @@ from ._queue import Backlog
 from ._select import ProbeReport, probe
 from ._watch import Watcher, watch
 
+if TYPE_CHECKING:
+    from ._async import AsyncWatcher, awatch
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncWatcher",
     "BackendUnavailableError",
     "Backlog",
     "Change",
@@ -47,6 +53,16 @@ __all__ = [
     "WatchPathError",
     "Watcher",
     "__version__",
+    "awatch",
     "probe",
     "watch",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The asyncio API loads asyncio: only for the programs that use it.
+    if name in ("AsyncWatcher", "awatch"):
+        from . import _async
+
+        return getattr(_async, name)
+    raise AttributeError(f"module 'crosswatch' has no attribute {name!r}")

@@ -40,6 +40,9 @@ class EventQueue:
 
     ``on_room`` is called (outside the lock) when a ``get()`` has taken a paused
     queue down to half of both bounds: the watcher's thread wakes and reads again.
+    Functions given to :meth:`listen` are called (outside the lock, from the thread
+    that did it) whenever a batch is put or the stream ends: a consumer that does
+    not block in ``get()`` (an event loop) learns when to call it.
     """
 
     def __init__(
@@ -60,6 +63,15 @@ class EventQueue:
         self._closed = False
         self._ended = False
         self._error: BaseException | None = None
+        self._listeners: list[Callable[[], None]] = []
+
+    def listen(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` on every put and at the end (see the class docstring)."""
+        self._listeners.append(listener)
+
+    def _tell(self) -> None:
+        for listener in self._listeners:
+            listener()
 
     # ------------------------------------------------------------ the thread's side
 
@@ -70,6 +82,7 @@ class EventQueue:
             self._bytes += nbytes
             self._peak = (max(self._peak[0], self._events), max(self._peak[1], self._bytes))
             self._cond.notify_all()
+        self._tell()
 
     def must_pause(self, held: int, held_bytes: int) -> bool:
         """Pause reading once a bound is reached (counting ``held``, what is not queued
@@ -88,6 +101,7 @@ class EventQueue:
                 self._error = error
             self._ended = True
             self._cond.notify_all()
+        self._tell()
 
     # ------------------------------------------------------------ the consumer's side
 
@@ -96,6 +110,7 @@ class EventQueue:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        self._tell()
 
     @property
     def closed(self) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
+
 import crosswatch
 import crosswatch.backend
 
@@ -33,7 +35,10 @@ PLUGIN_NAMES = {
     # for a backend whose OS API delivers on a thread of its own
     "Waker",
 }
-CONSUMER_NAMES = {"watch", "Watcher", "Event", "Change", "probe", "ProbeReport", "__version__"}
+CONSUMER_NAMES = {
+    "watch", "Watcher", "awatch", "AsyncWatcher", "Event", "Change", "probe", "ProbeReport",
+    "__version__",
+}
 BACKEND_ERRORS = {"WatchError", "WatchGoneError", "WatchLimitError"}
 
 
@@ -80,6 +85,20 @@ def _keywords(func: object) -> list[inspect.Parameter]:
     """The parameters after the paths."""
     params = list(inspect.signature(func).parameters.values())  # type: ignore[arg-type]
     return [p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def test_awatch_takes_the_keywords_of_watcher_but_callback() -> None:
+    params = inspect.signature(crosswatch.Watcher.__init__).parameters
+    keywords = [p for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert "callback" in [p.name for p in keywords]
+    for p in keywords:  # each reaches Watcher through **keywords, and is checked there
+        if p.name == "callback":
+            continue
+        value = {"recursive": "no", "access": "no"}.get(p.name)
+        if value is None:
+            continue
+        with pytest.raises(crosswatch.ConfigTypeError, match=p.name):
+            crosswatch.awatch(".", **{p.name: value})
 
 
 def test_watch_takes_the_keywords_of_watcher() -> None:
