@@ -1,29 +1,58 @@
-"""The kqueue backend: its capabilities, its probe, and the open-file limit.
+"""The kqueue backend: its probe, the open-file limit, and the driving of the queue.
 
 Every kernel call goes through :attr:`KqueueBackend.system` (see ``_kq``), so
-that another implementation of kqueue can stand in for the real one.
+that another implementation of kqueue can stand in for the real one (the Linux
+emulation in ``crosswatch_kqueue.testing``).
+
+kqueue watches descriptors, not paths, and has no recursion and no names. Each
+watched directory holds its own descriptor and one per regular file in it
+(``_dirs``). A directory's ``NOTE_WRITE`` (its entries changed) is reported as
+``DirDirty``, which the engine's rescan of that one directory turns into events,
+pairing renames by identity; the backend lists the directory again to open the
+files that came and close those that went. What each note means is ``_abi``'s.
 """
 
 from __future__ import annotations
 
+import errno
+import itertools
+import os
+import stat
 from collections.abc import Hashable, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from crosswatch.backend import (
     Backend,
     Capabilities,
+    Gone,
     Observation,
     Options,
     Probe,
     WatchError,
+    WatchGoneError,
+    open_dir,
 )
 
 from . import _abi, _kq, _limits
+from ._dirs import (
+    GONE_ERRNOS,
+    LIMIT_ERRNOS,
+    LIST_FLAGS,
+    Dir,
+    Knote,
+    Refused,
+    file_refusal,
+    is_regular,
+    refusal,
+    regular_files,
+)
 
 #: Descriptors assumed open when the process's own cannot be listed.
 ASSUMED_IN_USE = 16
-#: What the probe says until watching and reading through kqueue are built.
-NOT_BUILT = "watching through kqueue is not built yet (only its decoding and limits are)"
+#: Kevents read per call; the rest wait for the next ``read()``.
+MAX_EVENTS = 1024
+#: Registrations handed to the kernel per ``kevent`` call.
+BATCH = 256
 
 
 class KqueueBackend(Backend):
@@ -31,11 +60,9 @@ class KqueueBackend(Backend):
 
     name = "kqueue"
     description = "kqueue(2) EVFILT_VNODE (macOS, BSD): one descriptor per entry"
-    capabilities = Capabilities(recursive=False)
-    system: ClassVar[_kq.System] = _kq.SYSTEM
+    capabilities = Capabilities(recursive=False, polls=True)
+    system: ClassVar[_kq.KqueueSystem] = _kq.SYSTEM
     """The kernel's calls; a stand-in with the same methods can take its place."""
-    built: ClassVar[bool] = False
-    """Whether watch() and read() drive kqueue yet; until then the probe declines."""
 
     @classmethod
     def probe(cls, path: str) -> Probe:
@@ -46,8 +73,6 @@ class KqueueBackend(Backend):
             plan = cls.plan(path)
         except OSError as exc:
             return Probe.unavailable(cls.name, f"the open-file limit cannot be read: {exc}")
-        if not cls.built:
-            return Probe.unavailable(cls.name, f"{NOT_BUILT}; {plan.message}")
         score = 90 if plan.fits else 50
         return Probe(cls.name, True, plan.message, score, plan.allowed, plan.entries)
 
@@ -75,7 +100,13 @@ class KqueueBackend(Backend):
             raise WatchError(0, "kqueue needs macOS or BSD; use backend='polling'")
         self.abi = _abi.current(platform=system.platform)
         self.raised_to = self._raise_limit()
-        self._kq = system.kqueue()
+        self._kq: Any = system.kqueue()
+        self._handles = itertools.count(1)
+        self._udatas = itertools.count(1)
+        self._dirs: dict[int, Dir] = {}
+        self._by_identity: dict[tuple[int, int], Dir] = {}
+        self._knotes: dict[int, Knote] = {}  # udata -> what it watches
+        self._fates: dict[int, Knote] = {}  # watch_self handle -> its descriptor
 
     def _raise_limit(self) -> int | None:
         """Raise the soft open-file limit to the ceiling; the new limit, or None.
@@ -101,16 +132,333 @@ class KqueueBackend(Backend):
     def fileno(self) -> int | None:
         return int(self._kq.fileno()) if self._kq is not None else None
 
+    # ------------------------------------------------------------ watching
+
     def watch(self, path: str, *, recursive: bool) -> Hashable:
-        raise WatchError(0, f"{NOT_BUILT}; use backend='polling'", path)
+        """Open the directory and each regular file in it, and register them all.
+
+        All or nothing: if any of them cannot be opened for a lack of descriptors
+        (or any other reason than having vanished), everything opened for it is
+        closed again and the directory is refused, ``WatchLimitError`` naming the
+        limit; the engine polls it instead and says so once.
+        """
+        self._check_open(path)
+        try:
+            fd = self._open(path)
+        except OSError as exc:
+            raise refusal(exc, path, self._limits()) from None
+        opened = [fd]
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISDIR(st.st_mode):  # replaced since it was listed
+                raise WatchGoneError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+            known = self._by_identity.get((st.st_dev, st.st_ino))
+            if known is not None:
+                self.system.close(fd)
+                opened.clear()
+                return known.handle
+            d = Dir(next(self._handles), path, (st.st_dev, st.st_ino))
+            parent, name = self._placement(fd, path, st.st_ino)
+            d.knote = Knote(fd, next(self._udatas), _abi.Vnode(path, True, parent, name, d.handle),
+                            home=d)
+            files = self._open_files(d, fd, None, opened)
+            files = self._register([d.knote, *files], d, opened)[1:]
+        except Refused as refused:
+            self._close_all(opened)
+            if refused.path == path:
+                raise refusal(refused.error, path, self._limits()) from None
+            raise file_refusal(refused.error, refused.path, self._limits()) from None
+        except BaseException:
+            self._close_all(opened)
+            raise
+        self._dirs[d.handle] = d
+        self._by_identity[d.identity] = d
+        for knote in (d.knote, *files):
+            self._knotes[knote.udata] = knote
+        d.files = {k.vnode.name: k for k in files if k.vnode is not None}
+        return d.handle
+
+    def watch_self(self, path: str) -> Hashable | None:
+        """A descriptor of ``path`` itself (a link not followed), for its fate only.
+
+        Where the OS cannot open a symbolic link itself (neither ``O_SYMLINK`` nor
+        ``O_PATH``), a link is not watched: None.
+        """
+        self._check_open(path)
+        try:
+            fd = self._open(path, link=True)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
+                return None
+            raise refusal(exc, path, self._limits()) from None
+        handle = next(self._handles)
+        knote = Knote(fd, next(self._udatas), None, fate=handle)
+        try:
+            self._register([knote], None, [fd], notes=_abi.fate_notes(self.abi))
+        except Refused as refused:
+            self.system.close(fd)
+            raise refusal(refused.error, path, self._limits()) from None
+        except BaseException:
+            self.system.close(fd)
+            raise
+        self._knotes[knote.udata] = knote
+        self._fates[handle] = knote
+        return handle
 
     def unwatch(self, handle: Hashable) -> None:
-        return None
+        if not isinstance(handle, int) or self._kq is None:
+            return
+        fate = self._fates.pop(handle, None)
+        if fate is not None:
+            self._close_knote(fate)
+            return
+        d = self._dirs.get(handle)
+        if d is not None:
+            self._drop(d)
+
+    # ------------------------------------------------------------ reading
 
     def read(self) -> Sequence[Observation]:
+        if self._kq is None:
+            return []
+        abi = self.abi
+        out: list[Observation] = []
+        relist: dict[int, Dir] = {}
+        entries = abi.note_write | abi.note_extend | abi.note_link
+        for raw in self.system.control(self._kq, None, MAX_EVENTS, 0):
+            event = _abi.KEvent.of(raw)
+            knote = self._knotes.get(event.udata)
+            if knote is None or knote.fd != event.ident:
+                continue  # closed since: its events went with it
+            if knote.fate is not None:
+                decoded = _abi.decode_fate(event, knote.fate, abi)
+                out.extend(decoded.observations)
+                if decoded.close:
+                    self._fates.pop(knote.fate, None)
+                    self._close_knote(knote)
+                continue
+            decoded = _abi.decode(event, knote.vnode, abi)
+            out.extend(decoded.observations)
+            home = knote.home
+            assert home is not None
+            assert knote.vnode is not None
+            if knote.vnode.is_dir:
+                if decoded.close:
+                    self._drop(home)
+                    relist.pop(home.handle, None)
+                    continue
+                if event.fflags & abi.note_rename and not event.flags & abi.ev_error:
+                    self._replace(home)
+                if event.fflags & entries and not event.flags & abi.ev_error:
+                    relist[home.handle] = home
+            elif decoded.close:
+                # Removed, renamed or refused: what has its name now is opened anew.
+                self._close_file(home, knote)
+                if home.handle in self._dirs:
+                    relist[home.handle] = home
+        for d in relist.values():
+            out.extend(self._relist(d))
+        return out
+
+    def _relist(self, d: Dir) -> list[Observation]:
+        """List ``d`` again: close the files that went, open those that came.
+
+        A file that cannot be opened or registered ends the directory's watch
+        (``Gone``): its writes would go unseen. The engine, finding the directory
+        still there, rescans it and watches it again, which refuses it as a whole
+        with ``WatchLimitError``: it is polled from then on, and the user told.
+        """
+        assert d.knote is not None
+        opened: list[int] = []
+        try:
+            files = self._open_files(d, d.knote.fd, d.files, opened)
+            files = self._register(files, d, opened)
+        except Refused:
+            self._close_all(opened)
+            self._drop(d)
+            return [Gone(d.handle)]
+        except OSError:
+            self._close_all(opened)
+            return []  # the directory is gone: its own notes say so
+        for knote in files:
+            assert knote.vnode is not None
+            self._knotes[knote.udata] = knote
+            d.files[knote.vnode.name] = knote
         return []
 
+    # ------------------------------------------------------------ descriptors
+
+    def _open(self, path: str, *, link: bool = False) -> int:
+        """``system.open`` at any depth: past ``PATH_MAX``, relative to its directory."""
+        try:
+            return self.system.open(path, link=link)
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+        parent = open_dir(os.path.dirname(path), LIST_FLAGS)
+        try:
+            return self.system.open(os.path.basename(path), parent, link=link)
+        finally:
+            os.close(parent)
+
+    def _open_files(
+        self, d: Dir, dir_fd: int, known: dict[str, Knote] | None, opened: list[int]
+    ) -> list[Knote]:
+        """Descriptors for the regular files in ``d`` not in ``known`` (whose files
+        that went, or whose name leads to another file now, are closed first)."""
+        try:
+            listing = os.open(".", LIST_FLAGS, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno in LIMIT_ERRNOS:
+                raise Refused(exc, d.path) from None
+            raise
+        out: list[Knote] = []
+        try:
+            listed = dict(regular_files(listing))
+            for name, knote in list((known or {}).items()):
+                if listed.get(name) != knote.ino:
+                    self._close_file(d, knote)
+            for name, ino in listed.items():
+                if known is not None and name in known:
+                    continue
+                path = d.file_path(name)
+                try:
+                    fd = self.system.open(name, listing)
+                except OSError as exc:
+                    if exc.errno in GONE_ERRNOS:
+                        continue  # went, or is a link now: the directory says so
+                    raise Refused(exc, path) from None
+                opened.append(fd)
+                if not is_regular(fd):  # a directory or a FIFO by now
+                    opened.remove(fd)
+                    self.system.close(fd)
+                    continue
+                vnode = _abi.Vnode(path, False, d.handle, name)
+                out.append(Knote(fd, next(self._udatas), vnode, home=d, ino=ino))
+        finally:
+            os.close(listing)
+        return out
+
+    def _register(
+        self, knotes: list[Knote], d: Dir | None, opened: list[int], notes: int | None = None
+    ) -> list[Knote]:
+        """``EV_ADD`` each, with a receipt; the knotes registered.
+
+        A file that went before it was registered is closed and left out; any other
+        refusal raises :class:`Refused` for the entry refused.
+        """
+        abi, system = self.abi, self.system
+        notes = abi.watch_notes if notes is None else notes
+        flags = abi.watch_flags | abi.ev_receipt
+        by_udata = {k.udata: k for k in knotes}
+        kept = list(knotes)
+        for at in range(0, len(knotes), BATCH):
+            batch = knotes[at : at + BATCH]
+            changes = [system.kevent(k.fd, abi.evfilt_vnode, flags, notes, k.udata) for k in batch]
+            try:
+                receipts = system.control(self._kq, changes, len(changes), 0)
+            except OSError as exc:
+                raise Refused(exc, d.path if d is not None else "") from None
+            for raw in receipts:
+                receipt = _abi.KEvent.of(raw)
+                knote = by_udata.get(receipt.udata)
+                if not receipt.flags & abi.ev_error or receipt.data == 0 or knote is None:
+                    continue
+                error = OSError(receipt.data, os.strerror(receipt.data))
+                vnode = knote.vnode
+                if vnode is None or vnode.is_dir or receipt.data not in GONE_ERRNOS:
+                    raise Refused(error, vnode.path if vnode is not None else "")
+                kept.remove(knote)
+                opened.remove(knote.fd)
+                system.close(knote.fd)
+        return kept
+
+    def _placement(self, fd: int, path: str, ino: int) -> tuple[int | None, str]:
+        """The watch of the directory holding the one open as ``fd``, and its name there.
+
+        None when that directory is not watched here: then this one is a root.
+        """
+        try:
+            up = os.stat("..", dir_fd=fd)
+        except OSError:
+            return None, ""
+        parent = self._by_identity.get((up.st_dev, up.st_ino))
+        if parent is None or parent.identity == (up.st_dev, ino):
+            return None, ""
+        name = os.path.basename(path.rstrip(os.sep))
+        return parent.handle, name
+
+    def _replace(self, d: Dir) -> None:
+        """After ``d`` was renamed: the watch of the directory it is in now, and its name."""
+        assert d.knote is not None
+        assert d.knote.vnode is not None
+        vnode = d.knote.vnode
+        try:
+            up = os.stat("..", dir_fd=d.knote.fd)
+        except OSError:
+            return
+        parent = self._by_identity.get((up.st_dev, up.st_ino))
+        name = ""
+        if parent is not None and parent.knote is not None:
+            try:
+                listing = os.open(".", LIST_FLAGS, dir_fd=parent.knote.fd)
+            except OSError:
+                listing = -1
+            if listing >= 0:
+                try:
+                    with os.scandir(listing) as it:
+                        name = next((e.name for e in it if e.inode() == d.identity[1]), "")
+                except OSError:
+                    name = ""
+                finally:
+                    os.close(listing)
+        if not name:
+            parent = None  # out of the tree, or not found: told of its own fate only
+        d.knote.vnode = _abi.Vnode(vnode.path, True, parent.handle if parent else None, name,
+                                   d.handle)
+
+    def _close_file(self, d: Dir, knote: Knote) -> None:
+        if knote.vnode is not None and d.files.get(knote.vnode.name) is knote:
+            del d.files[knote.vnode.name]
+        self._close_knote(knote)
+
+    def _close_knote(self, knote: Knote) -> None:
+        if self._knotes.pop(knote.udata, None) is not None:
+            self.system.close(knote.fd)
+
+    def _drop(self, d: Dir) -> None:
+        """Close every descriptor ``d`` holds and forget it."""
+        for knote in list(d.files.values()):
+            self._close_knote(knote)
+        d.files.clear()
+        if d.knote is not None:
+            self._close_knote(d.knote)
+        self._dirs.pop(d.handle, None)
+        if self._by_identity.get(d.identity) is d:
+            del self._by_identity[d.identity]
+
+    def _close_all(self, fds: list[int]) -> None:
+        for fd in fds:
+            self.system.close(fd)
+        fds.clear()
+
+    def _limits(self) -> tuple[int, int] | None:
+        try:
+            return self.system.getrlimit()
+        except OSError:
+            return None
+
+    def _check_open(self, path: str) -> None:
+        if self._kq is None:
+            raise WatchError(errno.EBADF, "the kqueue backend is closed", path)
+
     def close(self) -> None:
-        if self._kq is not None:
-            self._kq.close()
-            self._kq = None
+        if self._kq is None:
+            return
+        for knote in list(self._knotes.values()):
+            self._close_knote(knote)
+        self._dirs.clear()
+        self._by_identity.clear()
+        self._fates.clear()
+        self._kq.close()
+        self._kq = None
