@@ -107,6 +107,23 @@ class KqueueBackend(Backend):
         self._by_identity: dict[tuple[int, int], Dir] = {}
         self._knotes: dict[int, Knote] = {}  # udata -> what it watches
         self._fates: dict[int, Knote] = {}  # watch_self handle -> its descriptor
+        self._held = 0
+        self.budget = self._budget()
+        """Descriptors the backend may hold for entries: the open-file limit, less
+        those open when it opened, the queue's, and ``_limits.RESERVE`` kept for the
+        rest of the program (which must still open files, the engine's listings
+        too). ``None``: unlimited."""
+
+    def _budget(self) -> int | None:
+        try:
+            soft = _limits.finite(self.system.getrlimit()[0])
+        except OSError:
+            return None
+        if soft is None:
+            return None
+        in_use = _limits.descriptors_in_use()
+        in_use = ASSUMED_IN_USE if in_use is None else in_use
+        return max(0, soft - in_use - _limits.RESERVE)
 
     def _raise_limit(self) -> int | None:
         """Raise the soft open-file limit to the ceiling; the new limit, or None.
@@ -154,7 +171,7 @@ class KqueueBackend(Backend):
                 raise WatchGoneError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
             known = self._by_identity.get((st.st_dev, st.st_ino))
             if known is not None:
-                self.system.close(fd)
+                self._release(fd)
                 opened.clear()
                 return known.handle
             d = Dir(next(self._handles), path, (st.st_dev, st.st_ino))
@@ -196,10 +213,10 @@ class KqueueBackend(Backend):
         try:
             self._register([knote], None, [fd], notes=_abi.fate_notes(self.abi))
         except Refused as refused:
-            self.system.close(fd)
+            self._release(fd)
             raise refusal(refused.error, path, self._limits()) from None
         except BaseException:
-            self.system.close(fd)
+            self._release(fd)
             raise
         self._knotes[knote.udata] = knote
         self._fates[handle] = knote
@@ -291,15 +308,27 @@ class KqueueBackend(Backend):
     def _open(self, path: str, *, link: bool = False) -> int:
         """``system.open`` at any depth: past ``PATH_MAX``, relative to its directory."""
         try:
-            return self.system.open(path, link=link)
+            return self._take(path, None, link=link)
         except OSError as exc:
             if exc.errno != errno.ENAMETOOLONG:
                 raise
         parent = open_dir(os.path.dirname(path), LIST_FLAGS)
         try:
-            return self.system.open(os.path.basename(path), parent, link=link)
+            return self._take(os.path.basename(path), parent, link=link)
         finally:
             os.close(parent)
+
+    def _take(self, path: str, dir_fd: int | None, *, link: bool = False) -> int:
+        """One more descriptor, within :attr:`budget`; past it, ``EMFILE`` as the OS says."""
+        if self.budget is not None and self._held >= self.budget:
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE), path)
+        fd = self.system.open(path, dir_fd, link=link)
+        self._held += 1
+        return fd
+
+    def _release(self, fd: int) -> None:
+        self._held -= 1
+        self.system.close(fd)
 
     def _open_files(
         self, d: Dir, dir_fd: int, known: dict[str, Knote] | None, opened: list[int]
@@ -323,7 +352,7 @@ class KqueueBackend(Backend):
                     continue
                 path = d.file_path(name)
                 try:
-                    fd = self.system.open(name, listing)
+                    fd = self._take(name, listing)
                 except OSError as exc:
                     if exc.errno in GONE_ERRNOS:
                         continue  # went, or is a link now: the directory says so
@@ -331,7 +360,7 @@ class KqueueBackend(Backend):
                 opened.append(fd)
                 if not is_regular(fd):  # a directory or a FIFO by now
                     opened.remove(fd)
-                    self.system.close(fd)
+                    self._release(fd)
                     continue
                 vnode = _abi.Vnode(path, False, d.handle, name)
                 out.append(Knote(fd, next(self._udatas), vnode, home=d, ino=ino))
@@ -370,7 +399,7 @@ class KqueueBackend(Backend):
                     raise Refused(error, vnode.path if vnode is not None else "")
                 kept.remove(knote)
                 opened.remove(knote.fd)
-                system.close(knote.fd)
+                self._release(knote.fd)
         return kept
 
     def _placement(self, fd: int, path: str, ino: int) -> tuple[int | None, str]:
@@ -424,7 +453,7 @@ class KqueueBackend(Backend):
 
     def _close_knote(self, knote: Knote) -> None:
         if self._knotes.pop(knote.udata, None) is not None:
-            self.system.close(knote.fd)
+            self._release(knote.fd)
 
     def _drop(self, d: Dir) -> None:
         """Close every descriptor ``d`` holds and forget it."""
@@ -439,7 +468,7 @@ class KqueueBackend(Backend):
 
     def _close_all(self, fds: list[int]) -> None:
         for fd in fds:
-            self.system.close(fd)
+            self._release(fd)
         fds.clear()
 
     def _limits(self) -> tuple[int, int] | None:

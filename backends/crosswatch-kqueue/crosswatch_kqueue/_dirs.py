@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from crosswatch.backend import WatchError, WatchGoneError, WatchLimitError
 
 from ._abi import Vnode
+from ._limits import RESERVE
 
 #: Opens a watched directory again, to list it (its own descriptor may be for
 #: events only, as ``O_EVTONLY`` is on macOS).
@@ -94,8 +95,9 @@ def limit_message(err: int, path: str, limits: tuple[int, int] | None) -> str:
     elif err == errno.ENOMEM:
         what = "the kernel has no memory for more kqueue watches"
     else:
-        soft = f" of {limits[0]}" if limits is not None else ""
-        what = f"the open-file limit{soft} descriptors (RLIMIT_NOFILE) is reached"
+        soft = f" ({limits[0]}, RLIMIT_NOFILE)" if limits is not None else " (RLIMIT_NOFILE)"
+        what = (f"the open-file limit{soft} is reached, less {RESERVE} descriptors kept for "
+                "the rest of the program")
     return (
         f"kqueue holds one open descriptor per watched directory and file, and {what}: "
         f"cannot watch {path!r}; raise the limit (ulimit -n, up to the hard limit "
