@@ -30,29 +30,21 @@ from crosswatch.backend import (
     Probe,
     WatchError,
     WatchGoneError,
-    open_dir,
 )
 
 from . import _abi, _kq, _limits
+from ._descriptors import ASSUMED_IN_USE, Descriptors
 from ._dirs import (
-    GONE_ERRNOS,
-    LIMIT_ERRNOS,
     LIST_FLAGS,
     Dir,
     Knote,
     Refused,
     file_refusal,
-    is_regular,
     refusal,
-    regular_files,
 )
 
-#: Descriptors assumed open when the process's own cannot be listed.
-ASSUMED_IN_USE = 16
 #: Kevents read per call; the rest wait for the next ``read()``.
 MAX_EVENTS = 1024
-#: Registrations handed to the kernel per ``kevent`` call.
-BATCH = 256
 
 
 class KqueueBackend(Backend):
@@ -102,28 +94,10 @@ class KqueueBackend(Backend):
         self.raised_to = self._raise_limit()
         self._kq: Any = system.kqueue()
         self._handles = itertools.count(1)
-        self._udatas = itertools.count(1)
         self._dirs: dict[int, Dir] = {}
         self._by_identity: dict[tuple[int, int], Dir] = {}
-        self._knotes: dict[int, Knote] = {}  # udata -> what it watches
         self._fates: dict[int, Knote] = {}  # watch_self handle -> its descriptor
-        self._held = 0
-        self.budget = self._budget()
-        """Descriptors the backend may hold for entries: the open-file limit, less
-        those open when it opened, the queue's, and ``_limits.RESERVE`` kept for the
-        rest of the program (which must still open files, the engine's listings
-        too). ``None``: unlimited."""
-
-    def _budget(self) -> int | None:
-        try:
-            soft = _limits.finite(self.system.getrlimit()[0])
-        except OSError:
-            return None
-        if soft is None:
-            return None
-        in_use = _limits.descriptors_in_use()
-        in_use = ASSUMED_IN_USE if in_use is None else in_use
-        return max(0, soft - in_use - _limits.RESERVE)
+        self._fds = Descriptors(system, self.abi, self._kq)
 
     def _raise_limit(self) -> int | None:
         """Raise the soft open-file limit to the ceiling; the new limit, or None.
@@ -161,9 +135,9 @@ class KqueueBackend(Backend):
         """
         self._check_open(path)
         try:
-            fd = self._open(path)
+            fd = self._fds.open(path)
         except OSError as exc:
-            raise refusal(exc, path, self._limits()) from None
+            raise refusal(exc, path, self._fds.limits()) from None
         opened = [fd]
         try:
             st = os.fstat(fd)
@@ -171,27 +145,27 @@ class KqueueBackend(Backend):
                 raise WatchGoneError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
             known = self._by_identity.get((st.st_dev, st.st_ino))
             if known is not None:
-                self._release(fd)
+                self._fds.release(fd)
                 opened.clear()
                 return known.handle
             d = Dir(next(self._handles), path, (st.st_dev, st.st_ino))
             parent, name = self._placement(fd, path, st.st_ino)
-            d.knote = Knote(fd, next(self._udatas), _abi.Vnode(path, True, parent, name, d.handle),
+            d.knote = Knote(fd, self._fds.udata(), _abi.Vnode(path, True, parent, name, d.handle),
                             home=d)
-            files = self._open_files(d, fd, None, opened)
-            files = self._register([d.knote, *files], d, opened)[1:]
+            files = self._fds.open_files(d, fd, None, opened)
+            files = self._fds.register([d.knote, *files], d, opened)[1:]
         except Refused as refused:
-            self._close_all(opened)
+            self._fds.close_all(opened)
             if refused.path == path:
-                raise refusal(refused.error, path, self._limits()) from None
-            raise file_refusal(refused.error, refused.path, self._limits()) from None
+                raise refusal(refused.error, path, self._fds.limits()) from None
+            raise file_refusal(refused.error, refused.path, self._fds.limits()) from None
         except BaseException:
-            self._close_all(opened)
+            self._fds.close_all(opened)
             raise
         self._dirs[d.handle] = d
         self._by_identity[d.identity] = d
         for knote in (d.knote, *files):
-            self._knotes[knote.udata] = knote
+            self._fds.knotes[knote.udata] = knote
         d.files = {k.vnode.name: k for k in files if k.vnode is not None}
         return d.handle
 
@@ -203,22 +177,22 @@ class KqueueBackend(Backend):
         """
         self._check_open(path)
         try:
-            fd = self._open(path, link=True)
+            fd = self._fds.open(path, link=True)
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
                 return None
-            raise refusal(exc, path, self._limits()) from None
+            raise refusal(exc, path, self._fds.limits()) from None
         handle = next(self._handles)
-        knote = Knote(fd, next(self._udatas), None, fate=handle)
+        knote = Knote(fd, self._fds.udata(), None, fate=handle)
         try:
-            self._register([knote], None, [fd], notes=_abi.fate_notes(self.abi))
+            self._fds.register([knote], None, [fd], notes=_abi.fate_notes(self.abi))
         except Refused as refused:
-            self._release(fd)
-            raise refusal(refused.error, path, self._limits()) from None
+            self._fds.release(fd)
+            raise refusal(refused.error, path, self._fds.limits()) from None
         except BaseException:
-            self._release(fd)
+            self._fds.release(fd)
             raise
-        self._knotes[knote.udata] = knote
+        self._fds.knotes[knote.udata] = knote
         self._fates[handle] = knote
         return handle
 
@@ -227,7 +201,7 @@ class KqueueBackend(Backend):
             return
         fate = self._fates.pop(handle, None)
         if fate is not None:
-            self._close_knote(fate)
+            self._fds.close_knote(fate)
             return
         d = self._dirs.get(handle)
         if d is not None:
@@ -244,7 +218,7 @@ class KqueueBackend(Backend):
         entries = abi.note_write | abi.note_extend | abi.note_link
         for raw in self.system.control(self._kq, None, MAX_EVENTS, 0):
             event = _abi.KEvent.of(raw)
-            knote = self._knotes.get(event.udata)
+            knote = self._fds.knotes.get(event.udata)
             if knote is None or knote.fd != event.ident:
                 continue  # closed since: its events went with it
             if knote.fate is not None:
@@ -252,7 +226,7 @@ class KqueueBackend(Backend):
                 out.extend(decoded.observations)
                 if decoded.close:
                     self._fates.pop(knote.fate, None)
-                    self._close_knote(knote)
+                    self._fds.close_knote(knote)
                 continue
             decoded = _abi.decode(event, knote.vnode, abi)
             out.extend(decoded.observations)
@@ -270,7 +244,7 @@ class KqueueBackend(Backend):
                     relist[home.handle] = home
             elif decoded.close:
                 # Removed, renamed or refused: what has its name now is opened anew.
-                self._close_file(home, knote)
+                self._fds.close_file(home, knote)
                 if home.handle in self._dirs:
                     relist[home.handle] = home
         for d in relist.values():
@@ -288,119 +262,22 @@ class KqueueBackend(Backend):
         assert d.knote is not None
         opened: list[int] = []
         try:
-            files = self._open_files(d, d.knote.fd, d.files, opened)
-            files = self._register(files, d, opened)
+            files = self._fds.open_files(d, d.knote.fd, d.files, opened)
+            files = self._fds.register(files, d, opened)
         except Refused:
-            self._close_all(opened)
+            self._fds.close_all(opened)
             self._drop(d)
             return [Gone(d.handle)]
         except OSError:
-            self._close_all(opened)
+            self._fds.close_all(opened)
             return []  # the directory is gone: its own notes say so
         for knote in files:
             assert knote.vnode is not None
-            self._knotes[knote.udata] = knote
+            self._fds.knotes[knote.udata] = knote
             d.files[knote.vnode.name] = knote
         return []
 
     # ------------------------------------------------------------ descriptors
-
-    def _open(self, path: str, *, link: bool = False) -> int:
-        """``system.open`` at any depth: past ``PATH_MAX``, relative to its directory."""
-        try:
-            return self._take(path, None, link=link)
-        except OSError as exc:
-            if exc.errno != errno.ENAMETOOLONG:
-                raise
-        parent = open_dir(os.path.dirname(path), LIST_FLAGS)
-        try:
-            return self._take(os.path.basename(path), parent, link=link)
-        finally:
-            os.close(parent)
-
-    def _take(self, path: str, dir_fd: int | None, *, link: bool = False) -> int:
-        """One more descriptor, within :attr:`budget`; past it, ``EMFILE`` as the OS says."""
-        if self.budget is not None and self._held >= self.budget:
-            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE), path)
-        fd = self.system.open(path, dir_fd, link=link)
-        self._held += 1
-        return fd
-
-    def _release(self, fd: int) -> None:
-        self._held -= 1
-        self.system.close(fd)
-
-    def _open_files(
-        self, d: Dir, dir_fd: int, known: dict[str, Knote] | None, opened: list[int]
-    ) -> list[Knote]:
-        """Descriptors for the regular files in ``d`` not in ``known`` (whose files
-        that went, or whose name leads to another file now, are closed first)."""
-        try:
-            listing = os.open(".", LIST_FLAGS, dir_fd=dir_fd)
-        except OSError as exc:
-            if exc.errno in LIMIT_ERRNOS:
-                raise Refused(exc, d.path) from None
-            raise
-        out: list[Knote] = []
-        try:
-            listed = dict(regular_files(listing))
-            for name, knote in list((known or {}).items()):
-                if listed.get(name) != knote.ino:
-                    self._close_file(d, knote)
-            for name, ino in listed.items():
-                if known is not None and name in known:
-                    continue
-                path = d.file_path(name)
-                try:
-                    fd = self._take(name, listing)
-                except OSError as exc:
-                    if exc.errno in GONE_ERRNOS:
-                        continue  # went, or is a link now: the directory says so
-                    raise Refused(exc, path) from None
-                opened.append(fd)
-                if not is_regular(fd):  # a directory or a FIFO by now
-                    opened.remove(fd)
-                    self._release(fd)
-                    continue
-                vnode = _abi.Vnode(path, False, d.handle, name)
-                out.append(Knote(fd, next(self._udatas), vnode, home=d, ino=ino))
-        finally:
-            os.close(listing)
-        return out
-
-    def _register(
-        self, knotes: list[Knote], d: Dir | None, opened: list[int], notes: int | None = None
-    ) -> list[Knote]:
-        """``EV_ADD`` each, with a receipt; the knotes registered.
-
-        A file that went before it was registered is closed and left out; any other
-        refusal raises :class:`Refused` for the entry refused.
-        """
-        abi, system = self.abi, self.system
-        notes = abi.watch_notes if notes is None else notes
-        flags = abi.watch_flags | abi.ev_receipt
-        by_udata = {k.udata: k for k in knotes}
-        kept = list(knotes)
-        for at in range(0, len(knotes), BATCH):
-            batch = knotes[at : at + BATCH]
-            changes = [system.kevent(k.fd, abi.evfilt_vnode, flags, notes, k.udata) for k in batch]
-            try:
-                receipts = system.control(self._kq, changes, len(changes), 0)
-            except OSError as exc:
-                raise Refused(exc, d.path if d is not None else "") from None
-            for raw in receipts:
-                receipt = _abi.KEvent.of(raw)
-                knote = by_udata.get(receipt.udata)
-                if not receipt.flags & abi.ev_error or receipt.data == 0 or knote is None:
-                    continue
-                error = OSError(receipt.data, os.strerror(receipt.data))
-                vnode = knote.vnode
-                if vnode is None or vnode.is_dir or receipt.data not in GONE_ERRNOS:
-                    raise Refused(error, vnode.path if vnode is not None else "")
-                kept.remove(knote)
-                opened.remove(knote.fd)
-                self._release(knote.fd)
-        return kept
 
     def _placement(self, fd: int, path: str, ino: int) -> tuple[int | None, str]:
         """The watch of the directory holding the one open as ``fd``, and its name there.
@@ -446,36 +323,16 @@ class KqueueBackend(Backend):
         d.knote.vnode = _abi.Vnode(vnode.path, True, parent.handle if parent else None, name,
                                    d.handle)
 
-    def _close_file(self, d: Dir, knote: Knote) -> None:
-        if knote.vnode is not None and d.files.get(knote.vnode.name) is knote:
-            del d.files[knote.vnode.name]
-        self._close_knote(knote)
-
-    def _close_knote(self, knote: Knote) -> None:
-        if self._knotes.pop(knote.udata, None) is not None:
-            self._release(knote.fd)
-
     def _drop(self, d: Dir) -> None:
         """Close every descriptor ``d`` holds and forget it."""
         for knote in list(d.files.values()):
-            self._close_knote(knote)
+            self._fds.close_knote(knote)
         d.files.clear()
         if d.knote is not None:
-            self._close_knote(d.knote)
+            self._fds.close_knote(d.knote)
         self._dirs.pop(d.handle, None)
         if self._by_identity.get(d.identity) is d:
             del self._by_identity[d.identity]
-
-    def _close_all(self, fds: list[int]) -> None:
-        for fd in fds:
-            self._release(fd)
-        fds.clear()
-
-    def _limits(self) -> tuple[int, int] | None:
-        try:
-            return self.system.getrlimit()
-        except OSError:
-            return None
 
     def _check_open(self, path: str) -> None:
         if self._kq is None:
@@ -484,8 +341,8 @@ class KqueueBackend(Backend):
     def close(self) -> None:
         if self._kq is None:
             return
-        for knote in list(self._knotes.values()):
-            self._close_knote(knote)
+        for knote in list(self._fds.knotes.values()):
+            self._fds.close_knote(knote)
         self._dirs.clear()
         self._by_identity.clear()
         self._fates.clear()

@@ -102,7 +102,7 @@ def limit_message(err: int, path: str, limits: tuple[int, int] | None) -> str:
         f"kqueue holds one open descriptor per watched directory and file, and {what}: "
         f"cannot watch {path!r}; raise the limit (ulimit -n, up to the hard limit "
         "ulimit -Hn and kern.maxfilesperproc), watch a smaller tree, or use "
-        "backend='fsevents' on macOS"
+        "backend='fsevents' (macOS) or backend='polling'"
     )
 
 

@@ -241,13 +241,13 @@ def test_a_descriptors_ev_error(backend: KqueueBackend, tmp_path: Path) -> None:
     h = backend.watch(str(tmp_path), recursive=False)
     d = backend.watch(str(tmp_path / "d"), recursive=False)
     queue = backend._kq
-    file_fd = next(k.fd for k in backend._knotes.values()
+    file_fd = next(k.fd for k in backend._fds.knotes.values()
                    if k.vnode is not None and k.vnode.name == "f")
     queue.post(file_fd, flags=backend.abi.ev_error, data=errno.EIO)
     # the file's events were lost: its directory is rescanned, the file opened again
     assert read_until(backend) == [SubtreeLost(h, "")]
     assert opened(backend) == 3
-    d_fd = next(k.fd for k in backend._knotes.values()
+    d_fd = next(k.fd for k in backend._fds.knotes.values()
                 if k.vnode is not None and k.vnode.watch == d)
     queue.post(d_fd, flags=backend.abi.ev_error, data=errno.EIO)
     assert read_until(backend) == [Gone(d)]  # the engine places it again
