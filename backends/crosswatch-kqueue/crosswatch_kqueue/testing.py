@@ -26,7 +26,10 @@ names, no rename cookies, no recursion, as with kqueue. ``EV_RECEIPT`` and
 per-change ``EV_ERROR`` results behave as kevent(2) says. Failures can be
 injected: :meth:`KqueueEmulation.fail_open` (``EMFILE`` at the Nth open),
 :meth:`KqueueEmulation.fail_add` (an ``EV_ERROR`` for the Nth registration) and
-:meth:`EmulatedQueue.post` (any kevent for a registered descriptor).
+:meth:`EmulatedQueue.post` (any kevent for a registered descriptor); and
+:meth:`EmulatedQueue.overflow` drops inotify's records, as an overflow of its
+queue would, after which each descriptor's notes are rebuilt from its inode's
+state (kqueue itself never drops notes).
 
 Use it as the backend's door::
 
@@ -75,11 +78,18 @@ class _Knote:
     parent_wd: int | None
     nlink: int
     size: int
+    mtime: int = 0
+    ctime: int = 0
     path: str = ""
     pending: int = 0
     pending_flags: int = 0
     data: int = 0
     dead: bool = False
+
+
+def _stamp(knote: _Knote, st: os.stat_result) -> None:
+    """What the emulation last saw of ``knote``'s inode, for an overflow to compare."""
+    knote.size, knote.mtime, knote.ctime = st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def _where(fd: int) -> str:
@@ -186,6 +196,7 @@ class EmulatedQueue:
         knote = _Knote(fd, (st.st_dev, st.st_ino), is_dir, change.flags, change.fflags,
                        change.udata, wd, None, st.st_nlink, st.st_size)
         knote.path = _where(fd)
+        _stamp(knote, st)
         self._knotes[fd] = knote
         if is_dir:
             self._watch_parent(knote)
@@ -268,11 +279,11 @@ class EmulatedQueue:
         abi = self.abi
         if mask & ino.IN_MODIFY and not knote.is_dir:
             notes = abi.note_write
-            size = self._stat(knote)
-            if size is not None and size.st_size > knote.size:
-                notes |= abi.note_extend
-            if size is not None:
-                knote.size = size.st_size
+            st = self._stat(knote)
+            if st is not None:
+                if st.st_size > knote.size:
+                    notes |= abi.note_extend
+                _stamp(knote, st)
             self._note(knote, notes)
         if mask & ino.IN_ATTRIB:
             self._look(knote, looked, attrib=True)
@@ -310,21 +321,46 @@ class EmulatedQueue:
         else:
             notes = abi.note_attrib if attrib else 0
         knote.nlink = st.st_nlink
+        if not knote.is_dir:  # a directory's changes are not read again here
+            _stamp(knote, st)
         if notes:
             self._note(knote, notes)
 
+    def overflow(self) -> None:
+        """Drop what inotify holds now, as when its queue overflows (injected)."""
+        with self._lock:
+            self._inotify.read()
+            self._overflowed()
+            self._rewake()
+
     def _overflowed(self) -> None:
-        """inotify lost records; kqueue never loses notes. Everything is looked at
-        again, and each descriptor told what may have happened to it."""
+        """inotify lost records, and kqueue never loses notes: each descriptor is
+        told what its inode's state says happened since it was last looked at (a
+        directory's entries changed: its mtime; a file written: its size and mtime;
+        metadata: its ctime; renamed: the kernel's path for it; unlinked: its link
+        count)."""
         abi = self.abi
         looked: set[int] = set()
         for knote in list(self._knotes.values()):
-            self._look(knote, looked)
+            st = self._stat(knote)
+            if st is None:
+                continue
+            notes = 0
+            if (st.st_size, st.st_mtime_ns) != (knote.size, knote.mtime):
+                notes = abi.note_write
+                if knote.is_dir:
+                    notes |= abi.note_link  # a subdirectory may have come or gone
+                elif st.st_size > knote.size:
+                    notes |= abi.note_extend
+            elif st.st_ctime_ns != knote.ctime:
+                notes = abi.note_attrib
             where = _where(knote.fd)
-            renamed = abi.note_rename if where != knote.path else 0
+            if where != knote.path:
+                notes |= abi.note_rename
             knote.path = where
-            self._note(knote, abi.note_write | abi.note_attrib | renamed
-                       | (abi.note_link if knote.is_dir else abi.note_extend))
+            self._look(knote, looked)
+            _stamp(knote, st)
+            self._note(knote, notes)
 
     def _stat(self, knote: _Knote) -> os.stat_result | None:
         try:
@@ -394,6 +430,11 @@ class KqueueEmulation(_kq.System):
 
     def available(self) -> bool:
         return sys.platform.startswith("linux")
+
+    @property
+    def queues(self) -> list[EmulatedQueue]:
+        """The queues open now (to inject into: :meth:`EmulatedQueue.post`, ``overflow``)."""
+        return list(self._queues)
 
     def kqueue(self) -> EmulatedQueue:
         queue = EmulatedQueue(self)

@@ -419,3 +419,4 @@ def test_decode_fate() -> None:
     assert _abi.decode_fate(err._replace(data=0), 7, abi).observations == ()
     assert _abi.decode_fate(ev._replace(filter=-1), 7, abi).observations == ()
     assert _abi.decode_fate(ev._replace(fflags=abi.note_write), 7, abi).observations == ()
+

@@ -6,6 +6,7 @@ import errno
 import os
 import select
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -228,3 +229,25 @@ def test_a_link_is_watched_itself(kq: Kq, tmp_path: Path) -> None:
     assert kq.notes() == {fd: ABI.note_rename}
     os.unlink(tmp_path / "link2")
     assert kq.notes() == {fd: ABI.note_delete}
+
+
+def test_an_overflow_of_inotify_is_rebuilt_from_the_inodes(kq: Kq, tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    for name in "abce":
+        (d / name).write_bytes(b"x")
+    dfd, a, b, c, e = (kq.add(str(p)) for p in (d, d / "a", d / "b", d / "c", d / "e"))
+    time.sleep(0.05)  # past the file system's clock tick
+    with (d / "a").open("ab") as f:
+        f.write(b"more")
+    os.chmod(d / "b", 0o600)
+    os.rename(d / "c", d / "c2")
+    os.unlink(d / "e")
+    kq.kq.overflow()  # none of the records above is read
+    notes = kq.notes()
+    assert notes[a] == ABI.note_write | ABI.note_extend
+    assert notes[b] == ABI.note_attrib
+    assert notes[c] & ABI.note_rename
+    assert notes[e] & ABI.note_delete
+    assert notes[dfd] & ABI.note_write
+    assert kq.notes() == {}
