@@ -440,3 +440,17 @@ def test_decode_fate() -> None:
     assert _abi.decode_fate(ev._replace(filter=-1), 7, abi).observations == ()
     assert _abi.decode_fate(ev._replace(fflags=abi.note_write), 7, abi).observations == ()
 
+
+
+@EMULATION_ONLY
+def test_a_file_that_cannot_be_opened_refuses_its_directory(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_bytes(b"")
+    system = KqueueEmulation()
+    b = emulated(system)()
+    try:
+        system.fail_open(errno.EACCES, at=2)  # the directory opens, its file does not
+        with pytest.raises(WatchLimitError, match=r"cannot open the file .*secret.* polled"):
+            b.watch(str(tmp_path), recursive=False)
+        assert system.opened == 0
+    finally:
+        b.close()
