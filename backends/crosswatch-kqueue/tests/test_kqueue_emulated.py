@@ -187,7 +187,9 @@ def test_a_renamed_directory_reports_under_its_new_place(
     os.chmod(tmp_path / "x" / "d", 0o700)
     assert read_until(backend) == [EntryChange(x, "d", Action.ATTRIB, True)]
     os.rename(tmp_path / "x" / "d", tmp_path / "y" / "e")
-    assert set(read_until(backend, 3)) == {DirDirty(x), DirDirty(y)}
+    got = read_until(backend, 3)
+    assert {DirDirty(x), DirDirty(y)} <= set(got)
+    assert all(isinstance(o, DirDirty) for o in got)  # its ".." may be rewritten too
     os.chmod(tmp_path / "y" / "e", 0o750)
     assert read_until(backend) == [EntryChange(y, "e", Action.ATTRIB, True)]
     os.rmdir(tmp_path / "y" / "e")
