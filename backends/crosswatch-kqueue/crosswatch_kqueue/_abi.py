@@ -292,3 +292,29 @@ def _error(err: int, vnode: Vnode) -> Decoded:
         return Decoded((Gone(vnode.watch),), close=True, error=error)
     assert vnode.parent is not None
     return Decoded((SubtreeLost(vnode.parent, ""),), close=True, error=error)
+
+
+def fate_notes(abi: Abi | None = None) -> int:
+    """The notes a descriptor watched for its own fate only asks for."""
+    abi = abi or _HERE
+    return abi.note_delete | abi.note_rename | abi.note_revoke
+
+
+def decode_fate(event: KEvent, handle: Handle, abi: Abi | None = None) -> Decoded:
+    """The meaning of ``event`` on a descriptor watched only for its own fate.
+
+    Removed or revoked (or ``EV_EOF``): ``DELETED`` of the entry itself and ``Gone``,
+    the descriptor closed; renamed: ``MOVED_FROM`` of the entry itself, the descriptor
+    kept until unwatched (the engine checks the roots below and watches their paths
+    again). ``EV_ERROR`` other than a receipt: ``Gone``, since nothing is watched.
+    """
+    abi = abi or _HERE
+    if event.filter != abi.evfilt_vnode:
+        return NOTHING
+    if event.flags & abi.ev_error:
+        return NOTHING if event.data == 0 else Decoded((Gone(handle),), close=True)
+    if event.fflags & (abi.note_delete | abi.note_revoke) or event.flags & abi.ev_eof:
+        return Decoded((EntryChange(handle, "", Action.DELETED), Gone(handle)), close=True)
+    if event.fflags & abi.note_rename:
+        return Decoded((EntryChange(handle, "", Action.MOVED_FROM),))
+    return NOTHING

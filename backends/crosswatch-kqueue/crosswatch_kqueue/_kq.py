@@ -1,10 +1,12 @@
 """The OS calls of the kqueue backend, behind one small object.
 
-Everything the backend asks of the kernel goes through a :class:`System`: the
-queue, its kevents, opening and closing the descriptors it watches, and the
-open-file limit. The real one is :data:`SYSTEM`; a stand-in with the same methods
-(an emulation, a test's fake) takes its place by being handed to the backend.
-Nothing here runs at import: ``select.kqueue`` is looked up when asked for.
+Everything the backend asks of the kernel goes through a :class:`KqueueSystem`:
+the queue, its kevents, opening and closing the descriptors it watches, and the
+open-file limit. The real one is :data:`SYSTEM` (a :class:`System`); a stand-in
+with the same methods (the Linux emulation in ``crosswatch_kqueue.testing``, a
+test's fake) takes its place as the backend class's ``system``. Nothing here runs
+at import: ``select.kqueue`` is looked up when asked for. Listing a directory and
+``stat`` are the portable file API and are not part of it.
 """
 
 from __future__ import annotations
@@ -15,12 +17,52 @@ import os
 import select
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 #: ``O_EVTONLY`` of macOS's ``fcntl.h``: open for event notification only, so the
 #: descriptor does not keep a volume from being unmounted. ``os.O_EVTONLY`` where
 #: Python has it.
 DARWIN_O_EVTONLY = 0x8000
+#: ``O_SYMLINK`` of macOS: open a symbolic link itself rather than where it leads.
+DARWIN_O_SYMLINK = 0x200000
+#: ``O_PATH`` of FreeBSD 13 and later: with ``O_NOFOLLOW``, opens a link itself, and
+#: kevent takes such a descriptor.
+FREEBSD_O_PATH = 0x00400000
+
+
+class Queue(Protocol):
+    """A kqueue as :meth:`KqueueSystem.kqueue` returns it."""
+
+    def fileno(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class KqueueSystem(Protocol):
+    """The calls the kqueue backend makes, with the shapes of the real ones."""
+
+    platform: str
+
+    def available(self) -> bool: ...
+
+    def kqueue(self) -> Any: ...
+
+    def kevent(self, ident: int, filter: int, flags: int, fflags: int,
+               udata: int = 0) -> Any: ...
+
+    def control(
+        self, kq: Any, changes: Sequence[Any] | None, max_events: int, timeout: float | None
+    ) -> list[Any]: ...
+
+    def open(self, path: str, dir_fd: int | None = None, *, link: bool = False) -> int: ...
+
+    def close(self, fd: int) -> None: ...
+
+    def getrlimit(self) -> tuple[int, int]: ...
+
+    def setrlimit(self, soft: int, hard: int) -> None: ...
+
+    def maxfilesperproc(self) -> int | None: ...
 
 
 class System:
@@ -57,8 +99,24 @@ class System:
             base = os.O_RDONLY
         return base | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
-    def open(self, path: str, dir_fd: int | None = None) -> int:
-        return os.open(path, self.open_flags(), dir_fd=dir_fd)
+    def link_flags(self) -> int | None:
+        """Flags that open a symbolic link itself for kevent; None where none do."""
+        base = self.open_flags()
+        if self.platform == "darwin":  # O_SYMLINK alone never follows the last link
+            return (base & ~os.O_NOFOLLOW) | getattr(os, "O_SYMLINK", DARWIN_O_SYMLINK)
+        o_path = getattr(os, "O_PATH", FREEBSD_O_PATH if "freebsd" in self.platform else None)
+        if o_path is None:
+            return None
+        return o_path | os.O_NOFOLLOW | os.O_CLOEXEC
+
+    def open(self, path: str, dir_fd: int | None = None, *, link: bool = False) -> int:
+        """A descriptor to watch ``path`` through (relative to ``dir_fd`` if given).
+
+        ``link``: a symbolic link is opened itself; where the OS cannot, it fails as a
+        link opened with ``O_NOFOLLOW`` does (``ELOOP``).
+        """
+        flags = self.link_flags() if link else None
+        return os.open(path, self.open_flags() if flags is None else flags, dir_fd=dir_fd)
 
     def close(self, fd: int) -> None:
         os.close(fd)

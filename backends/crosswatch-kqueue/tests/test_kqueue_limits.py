@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from crosswatch_kqueue import _kq, _limits, crosswatch_register_backends
-from crosswatch_kqueue._backend import NOT_BUILT, KqueueBackend
+from crosswatch_kqueue._backend import KqueueBackend
 from crosswatch_kqueue._limits import RESERVE, plan
 
 from crosswatch import Plugins, probe
@@ -217,20 +217,16 @@ class StandIn(_kq.System):
         return self.maxfiles
 
 
-def backend_on(system: _kq.System, *, built: bool = False) -> type[KqueueBackend]:
-    return type("Backend", (KqueueBackend,), {"system": system, "built": built})
+def backend_on(system: _kq.KqueueSystem) -> type[KqueueBackend]:
+    return type("Backend", (KqueueBackend,), {"system": system})
 
 
 def test_probe_plans_without_raising(tmp_path: Path) -> None:
     make_tree(tmp_path)
     system = StandIn(256, MAC_INF)
-    got = backend_on(system).probe(str(tmp_path))
-    assert not got.available  # watching is not built yet: never chosen
-    assert got.reason.startswith(NOT_BUILT)
-    assert "14 entries, 14 of" in got.reason
-    assert got.limit is None  # not "a limit used up"
-    ready = backend_on(system, built=True).probe(str(tmp_path))
+    ready = backend_on(system).probe(str(tmp_path))
     assert ready.available
+    assert "14 entries, 14 of" in ready.reason
     assert ready.needed == 14
     assert ready.limit is not None
     assert ready.score == 90
@@ -242,7 +238,7 @@ def test_probe_when_the_tree_does_not_fit(tmp_path: Path) -> None:
     in_use = _limits.descriptors_in_use()
     assert in_use is not None
     soft = in_use + RESERVE + 1 + 5  # room for 5 entries
-    got = backend_on(StandIn(soft, soft, "freebsd14"), built=True).probe(str(tmp_path))
+    got = backend_on(StandIn(soft, soft, "freebsd14")).probe(str(tmp_path))
     assert got.available
     assert got.score == 50
     assert got.needed is not None
@@ -267,13 +263,13 @@ def test_opening_raises_the_soft_limit_and_close_releases(tmp_path: Path) -> Non
     assert system.set == [(10240, MAC_INF)]
     assert backend.raised_to == 10240
     assert backend.fileno() == 99
-    with pytest.raises(WatchError, match="not built yet"):
-        backend.watch(str(tmp_path), recursive=False)
-    assert backend.read() == []
     backend.close()
     backend.close()
     assert system.queues[0].closed
     assert backend.fileno() is None
+    assert backend.read() == []
+    with pytest.raises(WatchError, match="closed"):
+        backend.watch(str(tmp_path), recursive=False)
     # Nothing to raise, or raising refused: the limit stays as it is.
     same = StandIn(1024, 1024, "freebsd14")
     backend_on(same)().close()
