@@ -7,6 +7,7 @@ import ctypes
 import errno
 import os
 import struct
+import sys
 import tempfile
 import threading
 import unicodedata
@@ -33,6 +34,8 @@ from crosswatch.testing._storm import storm_and_converge
 
 needs_fuse = pytest.mark.skipif(FoldingFS.available() is not None,
                                 reason=str(FoldingFS.available()))
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="the Linux kernel's FUSE protocol")
 
 
 def mounts() -> str:
@@ -433,6 +436,7 @@ def answer(raw: bytes | None) -> tuple[int, int]:
     return error, unique
 
 
+@linux_only
 def test_requests_the_server_cannot_parse_get_eio(tmp_path: Path) -> None:
     server = Server(os.fsencode(tmp_path))
     (tmp_path / "f").write_bytes(b"")
@@ -452,6 +456,7 @@ def test_requests_the_server_cannot_parse_get_eio(tmp_path: Path) -> None:
     server.close()
 
 
+@linux_only
 def test_unavailable_without_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     reason = FoldingFS.available()
@@ -461,6 +466,7 @@ def test_unavailable_without_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
         pass
 
 
+@linux_only
 def test_unavailable_without_the_device(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(FoldingFS, "device", str(tmp_path / "no-fuse"))
@@ -468,6 +474,15 @@ def test_unavailable_without_the_device(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert reason is not None
     assert "no-fuse" in reason
     with pytest.raises(FuseUnavailableError, match="no FUSE"), FoldingFS(tmp_path):
+        pass
+
+
+def test_unavailable_off_linux(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(sys, "platform", "darwin")
+    reason = FoldingFS.available()
+    assert reason is not None
+    assert "Linux only" in reason
+    with pytest.raises(FuseUnavailableError, match="Linux only"), FoldingFS(tmp_path):
         pass
 
 
