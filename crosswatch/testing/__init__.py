@@ -11,12 +11,15 @@
 - :func:`force_portable`: the core's portable fallbacks, forced for a test.
 - :class:`Inotify`: raw inotify records (Linux), the ground that the emulations of
   other OSes' APIs (kqueue, FSEvents, ReadDirectoryChangesW) stand on.
+- :class:`FoldingFS`: a real case- and normalization-insensitive file system on
+  Linux (a FUSE mount served by the test process), as APFS and NTFS are.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._fuse import FoldingFS, FuseServerError, FuseUnavailableError
 from ._inotify import Inotify
 from ._mirror import GuaranteeError, Mirror, snapshot
 from ._portable import force_portable
@@ -29,6 +32,9 @@ if TYPE_CHECKING:
 __all__ = [
     "BackendConformance",
     "FileOps",
+    "FoldingFS",
+    "FuseServerError",
+    "FuseUnavailableError",
     "GuaranteeError",
     "Inotify",
     "Mirror",
