@@ -505,14 +505,28 @@ def test_a_storm_over_a_folding_mount_converges(backing: str, backend: str) -> N
 
 
 @needs_fuse
-@pytest.mark.parametrize("backend", [
-    "polling",
-    pytest.param("inotify", marks=pytest.mark.xfail(
-        strict=True, raises=AssertionError,
-        reason="the engine takes an inotify name spelled otherwise than the listing for "
-               "another entry: a write through 'A' to 'a' is reported as 'created A', and "
-               "after 'a' -> 'A' an unlink through 'a' (IN_DELETE 'a') is not reported")),
-])
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["polling", "inotify"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_storm_that_spells_names_in_any_case_converges(
+    backing: str, backend: str, seed: int
+) -> None:
+    """The writers reach entries by other spellings (``N3/n0`` for ``n3/n0``): the
+    events name each entry as its directory's listing spells it, and the mirror
+    built from them equals the disk."""
+    with FoldingFS(backing) as fs:
+        root = at(fs, "root")
+        os.mkdir(root)
+        with Watcher(root, backend=backend, poll_interval=0.05) as w:
+            ops, consumed = storm_and_converge(w, root, seed=seed, timeout=60, settle=1.0,
+                                               respell=True)
+    print(f"{ops} operations over {backend}")
+    assert ops > 200
+    assert consumed, "the storm produced no events"
+
+
+@needs_fuse
+@pytest.mark.parametrize("backend", ["polling", "inotify"])
 def test_a_watcher_follows_changes_made_through_other_spellings(
     backing: str, backend: str
 ) -> None:

@@ -19,6 +19,7 @@ from .._tree import Kind, Node, Stat, kind_of, lstat
 from ._moves import restore
 from ._roots import Root
 from ._scan import TICK_NS
+from ._spellings import GONE
 from ._stale import leads_to
 from ._work import LookAt
 
@@ -64,10 +65,16 @@ class Rules:
             return
         parent, name = split
         action = obs.action
-        e.newdirs.touch(parent, name)
         if not name:  # the watched directory itself, seen from its own watch
+            e.newdirs.touch(parent, name)
             self._self_change(parent, action, obs.pid)
             return
+        if name not in parent.children and self._folds(parent):
+            spelled = self._spelling(parent, name, action)
+            if spelled is None:
+                return
+            name = spelled
+        e.newdirs.touch(parent, name)
         if action is Action.MOVED_FROM:
             e.renames.moved_from(backend, parent, name, obs.cookie)
         elif action is Action.MOVED_TO:
@@ -142,9 +149,9 @@ class Rules:
                 return
             if self._folds(parent):
                 stored = e.spellings.stored(parent, base, name)
-                if stored is None:
+                if stored == GONE:
                     return  # gone since the lstat: its own observation follows
-                if stored != name:  # another spelling (of a cached entry, maybe)
+                if stored is not None and stored != name:  # another spelling
                     e.work.spawn(LookAt(parent, stored, pid))
                     return
             if e.moves:
@@ -171,6 +178,26 @@ class Rules:
             # create.
             self.remove(cur, pid=pid)
             e.work.spawn(LookAt(parent, name, pid))
+
+    def _spelling(self, parent: Node, name: str, action: Action) -> str | None:
+        """On a file system that folds names, the name the cache knows for the entry
+        an observation names otherwise (``A`` for a cached ``a``); None once the
+        observation is dealt with.
+
+        A name the disk has is taken as the directory's listing spells it. One the
+        disk lacks may have named an entry cached under another spelling that went
+        (``unlink("a")`` of a cached ``A``): the directory is also diffed against
+        the disk, once per read of the backends, and that finds what went.
+        """
+        e = self.e
+        stored = e.spellings.stored(parent, parent.path(), name)
+        if stored is None:  # its path leads elsewhere: the stale-path rules see to it
+            return name
+        if stored != GONE:
+            return stored
+        if action not in (Action.CREATED, Action.MOVED_TO) and e.spellings.first_diff(parent):
+            e.differ.diff([(parent, False)])
+        return name
 
     def _folds(self, parent: Node) -> bool:
         """Is ``parent`` on a root whose file system folds names (see Root.folds)?"""

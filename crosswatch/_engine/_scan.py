@@ -193,20 +193,24 @@ class Scanner:
             return None
         return self._stats(fd)
 
-    def names(self, node: Node, path: str) -> list[str]:
-        """The names in directory ``path`` (``node``'s), as stored; the cache is left
-        as it is (``[]`` if it cannot be read: its observations follow)."""
+    def names(self, node: Node, path: str) -> list[str] | None:
+        """The names in directory ``path``, as stored, if it is ``node``'s (None if
+        it cannot be read, or the path leads to another directory now); the cache is
+        left as it is."""
         try:
-            fd, _ = _os.open_listing(path)
+            fd, st = _os.open_listing(path)
         except OSError:
-            return []
+            return None
+        if (st.st_dev, st.st_ino) != (node.dev, node.ino):
+            _os.close(fd)
+            return None
         if self._own is not None:
             self._count_own_read(node)
         try:
             with _os.entries(fd) as it:
                 return [entry.name for entry in it]
         except OSError:
-            return []
+            return None
         finally:
             _os.close(fd)
 

@@ -17,6 +17,8 @@ from .._tree import Node
 
 #: Directories whose listing is kept at once; past this, the oldest is dropped.
 KEPT = 64
+#: What :meth:`Spellings.stored` says of a name its directory's listing lacks.
+GONE = "\0"  # the one character no name holds
 
 
 def folded(name: str) -> str:
@@ -28,13 +30,15 @@ def folded(name: str) -> str:
 class Spellings:
     """The stored spelling of a name, from the listing of its directory."""
 
-    def __init__(self, names: Callable[[Node, str], list[str]]) -> None:
+    def __init__(self, names: Callable[[Node, str], list[str] | None]) -> None:
         self._names = names  # the scanner's listing: counted as the engine's own read
         self._listings: dict[int, tuple[Node, dict[str, str]]] = {}
+        self._diffed: dict[int, Node] = {}
 
     def stored(self, parent: Node, base: str, name: str) -> str | None:
-        """How the entry that ``name`` finds in directory ``base`` is spelled;
-        None if the listing has no such entry (gone since)."""
+        """How the entry that ``name`` finds in directory ``base`` is spelled:
+        :data:`GONE` if the listing has no such entry, None if ``base`` cannot be
+        listed as ``parent`` (its path leads elsewhere, or nowhere)."""
         key = folded(name)
         kept = self._listings.get(id(parent))
         if kept is not None and kept[0] is parent:
@@ -42,12 +46,24 @@ class Spellings:
             if found is not None:
                 return found
         # (Listed again on a miss: the entry may have come after the kept listing.)
-        names = {folded(n): n for n in self._names(parent, base)}
+        listed = self._names(parent, base)
+        if listed is None:
+            return None
+        names = {folded(n): n for n in listed}
         if len(self._listings) >= KEPT:
             del self._listings[next(iter(self._listings))]
         self._listings[id(parent)] = (parent, names)
-        return names.get(key)
+        return names.get(key, GONE)
+
+    def first_diff(self, parent: Node) -> bool:
+        """Is this the first diff of ``parent`` asked for in this read? (Later
+        observations of the read are of changes the diff saw done already.)"""
+        if self._diffed.get(id(parent)) is parent:
+            return False
+        self._diffed[id(parent)] = parent
+        return True
 
     def forget(self) -> None:
         """Drop the listings kept: the backend's queue is read again."""
         self._listings.clear()
+        self._diffed.clear()

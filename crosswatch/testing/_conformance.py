@@ -490,10 +490,14 @@ class BackendConformance:
         assert len(warned) == 1, warned
 
 
-def random_operation(rng: random.Random, root: str, ops: FileOps, names: int = 40) -> None:
+def random_operation(
+    rng: random.Random, root: str, ops: FileOps, names: int = 40, *, respell: bool = False
+) -> None:
     """One random create, write, mkdir, rename or delete somewhere under ``root``.
 
     Entries are named ``n0`` .. ``n{names-1}``: with few names, renames chain and collide.
+    ``respell``: paths are spelled with random cases (``N3/n0`` for ``n3/n0``), which on
+    a file system that folds names reach the same entries by other spellings.
     """
     entries = [root]
     for path, is_dir in snapshot(root).items():
@@ -502,17 +506,24 @@ def random_operation(rng: random.Random, root: str, ops: FileOps, names: int = 4
     where = rng.choice(entries)
     name = os.path.join(where, f"n{rng.randrange(names)}")
     existing = [p for p in snapshot(root) if not p.startswith(name + os.sep)]
+
+    def spelled(path: str) -> str:
+        if not respell:
+            return path
+        rel = os.path.relpath(path, root).split(os.sep)
+        return os.path.join(root, *(p.swapcase() if rng.random() < 0.3 else p for p in rel))
+
     op = rng.random()
     try:
         if op < 0.3:
-            ops.write(name, b"x" * rng.randrange(10), append=rng.random() < 0.5)
+            ops.write(spelled(name), b"x" * rng.randrange(10), append=rng.random() < 0.5)
         elif op < 0.45:
-            ops.mkdir(name)
+            ops.mkdir(spelled(name))
         elif op < 0.75 and existing:
             src = rng.choice(existing)
             if not name.startswith(src + os.sep):
-                ops.rename(src, name)
+                ops.rename(spelled(src), spelled(name))
         elif existing:
-            ops.rmtree(rng.choice(existing))
+            ops.rmtree(spelled(rng.choice(existing)))
     except (FileExistsError, IsADirectoryError, NotADirectoryError, OSError):
         pass  # a collision with what is there: the operation simply did not happen

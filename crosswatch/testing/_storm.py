@@ -19,27 +19,33 @@ from ._mirror import Mirror
 from ._scripted import FileOps
 
 
-def write_storm(root: str, seed: int, seconds: float, names: int = 40) -> int:
+def write_storm(
+    root: str, seed: int, seconds: float, names: int = 40, *, respell: bool = False
+) -> int:
     """Random creates, writes, mkdirs, renames and deletes under ``root``; returns the count.
 
-    ``names``: how many entry names the operations choose from (see random_operation).
+    ``names``: how many entry names the operations choose from; ``respell``: paths in
+    random cases (see random_operation).
     """
     rng = random.Random(seed)
     ops = FileOps()
     end = time.monotonic() + seconds
     count = 0
     while time.monotonic() < end:
-        random_operation(rng, root, ops, names)
+        random_operation(rng, root, ops, names, respell=respell)
         count += 1
     return count
 
 
-def storm(root: str, *, processes: int, seconds: float, seed: int, names: int = 40) -> int:
+def storm(
+    root: str, *, processes: int, seconds: float, seed: int, names: int = 40,
+    respell: bool = False,
+) -> int:
     """Run ``processes`` writers on ``root`` for ``seconds``; returns the operations made."""
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "crosswatch.testing._storm", root, str(seed * 1000 + i),
-             str(seconds), str(names)],
+             str(seconds), str(names), "respell" if respell else "exact"],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -55,10 +61,12 @@ def storm(root: str, *, processes: int, seconds: float, seed: int, names: int = 
 
 
 def storm_and_converge(
-    watcher: Watcher, root: str, *, seed: int, timeout: float = 30.0, settle: float = 0.3
+    watcher: Watcher, root: str, *, seed: int, timeout: float = 30.0, settle: float = 0.3,
+    respell: bool = False,
 ) -> tuple[int, list[Event]]:
     """Four writers storm ``root`` for 3 s while a strict mirror takes ``watcher``'s
-    events, kept up with; then the mirror must equal the disk. (operations, events)."""
+    events, kept up with; then the mirror must equal the disk. (operations, events).
+    ``respell``: the writers spell paths in random cases (see random_operation)."""
     mirror = Mirror.of(root)  # strict: duplicates or bad order fail at once
     consumed: list[Event] = []
     stop = threading.Event()
@@ -72,7 +80,7 @@ def storm_and_converge(
     reader = threading.Thread(target=consume)
     reader.start()
     try:
-        ops = storm(root, processes=4, seconds=3.0, seed=seed)
+        ops = storm(root, processes=4, seconds=3.0, seed=seed, respell=respell)
     finally:
         stop.set()
         reader.join()
@@ -83,4 +91,5 @@ def storm_and_converge(
 
 if __name__ == "__main__":
     names = int(sys.argv[4]) if len(sys.argv) > 4 else 40
-    print(write_storm(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), names))
+    respell = len(sys.argv) > 5 and sys.argv[5] == "respell"
+    print(write_storm(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), names, respell=respell))
