@@ -28,7 +28,7 @@ from crosswatch import Change, Event, Watcher, WatchLimitError
 from crosswatch._engine import Engine
 from crosswatch._feed import feed
 from crosswatch.backend import Action, EntryChange, Observation, SubtreeLost
-from crosswatch.testing import Mirror, ScriptedBackend, snapshot
+from crosswatch.testing import Mirror, ScriptedBackend, collect, snapshot
 
 BOUND = 25
 #: The most a piece can add past the bound: one entry's event (or one
@@ -258,3 +258,35 @@ def test_a_fallback_poll_reports_in_pieces_within_the_bound(tmp_path: Path) -> N
         assert max(len(p) for p in pieces) <= BOUND + PIECE
     finally:
         backend.close()
+
+
+class RefusingTheRoot(ScriptedBackend):
+    """Refuses the root itself, as kqueue does a directory of more files than it may open."""
+
+    top = ""
+
+    def watch(self, path: str, *, recursive: bool) -> Hashable:
+        if path == self.top:
+            raise WatchLimitError(f"too many files to open in {path!r}")
+        return super().watch(path, recursive=recursive)
+
+
+def test_a_root_past_the_limit_is_polled_and_its_subdirectories_watched(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    refuser = type("Refuser", (RefusingTheRoot,), {"top": str(root)})
+    warnings: list[str] = []
+    with Watcher(str(root), backend=refuser, poll_interval=0.05,
+                 on_warning=warnings.append) as w:
+        scripted = w.backend("scripted")
+        assert isinstance(scripted, ScriptedBackend)
+        assert scripted.handle_of(str(root / "sub")) is not None  # still watched
+        assert scripted.handle_of(str(root)) is None
+        (root / "new").write_text("x")  # seen by the poll of the root alone
+        events = collect(w, lambda ev: any(e.path.endswith("new") for e in ev), timeout=30)
+    assert [(e.kind, e.path) for e in events] == [(Change.CREATED, str(root / "new"))]
+    assert len(warnings) == 1
+    assert "too many files to open" in warnings[0]
+    assert "polled every 0.05 s instead" in warnings[0]

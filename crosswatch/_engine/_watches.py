@@ -76,7 +76,14 @@ class Watches:
                 return backend.watch_self(path), None
             return backend.watch(path, recursive=recursive), None
         except (WatchError, OSError) as exc:
-            outcome = POLICY[purpose][_failure(exc)]
+            failure = _failure(exc)
+            outcome = POLICY[purpose][failure]
+            per_dir = not backend.capabilities.recursive
+            if purpose is Purpose.ROOT and failure == "limit" and per_dir:
+                # A root past the limit (a directory of more files than kqueue may
+                # open) is polled like any directory past it; its subdirectories
+                # are still watched. A recursive watch refused leaves nothing watched.
+                outcome = Outcome.POLL
             if outcome is Outcome.RAISE:
                 raise
             self._absorb(outcome, exc, node, root, path)
@@ -86,10 +93,11 @@ class Watches:
         self, outcome: Outcome, exc: OSError, node: Node | None, root: Root, path: str
     ) -> None:
         e = self.e
+        why = exc.strerror or str(exc)  # (an error made with one argument has no strerror)
         if outcome is Outcome.UNTOLD:
             e.warn_once(
                 f"fate:{path}",
-                f"cannot watch {path!r} ({exc.strerror}): if it is renamed or removed, "
+                f"cannot watch {path!r} ({why}): if it is renamed or removed, "
                 f"the root {root.path!r} is not told",
             )
         elif node is None:
@@ -100,7 +108,7 @@ class Watches:
             # Never silent: the directories past the limit are polled instead.
             e.warn_once(
                 f"limit:{root.path}",
-                f"{exc.strerror} (first refused at {path!r}); the directories past the "
+                f"{why} (first refused at {path!r}); the directories past the "
                 f"limit are polled every {self.fallback_interval:g} s instead",
             )
             self._unwatched[id(node)] = node
@@ -110,13 +118,16 @@ class Watches:
             e.warn_once(path, f"cannot watch {path!r}: {exc}; changes below it are unseen")
 
     def watch_root(self, root: Root) -> None:
-        """Watch a root's top (recursively where the backend can); errors propagate.
+        """Watch a root's top (recursively where the backend can); errors propagate,
+        but a limit that refuses a per-directory backend's root has it polled.
 
         A root given as a symbolic link is watched where it leads (backends never
         follow one); the cache keeps the path as given.
         """
-        handle, _ = self._place(root, followed(root.node.name), Purpose.ROOT, None)
-        assert handle is not None
+        handle, outcome = self._place(root, followed(root.node.name), Purpose.ROOT, root.node)
+        if handle is None:
+            assert outcome is Outcome.POLL
+            return
         self.e.roots.bind(root.node, handle, root.backend)
 
     def watch_fate(self, root: Root, path: str) -> Hashable | None:

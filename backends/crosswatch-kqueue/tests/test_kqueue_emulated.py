@@ -456,3 +456,47 @@ def test_a_file_that_cannot_be_opened_refuses_its_directory(tmp_path: Path) -> N
         assert system.opened == 0
     finally:
         b.close()
+
+
+CHILD_ROOT = textwrap.dedent("""
+    import json, os, resource, sys
+    from crosswatch import Watcher
+    from crosswatch.testing import collect
+    from crosswatch_kqueue.testing import EmulatedKqueue
+    from crosswatch_kqueue._limits import RESERVE
+
+    root = sys.argv[1]
+    in_use = len(os.listdir("/proc/self/fd"))
+    limit = in_use + RESERVE + 12  # far fewer than the root's own 100 files
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+    warned = []
+    with Watcher(root, backend=EmulatedKqueue, poll_interval=0.05,
+                 on_warning=warned.append) as w:
+        with open(os.path.join(root, "f3"), "ab") as f:
+            f.write(b"seen by polling")
+        with open(os.path.join(root, "sub", "g"), "wb") as f:  # sub is still watched
+            f.write(b"seen by kqueue")
+        events = collect(w, lambda ev: {os.path.basename(e.path) for e in ev} >= {"f3", "g"},
+                         timeout=20)
+    print(json.dumps({"warned": warned,
+                      "events": sorted((e.kind.value, os.path.basename(e.path)) for e in events)}))
+""")
+
+
+@EMULATION_ONLY
+def test_a_root_with_more_files_than_descriptors_is_polled_not_refused(tmp_path: Path) -> None:
+    """The root itself past a really lowered RLIMIT_NOFILE (in a child process):
+    the watcher starts, polls the root, keeps watching its subdirectories, and says so."""
+    (tmp_path / "sub").mkdir()
+    for n in range(100):
+        (tmp_path / f"f{n}").write_bytes(b"")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    done = subprocess.run([sys.executable, "-c", CHILD_ROOT, str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert len(out["warned"]) == 1, out
+    assert "open-file limit" in out["warned"][0]
+    assert "polled" in out["warned"][0]
+    assert ["modified", "f3"] in out["events"]
+    assert ["created", "g"] in out["events"]
