@@ -98,6 +98,7 @@ def _open_watcher(args: argparse.Namespace) -> Watcher:
         kinds=chosen,
         access=access,
         debounce=args.debounce,
+        settle=args.settle,
         poll_interval=args.poll_interval,
         backend_options=_cli_options.backend_options(args),
         config_file=_config_file(args),

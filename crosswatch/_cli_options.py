@@ -222,6 +222,12 @@ def _add_watch(subparsers: Any, parent: argparse.ArgumentParser, command: Comman
         "--debounce", type=seconds_or_zero, metavar="SECONDS", help="gather events this long"
     )
     what.add_argument(
+        "--settle",
+        type=seconds_or_zero,
+        metavar="SECONDS",
+        help="print a batch only once no change came for this long",
+    )
+    what.add_argument(
         "--poll-interval",
         type=positive_seconds,
         metavar="SECONDS",

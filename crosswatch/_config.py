@@ -30,7 +30,9 @@ CONFIG_FILE = "crosswatch.toml"
 PYPROJECT_FILE = "pyproject.toml"
 
 #: The keys a config file (or ``resolve(args=...)``) may set.
-KEYS = ("backend", "deny", "poll_interval", "ignore", "debounce", "backend_options")
+KEYS = (
+    "backend", "deny", "poll_interval", "ignore", "debounce", "settle", "backend_options",
+)
 
 #: What a backend name is made of; registration and settings both check it here.
 BACKEND_NAME_RULE = "lower-case letters, digits, '_' and '-', starting with a letter"
@@ -55,6 +57,8 @@ class Settings:
     """Patterns of paths not to report."""
     debounce: float | None = None
     """Seconds to gather events into one batch."""
+    settle: float | None = None
+    """Seconds without any event before a batch is delivered."""
     backend_options: BackendOptions = field(default_factory=dict)
     """Options of single backends, by backend name (``Options.extra``)."""
 
@@ -67,6 +71,7 @@ class PartialSettings(TypedDict, total=False):
     poll_interval: float
     ignore: tuple[str, ...]
     debounce: float
+    settle: float
     backend_options: BackendOptions
 
 
@@ -291,6 +296,8 @@ def from_args(args: Mapping[str, object]) -> PartialSettings:
             out["ignore"] = _patterns(value, source)
         elif key == "backend_options":
             out["backend_options"] = _backend_options.parse(value, source)
+        elif key == "settle":
+            out["settle"] = parse_seconds(value, source, zero_ok=True)
         else:
             out["debounce"] = parse_seconds(value, source, zero_ok=True)
     return out
@@ -448,6 +455,8 @@ def from_file(path: str) -> PartialSettings:
         out["ignore"] = _patterns(value, f"{where} ignore")
     if "debounce" in table:
         out["debounce"] = parse_seconds(table["debounce"], f"{where} debounce", zero_ok=True)
+    if "settle" in table:
+        out["settle"] = parse_seconds(table["settle"], f"{where} settle", zero_ok=True)
     if "backend_options" in table:
         out["backend_options"] = _backend_options.parse(
             table["backend_options"], f"{where} backend_options"

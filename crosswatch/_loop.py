@@ -34,15 +34,17 @@ class Loop:
         kinds: frozenset[Change] | None,
         debounce: float,
         callback: Callback | None,
+        settle: float = 0.0,
     ) -> None:
         self.engine = engine
         self.queue = queue
         self._wake = wake
         self._kinds = kinds
         self._debounce = debounce
+        self._settle = settle
         self._callback = callback
         self._watched: dict[int, Backend] = {}
-        # The batch being gathered (for ``debounce``), not queued yet.
+        # The batch being gathered (for ``debounce`` and ``settle``), not queued yet.
         self._batch: list[Event] = []
         self._bytes = 0
         self._due: float | None = None
@@ -103,6 +105,9 @@ class Loop:
         if events:
             if not self._batch and self._debounce > 0:
                 self._due = time.monotonic() + self._debounce
+            if self._settle > 0:  # quiet for that long since the last event: pushed on
+                quiet = time.monotonic() + self._settle
+                self._due = quiet if self._due is None else max(self._due, quiet)
             self._batch.extend(events)
             self._bytes += event_bytes(events)
         if self._batch and (self._due is None or time.monotonic() >= self._due):

@@ -104,6 +104,7 @@ class Watcher:
         kinds: Iterable[Change | str] | None = None,
         access: bool = False,
         debounce: float | None = None,
+        settle: float | None = None,
         poll_interval: float | None = None,
         backend_options: Mapping[str, Mapping[str, object]] | None = None,
         callback: Callback | None = None,
@@ -126,6 +127,7 @@ class Watcher:
             "deny": _args.deny(deny),
             "ignore": _args.ignore(ignore),
             "debounce": _args.optional_seconds("debounce", debounce, zero_ok=True),
+            "settle": _args.optional_seconds("settle", settle, zero_ok=True),
             "poll_interval": _args.optional_seconds("poll_interval", poll_interval, zero_ok=False),
             "backend_options": _args.backend_options(backend_options),
         }
@@ -148,6 +150,7 @@ class Watcher:
         self._queue = EventQueue(**bounds, on_room=self._wake)
         self._forced = forced
         self._debounce = self.settings.debounce or 0.0
+        self._settle = self.settings.settle or 0.0
         self._options = Options(
             access=access,
             poll_interval=self.settings.poll_interval or 0.5,
@@ -416,6 +419,7 @@ class Watcher:
                 wake=waker,
                 kinds=self.kinds,
                 debounce=self._debounce,
+                settle=self._settle,
                 callback=self._callback,
             ).run()
         finally:

@@ -83,6 +83,8 @@ BAD = [
     bad("debounce", "x", ConfigTypeError, "'x'", "seconds >= 0"),
     bad("debounce", True, ConfigTypeError, "bool True", "seconds >= 0"),
     bad("poll_interval", "x", ConfigTypeError, "'x'", "positive number of seconds"),
+    bad("settle", "x", ConfigTypeError, "'x'", "seconds >= 0"),
+    bad("settle", -1, ConfigError, "-1", "seconds >= 0"),
     bad("backend_options", 5, ConfigTypeError, "int 5", "a table per backend name"),
     bad("backend_options", {"polling": 5}, ConfigTypeError, "'polling'", "table of option names"),
     bad("backend_options", {"Bad Name": {}}, ConfigError, "'Bad Name'", "backend name"),

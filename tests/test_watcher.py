@@ -265,6 +265,21 @@ def test_debounce_gathers_a_burst_into_one_batch(tmp_path: Path) -> None:
     assert len(paths(batch, Change.CREATED)) == 5
 
 
+def test_settle_holds_a_batch_until_the_tree_is_quiet(tmp_path: Path) -> None:
+    """A burst longer than ``debounce`` would allow still comes as one batch: each
+    event pushes delivery out, and nothing comes while writes go on."""
+    with Watcher(tmp_path, settle=1.5, **POLL) as w:
+        for n in range(12):  # 1.2 s of writes, longer than one settle would be from the first
+            (tmp_path / f"f{n}").write_text("x")
+            time.sleep(0.1)
+            assert w.get(timeout=0) == []  # not quiet yet: nothing delivered
+        batch = w.get(timeout=20)
+        rest = w.get(timeout=2)
+    assert batch is not None
+    assert len(paths(batch, Change.CREATED)) == 12
+    assert rest == []
+
+
 def test_kinds_filter(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     with Watcher(tmp_path, kinds=["deleted"], **POLL) as w:
