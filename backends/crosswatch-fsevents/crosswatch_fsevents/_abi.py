@@ -46,16 +46,23 @@ from ._flags import (
     kFSEventStreamEventExtendedFileIDKey,
     kFSEventStreamEventFlagEventIdsWrapped,
     kFSEventStreamEventFlagHistoryDone,
+    kFSEventStreamEventFlagItemCloned,
     kFSEventStreamEventFlagItemIsDir,
     kFSEventStreamEventFlagItemIsFile,
     kFSEventStreamEventFlagItemIsSymlink,
     kFSEventStreamEventFlagItemModified,
+    kFSEventStreamEventFlagItemRemoved,
     kFSEventStreamEventFlagItemRenamed,
     kFSEventStreamEventFlagMount,
     kFSEventStreamEventFlagNone,
     kFSEventStreamEventFlagRootChanged,
     kFSEventStreamEventFlagUnmount,
 )
+
+#: Moved or cloned: the other place is unknown, so the directory is diffed (a run of
+#: those pairs a move by identity).
+MOVED = kFSEventStreamEventFlagItemRenamed | kFSEventStreamEventFlagItemCloned
+CONTENT = METADATA | kFSEventStreamEventFlagItemModified
 
 _U32 = 0xFFFFFFFF
 _U64 = 0xFFFFFFFFFFFFFFFF
@@ -290,7 +297,14 @@ class Decoder:
                     out.append(EntryChange(h, "", Action.DELETED, True))  # root checked
                 else:
                     dirty[DirDirty(h, "")] = None  # its stat compared: attrib
-            elif f & STRUCTURE:
+            elif f & STRUCTURE and not f & (MOVED | CONTENT):
+                # Only created or removed (maybe both, order lost): a look at the entry,
+                # which keeps the cached state if it is the same one (a diff of the
+                # directory would take a file listed while it was new as written since).
+                gone = bool(f & kFSEventStreamEventFlagItemRemoved)
+                out.append(EntryChange(h, rel, Action.DELETED if gone else Action.CREATED,
+                                       is_dir))
+            elif f & STRUCTURE:  # moved, or created and written (the bits stay set): diff
                 dirty[DirDirty(h, posixpath.dirname(rel))] = None
             elif f & kFSEventStreamEventFlagItemModified and is_dir is not True:
                 out.append(EntryChange(h, rel, Action.MODIFIED, is_dir))

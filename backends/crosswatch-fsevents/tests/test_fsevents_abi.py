@@ -84,15 +84,24 @@ def test_the_flags_have_the_values_of_the_header() -> None:
 # ------------------------------------------------------------------ item events
 
 
-def test_items_created_or_removed_make_their_directory_dirty_once() -> None:
+def test_items_only_created_or_removed_are_looked_at_the_rest_dirty_their_directory_once(
+) -> None:
     d = decoder()
     out = d.decode(
-        [f"{ROOT}/a", f"{ROOT}/sub/b", f"{ROOT}/sub/c", f"{ROOT}/sub/new/"],
-        [CREATED | FILE, REMOVED | FILE, CREATED | MODIFIED | FILE, CREATED | DIR],
-        [10, 11, 12, 13],
+        [f"{ROOT}/a", f"{ROOT}/sub/b", f"{ROOT}/sub/c", f"{ROOT}/sub/new/", f"{ROOT}/sub/d",
+         f"{ROOT}/e"],
+        [CREATED | FILE, REMOVED | FILE, CREATED | MODIFIED | FILE, CREATED | DIR,
+         REMOVED | MODIFIED | FILE, CREATED | REMOVED | FILE],
+        [10, 11, 12, 13, 14, 15],
     )
-    assert out == [DirDirty("R", ""), DirDirty("R", "sub")]
-    assert d.latest_id == 13
+    assert out == [
+        EntryChange("R", "a", Action.CREATED, False),
+        EntryChange("R", "sub/b", Action.DELETED, False),
+        EntryChange("R", "sub/new", Action.CREATED, True),
+        EntryChange("R", "e", Action.DELETED, False),  # both, order lost: a look
+        DirDirty("R", "sub"),
+    ]
+    assert d.latest_id == 15
 
 
 def test_coalesced_flags_on_one_path_are_one_look_at_its_directory() -> None:
@@ -183,9 +192,9 @@ def test_what_a_paired_event_says_besides_its_rename_is_kept() -> None:
     )
     assert out == [
         Renamed("R", "a", "R", "d/b", False),
+        EntryChange("R", "a", Action.CREATED, False),
         EntryChange("R", "d/b", Action.MODIFIED, False),
         Renamed("R", "c", "R", "e", False),
-        DirDirty("R", ""),
     ]
     out = decoder().decode(
         [f"{ROOT}/x", f"{ROOT}/y"],
@@ -195,8 +204,8 @@ def test_what_a_paired_event_says_besides_its_rename_is_kept() -> None:
     )
     assert out == [
         Renamed("R", "x", "R", "y", False),
+        EntryChange("R", "y", Action.DELETED, False),
         EntryChange("R", "y", Action.ATTRIB, False),
-        DirDirty("R", ""),
     ]
 
 
@@ -423,7 +432,7 @@ def test_extended_data_gives_paths_and_file_ids() -> None:
     paths, ids = _abi.split_extended(entries)
     assert ids == [12, 12, None]
     out = decoder().decode(paths, [RENAMED | FILE, RENAMED | FILE, CREATED | FILE], [1, 2, 3], ids)
-    assert out == [Renamed("R", "a", "R", "b", False), DirDirty("R", "")]
+    assert out == [Renamed("R", "a", "R", "b", False), EntryChange("R", "c", Action.CREATED, False)]
 
 
 @pytest.mark.parametrize(
