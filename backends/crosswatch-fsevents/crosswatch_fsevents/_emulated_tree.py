@@ -4,7 +4,8 @@ paths turned into FSEvents' per-path changes (Linux only; see ``testing``).
 FSEvents watches paths, recursively; inotify watches directories, one by one. So
 this adds a watch to every directory under each path, and to each new one itself,
 listing a directory created since (what was made in it before its watch is
-reported as created, as FSEvents reports it). A directory renamed inside the tree
+reported as created, as FSEvents reports it; a directory moved in is listed so
+too, to cover the time before its watch). A directory renamed inside the tree
 keeps its watches under its new path; one moved out loses them (FSEvents reports
 by path). For ``WatchRoot``, the directories on the way to each path are watched
 too (another instance), and a change of an entry on the way is ``RootChanged``.
@@ -202,7 +203,7 @@ class Tree:
             self_change = rec.mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)
             changed = {i for n, i in entries if self_change or n == name}
         for i in sorted(changed):
-            self.record((self.roots[i].given, F.kFSEventStreamEventFlagRootChanged, 0))
+            self.record((self.roots[i].given, F.kFSEventStreamEventFlagRootChanged, None))
             self._drop_tree(self.roots[i].real)
             self._watch_root(i)  # FSEvents watches the path: whatever it leads to now
 
@@ -251,9 +252,11 @@ class Tree:
                 self.record((pair[0], flag | k, ino))
                 if is_dir:
                     self._move_tree(pair[0], path)
-            elif is_dir:
-                self.add_tree(path, report=False)  # moved in: FSEvents names only the dir
             self.record((path, flag | k, ino))
+            if is_dir and path not in self._path.values():
+                # Moved in, or moved before its watch was placed: FSEvents, which
+                # watches paths, has no such gap; what was made in it is reported.
+                self.add_tree(path, report=True)
         elif mask & IN_CREATE:
             self.record((path, F.kFSEventStreamEventFlagItemCreated | k, ino))
             if is_dir:
