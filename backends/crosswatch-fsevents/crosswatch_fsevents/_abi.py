@@ -8,10 +8,14 @@ FSEvents coalesces: one event may stand for several changes to its path
 from earlier changes to that path. So no flag set is taken as what happened;
 each event only tells the engine where to look:
 
-* an item created, removed, cloned or renamed without its partner: the
-  directory it is in is dirty (``DirDirty``), and the engine's diff of it finds
-  what is there now. Every such directory of one callback goes into one run of
-  ``DirDirty``, so the diff pairs by identity a rename whose two halves it finds;
+* an item only created or removed, or renamed without its partner but with a file
+  id: a look at the entry (``EntryChange`` ``CREATED``, or ``DELETED`` where it may
+  have gone), which the engine makes agree with the disk;
+* an item cloned, created or removed and also written, or renamed without its
+  partner nor a file id: the directory it is in is dirty (``DirDirty``), and the
+  engine's diff of it finds what is there now. Every such directory of one
+  callback goes into one run of ``DirDirty``, so the diff pairs by identity a
+  rename whose two halves it finds;
 * an item only written or with only its metadata changed: ``EntryChange``
   (``MODIFIED``, or ``ATTRIB``), which the engine checks against its cache (a name
   it does not know is looked at on the disk);
@@ -297,13 +301,17 @@ class Decoder:
                     out.append(EntryChange(h, "", Action.DELETED, True))  # root checked
                 else:
                     dirty[DirDirty(h, "")] = None  # its stat compared: attrib
-            elif f & STRUCTURE and not f & (MOVED | CONTENT):
-                # Only created or removed (maybe both, order lost): a look at the entry,
+            elif f & STRUCTURE and not f & CONTENT and (
+                not f & MOVED or ev.file_id is not None
+            ):
+                # Only created or removed (maybe both, order lost), or renamed with a
+                # file id but no partner here (moved in or out): a look at the entry,
                 # which keeps the cached state if it is the same one (a diff of the
                 # directory would take a file listed while it was new as written since).
-                gone = bool(f & kFSEventStreamEventFlagItemRemoved)
-                out.append(EntryChange(h, rel, Action.DELETED if gone else Action.CREATED,
-                                       is_dir))
+                gone = bool(f & (kFSEventStreamEventFlagItemRemoved | MOVED))
+                look = EntryChange(h, rel, Action.DELETED if gone else Action.CREATED, is_dir)
+                if not out or out[-1] != look:
+                    out.append(look)
             elif f & STRUCTURE:  # moved, or created and written (the bits stay set): diff
                 dirty[DirDirty(h, posixpath.dirname(rel))] = None
             elif f & kFSEventStreamEventFlagItemModified and is_dir is not True:

@@ -234,14 +234,21 @@ def test_a_swap_pairs_each_file_by_its_id() -> None:
 
 
 def test_an_unpaired_rename_is_a_hint_for_its_place() -> None:
-    """Moved in or out of the tree, or its partner in another callback."""
+    """Moved in or out of the tree, or its partner in another callback: with a file
+    id, a look at the entry (there or not); without, its directory is diffed, where
+    the other half may be."""
     out = decoder().decode(
-        [f"{ROOT}/in/x", f"{ROOT}/out/y"],
-        [RENAMED | FILE, RENAMED | FILE],
-        [1, 2],
-        [1, 2],
+        [f"{ROOT}/in/x", f"{ROOT}/out/y", f"{ROOT}/w/z", f"{ROOT}/v/u"],
+        [RENAMED | FILE, RENAMED | FILE, RENAMED | FILE, RENAMED | MODIFIED | FILE],
+        [1, 2, 3, 4],
+        [1, 2, None, 5],
     )
-    assert out == [DirDirty("R", "in"), DirDirty("R", "out")]
+    assert out == [
+        EntryChange("R", "in/x", Action.DELETED, False),
+        EntryChange("R", "out/y", Action.DELETED, False),
+        DirDirty("R", "w"),
+        DirDirty("R", "v"),
+    ]
 
 
 def test_renames_without_file_ids_are_hints_for_both_places_in_one_run() -> None:
@@ -266,14 +273,18 @@ def test_a_rename_onto_its_own_path_or_out_of_the_roots_is_a_hint() -> None:
         [1, 2, 3, 4],
         [4, 4, 5, 5],
     )
-    assert out == [DirDirty("R", "")]
+    assert out == [
+        EntryChange("R", "same", Action.DELETED, False),  # once
+        EntryChange("R", "in", Action.DELETED, False),
+    ]
     assert d.strays == 1
 
 
 def test_a_rename_across_two_roots_is_a_hint_on_each() -> None:
     d = decoder(("A", "/r/a"), ("B", "/r/b"))
     out = d.decode(["/r/a/f", "/r/b/f"], [RENAMED | FILE] * 2, [1, 2], [3, 3])
-    assert out == [DirDirty("A", ""), DirDirty("B", "")]
+    assert out == [EntryChange("A", "f", Action.DELETED, False),
+                   EntryChange("B", "f", Action.DELETED, False)]
 
 
 # ------------------------------------------------------------------ roots and paths
