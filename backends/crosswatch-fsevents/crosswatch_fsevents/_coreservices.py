@@ -221,7 +221,7 @@ class CoreServices:
                 return None
             values = (ctypes.c_void_p * len(strings))(*strings)
             callbacks = ctypes.c_void_p.in_dll(cf, "kCFTypeArrayCallBacks")
-            array = cf.CFArrayCreate(None, values, len(strings), ctypes.byref(callbacks))
+            array = cf.CFArrayCreate(None, values, len(strings), ctypes.addressof(callbacks))
             if not array:
                 return None
             trampoline = CALLBACK(self._trampoline(callback))
