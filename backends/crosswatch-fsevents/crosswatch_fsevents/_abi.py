@@ -1,17 +1,21 @@
-"""FSEvents' constants, and the decoding of one callback's arrays into observations.
+"""The decoding of one callback's arrays into observations.
 
 Pure Python, no OS calls: tested on every OS with the arrays a stream's callback
-is handed (the values are those of ``FSEvents.h`` in CoreServices).
+is handed. The constants live in ``_flags`` and are re-exported here.
 
 FSEvents coalesces: one event may stand for several changes to its path
 (created, written and removed within the latency), and its flags may carry bits
 from earlier changes to that path. So no flag set is taken as what happened;
 each event only tells the engine where to look:
 
-* an item created, removed, cloned or renamed without its partner: the
-  directory it is in is dirty (``DirDirty``), and the engine's diff of it finds
-  what is there now. Every such directory of one callback goes into one run of
-  ``DirDirty``, so the diff pairs by identity a rename whose two halves it finds;
+* an item only created or removed, or renamed without its partner but with a file
+  id: a look at the entry (``EntryChange`` ``CREATED``, or ``DELETED`` where it may
+  have gone), which the engine makes agree with the disk;
+* an item cloned, created or removed and also written, or renamed without its
+  partner nor a file id: the directory it is in is dirty (``DirDirty``), and the
+  engine's diff of it finds what is there now. Every such directory of one
+  callback goes into one run of ``DirDirty``, so the diff pairs by identity a
+  rename whose two halves it finds;
 * an item only written or with only its metadata changed: ``EntryChange``
   (``MODIFIED``, or ``ATTRIB``), which the engine checks against its cache (a name
   it does not know is looked at on the disk);
@@ -32,99 +36,37 @@ from typing import TypeGuard
 
 from crosswatch.backend import Action, DirDirty, EntryChange, Observation, Renamed, SubtreeLost
 
-# ---------------------------------------------------------------- FSEventStreamCreateFlags
-
-kFSEventStreamCreateFlagNone = 0x00000000
-kFSEventStreamCreateFlagUseCFTypes = 0x00000001
-kFSEventStreamCreateFlagNoDefer = 0x00000002
-kFSEventStreamCreateFlagWatchRoot = 0x00000004
-kFSEventStreamCreateFlagIgnoreSelf = 0x00000008
-kFSEventStreamCreateFlagFileEvents = 0x00000010
-kFSEventStreamCreateFlagMarkSelf = 0x00000020
-kFSEventStreamCreateFlagUseExtendedData = 0x00000040
-
-# ---------------------------------------------------------------- FSEventStreamEventFlags
-
-kFSEventStreamEventFlagNone = 0x00000000
-kFSEventStreamEventFlagMustScanSubDirs = 0x00000001
-kFSEventStreamEventFlagUserDropped = 0x00000002
-kFSEventStreamEventFlagKernelDropped = 0x00000004
-kFSEventStreamEventFlagEventIdsWrapped = 0x00000008
-kFSEventStreamEventFlagHistoryDone = 0x00000010
-kFSEventStreamEventFlagRootChanged = 0x00000020
-kFSEventStreamEventFlagMount = 0x00000040
-kFSEventStreamEventFlagUnmount = 0x00000080
-kFSEventStreamEventFlagItemCreated = 0x00000100
-kFSEventStreamEventFlagItemRemoved = 0x00000200
-kFSEventStreamEventFlagItemInodeMetaMod = 0x00000400
-kFSEventStreamEventFlagItemRenamed = 0x00000800
-kFSEventStreamEventFlagItemModified = 0x00001000
-kFSEventStreamEventFlagItemFinderInfoMod = 0x00002000
-kFSEventStreamEventFlagItemChangeOwner = 0x00004000
-kFSEventStreamEventFlagItemXattrMod = 0x00008000
-kFSEventStreamEventFlagItemIsFile = 0x00010000
-kFSEventStreamEventFlagItemIsDir = 0x00020000
-kFSEventStreamEventFlagItemIsSymlink = 0x00040000
-kFSEventStreamEventFlagOwnEvent = 0x00080000
-kFSEventStreamEventFlagItemIsHardlink = 0x00100000
-kFSEventStreamEventFlagItemIsLastHardlink = 0x00200000
-kFSEventStreamEventFlagItemCloned = 0x00400000
-
-#: ``sinceWhen`` for a stream that reports only what happens from now on.
-kFSEventStreamEventIdSinceNow = 0xFFFFFFFFFFFFFFFF
-
-#: The keys of one event's dictionary with ``kFSEventStreamCreateFlagUseExtendedData``.
-kFSEventStreamEventExtendedDataPathKey = "path"
-kFSEventStreamEventExtendedFileIDKey = "fileID"
-
-#: What the backend's stream asks for: one event per item, with its file id (so
-#: renames pair), the roots' own paths watched, and events delivered as they come
-#: after a quiet spell (the latency bounds a burst, not a single change).
-STREAM_FLAGS = (
-    kFSEventStreamCreateFlagUseCFTypes
-    | kFSEventStreamCreateFlagFileEvents
-    | kFSEventStreamCreateFlagUseExtendedData
-    | kFSEventStreamCreateFlagWatchRoot
-    | kFSEventStreamCreateFlagNoDefer
+from ._flags import *  # noqa: F403  (the constants, re-exported here)
+from ._flags import (
+    DROPPED,
+    ITEM,
+    KIND,
+    KNOWN,
+    LOST,
+    METADATA,
+    SPECIAL,
+    STRUCTURE,
+    kFSEventStreamEventExtendedDataPathKey,
+    kFSEventStreamEventExtendedFileIDKey,
+    kFSEventStreamEventFlagEventIdsWrapped,
+    kFSEventStreamEventFlagHistoryDone,
+    kFSEventStreamEventFlagItemCloned,
+    kFSEventStreamEventFlagItemIsDir,
+    kFSEventStreamEventFlagItemIsFile,
+    kFSEventStreamEventFlagItemIsSymlink,
+    kFSEventStreamEventFlagItemModified,
+    kFSEventStreamEventFlagItemRemoved,
+    kFSEventStreamEventFlagItemRenamed,
+    kFSEventStreamEventFlagMount,
+    kFSEventStreamEventFlagNone,
+    kFSEventStreamEventFlagRootChanged,
+    kFSEventStreamEventFlagUnmount,
 )
 
-LOST = (
-    kFSEventStreamEventFlagMustScanSubDirs
-    | kFSEventStreamEventFlagUserDropped
-    | kFSEventStreamEventFlagKernelDropped
-)
-DROPPED = kFSEventStreamEventFlagUserDropped | kFSEventStreamEventFlagKernelDropped
-#: The entry at the path may be another one now, or none.
-STRUCTURE = (
-    kFSEventStreamEventFlagItemCreated
-    | kFSEventStreamEventFlagItemRemoved
-    | kFSEventStreamEventFlagItemRenamed
-    | kFSEventStreamEventFlagItemCloned
-)
-METADATA = (
-    kFSEventStreamEventFlagItemInodeMetaMod
-    | kFSEventStreamEventFlagItemFinderInfoMod
-    | kFSEventStreamEventFlagItemChangeOwner
-    | kFSEventStreamEventFlagItemXattrMod
-)
-ITEM = STRUCTURE | METADATA | kFSEventStreamEventFlagItemModified
-KIND = (
-    kFSEventStreamEventFlagItemIsFile
-    | kFSEventStreamEventFlagItemIsDir
-    | kFSEventStreamEventFlagItemIsSymlink
-    | kFSEventStreamEventFlagItemIsHardlink
-    | kFSEventStreamEventFlagItemIsLastHardlink
-)
-SPECIAL = (
-    LOST
-    | kFSEventStreamEventFlagEventIdsWrapped
-    | kFSEventStreamEventFlagHistoryDone
-    | kFSEventStreamEventFlagRootChanged
-    | kFSEventStreamEventFlagMount
-    | kFSEventStreamEventFlagUnmount
-)
-#: Every bit documented; others are kept in ``Decoder.unknown_bits``.
-KNOWN = SPECIAL | ITEM | KIND | kFSEventStreamEventFlagOwnEvent
+#: Moved or cloned: the other place is unknown, so the directory is diffed (a run of
+#: those pairs a move by identity).
+MOVED = kFSEventStreamEventFlagItemRenamed | kFSEventStreamEventFlagItemCloned
+CONTENT = METADATA | kFSEventStreamEventFlagItemModified
 
 _U32 = 0xFFFFFFFF
 _U64 = 0xFFFFFFFFFFFFFFFF
@@ -359,7 +301,18 @@ class Decoder:
                     out.append(EntryChange(h, "", Action.DELETED, True))  # root checked
                 else:
                     dirty[DirDirty(h, "")] = None  # its stat compared: attrib
-            elif f & STRUCTURE:
+            elif f & STRUCTURE and not f & CONTENT and (
+                not f & MOVED or ev.file_id is not None
+            ):
+                # Only created or removed (maybe both, order lost), or renamed with a
+                # file id but no partner here (moved in or out): a look at the entry,
+                # which keeps the cached state if it is the same one (a diff of the
+                # directory would take a file listed while it was new as written since).
+                gone = bool(f & (kFSEventStreamEventFlagItemRemoved | MOVED))
+                look = EntryChange(h, rel, Action.DELETED if gone else Action.CREATED, is_dir)
+                if not out or out[-1] != look:
+                    out.append(look)
+            elif f & STRUCTURE:  # moved, or created and written (the bits stay set): diff
                 dirty[DirDirty(h, posixpath.dirname(rel))] = None
             elif f & kFSEventStreamEventFlagItemModified and is_dir is not True:
                 out.append(EntryChange(h, rel, Action.MODIFIED, is_dir))

@@ -84,15 +84,24 @@ def test_the_flags_have_the_values_of_the_header() -> None:
 # ------------------------------------------------------------------ item events
 
 
-def test_items_created_or_removed_make_their_directory_dirty_once() -> None:
+def test_items_only_created_or_removed_are_looked_at_the_rest_dirty_their_directory_once(
+) -> None:
     d = decoder()
     out = d.decode(
-        [f"{ROOT}/a", f"{ROOT}/sub/b", f"{ROOT}/sub/c", f"{ROOT}/sub/new/"],
-        [CREATED | FILE, REMOVED | FILE, CREATED | MODIFIED | FILE, CREATED | DIR],
-        [10, 11, 12, 13],
+        [f"{ROOT}/a", f"{ROOT}/sub/b", f"{ROOT}/sub/c", f"{ROOT}/sub/new/", f"{ROOT}/sub/d",
+         f"{ROOT}/e"],
+        [CREATED | FILE, REMOVED | FILE, CREATED | MODIFIED | FILE, CREATED | DIR,
+         REMOVED | MODIFIED | FILE, CREATED | REMOVED | FILE],
+        [10, 11, 12, 13, 14, 15],
     )
-    assert out == [DirDirty("R", ""), DirDirty("R", "sub")]
-    assert d.latest_id == 13
+    assert out == [
+        EntryChange("R", "a", Action.CREATED, False),
+        EntryChange("R", "sub/b", Action.DELETED, False),
+        EntryChange("R", "sub/new", Action.CREATED, True),
+        EntryChange("R", "e", Action.DELETED, False),  # both, order lost: a look
+        DirDirty("R", "sub"),
+    ]
+    assert d.latest_id == 15
 
 
 def test_coalesced_flags_on_one_path_are_one_look_at_its_directory() -> None:
@@ -183,9 +192,9 @@ def test_what_a_paired_event_says_besides_its_rename_is_kept() -> None:
     )
     assert out == [
         Renamed("R", "a", "R", "d/b", False),
+        EntryChange("R", "a", Action.CREATED, False),
         EntryChange("R", "d/b", Action.MODIFIED, False),
         Renamed("R", "c", "R", "e", False),
-        DirDirty("R", ""),
     ]
     out = decoder().decode(
         [f"{ROOT}/x", f"{ROOT}/y"],
@@ -195,8 +204,8 @@ def test_what_a_paired_event_says_besides_its_rename_is_kept() -> None:
     )
     assert out == [
         Renamed("R", "x", "R", "y", False),
+        EntryChange("R", "y", Action.DELETED, False),
         EntryChange("R", "y", Action.ATTRIB, False),
-        DirDirty("R", ""),
     ]
 
 
@@ -225,14 +234,21 @@ def test_a_swap_pairs_each_file_by_its_id() -> None:
 
 
 def test_an_unpaired_rename_is_a_hint_for_its_place() -> None:
-    """Moved in or out of the tree, or its partner in another callback."""
+    """Moved in or out of the tree, or its partner in another callback: with a file
+    id, a look at the entry (there or not); without, its directory is diffed, where
+    the other half may be."""
     out = decoder().decode(
-        [f"{ROOT}/in/x", f"{ROOT}/out/y"],
-        [RENAMED | FILE, RENAMED | FILE],
-        [1, 2],
-        [1, 2],
+        [f"{ROOT}/in/x", f"{ROOT}/out/y", f"{ROOT}/w/z", f"{ROOT}/v/u"],
+        [RENAMED | FILE, RENAMED | FILE, RENAMED | FILE, RENAMED | MODIFIED | FILE],
+        [1, 2, 3, 4],
+        [1, 2, None, 5],
     )
-    assert out == [DirDirty("R", "in"), DirDirty("R", "out")]
+    assert out == [
+        EntryChange("R", "in/x", Action.DELETED, False),
+        EntryChange("R", "out/y", Action.DELETED, False),
+        DirDirty("R", "w"),
+        DirDirty("R", "v"),
+    ]
 
 
 def test_renames_without_file_ids_are_hints_for_both_places_in_one_run() -> None:
@@ -257,14 +273,18 @@ def test_a_rename_onto_its_own_path_or_out_of_the_roots_is_a_hint() -> None:
         [1, 2, 3, 4],
         [4, 4, 5, 5],
     )
-    assert out == [DirDirty("R", "")]
+    assert out == [
+        EntryChange("R", "same", Action.DELETED, False),  # once
+        EntryChange("R", "in", Action.DELETED, False),
+    ]
     assert d.strays == 1
 
 
 def test_a_rename_across_two_roots_is_a_hint_on_each() -> None:
     d = decoder(("A", "/r/a"), ("B", "/r/b"))
     out = d.decode(["/r/a/f", "/r/b/f"], [RENAMED | FILE] * 2, [1, 2], [3, 3])
-    assert out == [DirDirty("A", ""), DirDirty("B", "")]
+    assert out == [EntryChange("A", "f", Action.DELETED, False),
+                   EntryChange("B", "f", Action.DELETED, False)]
 
 
 # ------------------------------------------------------------------ roots and paths
@@ -423,7 +443,7 @@ def test_extended_data_gives_paths_and_file_ids() -> None:
     paths, ids = _abi.split_extended(entries)
     assert ids == [12, 12, None]
     out = decoder().decode(paths, [RENAMED | FILE, RENAMED | FILE, CREATED | FILE], [1, 2, 3], ids)
-    assert out == [Renamed("R", "a", "R", "b", False), DirDirty("R", "")]
+    assert out == [Renamed("R", "a", "R", "b", False), EntryChange("R", "c", Action.CREATED, False)]
 
 
 @pytest.mark.parametrize(

@@ -33,17 +33,56 @@ MODIFIED = _abi.kFSEventStreamEventFlagItemModified
 
 
 class StandIn:
-    """In place of CoreServices: loads nothing, counts the loads."""
+    """In place of CoreServices: loads nothing; its streams start and never call back."""
 
     def __init__(self) -> None:
         self.loads = 0
+        self.streams: list[list[str]] = []
+
+    def unavailable(self) -> str | None:
+        return None
 
     def load(self) -> None:
         self.loads += 1
 
+    def extended_data(self) -> bool:
+        return True
+
+    def current_event_id(self) -> int:
+        return 1
+
+    def queue_create(self, label: str) -> object:
+        return label
+
+    def queue_sync(self, queue: object) -> None:
+        pass
+
+    def queue_release(self, queue: object) -> None:
+        pass
+
+    def stream_create(self, callback: object, paths: list[str], since_when: int,
+                      latency: float, flags: int) -> object:
+        self.streams.append(list(paths))
+        return len(self.streams)
+
+    def stream_set_dispatch_queue(self, stream: object, queue: object) -> None:
+        pass
+
+    def stream_start(self, stream: object) -> bool:
+        return True
+
+    def stream_flush_sync(self, stream: object) -> None:
+        pass
+
+    stream_stop = stream_invalidate = stream_release = stream_flush_sync
+
+
+class StandInBackend(FSEventsBackend):
+    system = StandIn()
+
 
 def backend(**kwargs: object) -> FSEventsBackend:
-    return FSEventsBackend(coreservices=StandIn(), **kwargs)  # type: ignore[arg-type]
+    return StandInBackend(**kwargs)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ every OS
@@ -81,12 +120,20 @@ def test_the_probe_says_it_needs_macos(tmp_path: Path) -> None:
     )
 
 
-def test_on_macos_the_probe_waits_for_the_stream(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until the stream feeds it, a backend that reports nothing is never selected."""
-    monkeypatch.setattr("crosswatch_fsevents._backend.unavailable", lambda: None)
-    probe = FSEventsBackend.probe("/")
-    assert not probe.available
-    assert "not built yet" in probe.reason
+def test_where_its_door_opens_the_probe_says_available(tmp_path: Path) -> None:
+    probe = StandInBackend.probe(str(tmp_path))
+    assert (probe.backend, probe.available) == ("fsevents", True)
+    assert probe.score > 100  # one stream for a whole tree: above kqueue's descriptors
+
+
+def test_on_a_network_volume_the_probe_says_remote_changes_are_unseen(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("crosswatch_fsevents._backend.fs_type", lambda path: "smbfs")
+    probe = StandInBackend.probe(str(tmp_path))
+    assert probe.available
+    assert "smbfs: changes made by other hosts are not seen" in probe.reason
+    assert probe.score < 100
 
 
 @not_macos
@@ -122,7 +169,10 @@ def test_latency_by_argument_option_or_class_attribute() -> None:
     class Slow(FSEventsBackend):
         latency = 2.0
 
-    assert Slow(coreservices=StandIn()).latency == 2.0
+    class SlowStandIn(Slow):
+        system = StandIn()
+
+    assert SlowStandIn().latency == 2.0
 
 
 @pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "0.1", True])
