@@ -14,11 +14,11 @@ import itertools
 import math
 import os
 import warnings
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from crosswatch import CrosswatchWarning
+from crosswatch import ConfigError, CrosswatchWarning
 from crosswatch.backend import (
     Action,
     Backend,
@@ -45,9 +45,11 @@ REMOTE_FS = frozenset({"nfs", "smbfs", "afpfs", "webdav", "cifs", "ftp"})
 
 def _latency(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"fsevents latency must be a number of seconds, not {value!r}")
+        raise ConfigError(f"fsevents latency must be a number of seconds, such as 0.05, "
+                          f"not {value!r}")
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"fsevents latency must be 0 or more seconds, not {value!r}")
+        raise ConfigError(f"fsevents latency must be 0 or more seconds, such as 0.05, "
+                          f"not {value!r}")
     return float(value)
 
 
@@ -73,6 +75,9 @@ class FSEventsBackend(Backend):
     description = "macOS FSEvents: one recursive stream, file-level events, file ids"
     capabilities = Capabilities(recursive=True)
     latency: float = 0.05
+    extra_options: ClassVar[Mapping[str, str]] = {
+        "latency": "seconds FSEvents gathers changes before it calls back (default 0.05)",
+    }
     #: Every OS call goes through this door; an emulation takes its place in a subclass.
     system: ClassVar[CoreServicesAPI] = SYSTEM
 

@@ -16,7 +16,7 @@ from crosswatch_fsevents import FSEventsBackend, _abi
 from crosswatch_fsevents._coreservices import CoreServices, CoreServicesUnavailable
 
 import crosswatch
-from crosswatch import Change, CrosswatchWarning
+from crosswatch import Change, ConfigError, CrosswatchWarning
 from crosswatch._engine import Engine
 from crosswatch._feed import feed
 from crosswatch.backend import Action, EntryChange, Options, SubtreeLost, WatchError, WatchGoneError
@@ -177,7 +177,7 @@ def test_latency_by_argument_option_or_class_attribute() -> None:
 
 @pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "0.1", True])
 def test_a_bad_latency_is_a_clear_error(bad: object) -> None:
-    with pytest.raises(ValueError, match="fsevents latency"):
+    with pytest.raises(ConfigError, match="fsevents latency"):
         backend(latency=bad)
 
 

@@ -19,7 +19,7 @@ from crosswatch_fsevents._emulated_tree import Tree
 from crosswatch_fsevents._stream import StreamError
 from crosswatch_fsevents.testing import STRAY, EmulatedFSEvents, FSEventsEmulation
 
-from crosswatch import Change, CrosswatchWarning, Watcher, WatchError
+from crosswatch import Change, ConfigError, CrosswatchWarning, Watcher, WatchError
 from crosswatch.backend import DirDirty, Observation, SubtreeLost
 from crosswatch.testing import Mirror, collect, converge, open_fds
 from crosswatch.testing._inotify import IN_Q_OVERFLOW, Record
@@ -544,3 +544,21 @@ def test_before_macos_10_13_the_stream_asks_no_extended_data(root: str) -> None:
         os.rename(os.path.join(root, "a"), os.path.join(root, "b"))
         events = converge(w, mirror, settle=0.5)
     assert [(e.kind, os.path.basename(e.path)) for e in events] == [(Change.MOVED, "b")]
+
+
+def test_the_latency_is_a_backend_option(tmp_path: Path) -> None:
+    with Watcher(tmp_path, backend=EmulatedFSEvents,
+                 backend_options={"fsevents": {"latency": 0.25}}) as w:
+        backend = w.backend("fsevents")
+        assert isinstance(backend, EmulatedFSEvents)
+        assert backend.latency == 0.25
+    refused = Watcher(tmp_path, backend=EmulatedFSEvents,
+                      backend_options={"fsevents": {"latency": -1}})
+    with pytest.raises(ConfigError, match="fsevents latency must be 0 or more seconds"):
+        refused.start()
+    refused.close()
+    typo = Watcher(tmp_path, backend=EmulatedFSEvents,
+                   backend_options={"fsevents": {"latncy": 1}})
+    with pytest.raises(ConfigError, match="did you mean 'latency'"):
+        typo.start()
+    typo.close()
