@@ -33,7 +33,9 @@ def test_descriptors_asked_one_by_one_are_those_the_os_lists(
         listed = open_fds()
         monkeypatch.setattr(os.path, "isdir", lambda path: False)
         asked = open_fds()
-        assert {r, w, a.fileno(), b.fileno()} <= asked
+        assert {r, w} <= asked
+        if not _platform.WINDOWS:  # there sockets are handles, not descriptors
+            assert {a.fileno(), b.fileno()} <= asked
         if _platform.LINUX:  # the same, but for the one that listed /proc/self/fd
             assert asked <= listed
             assert len(listed - asked) <= 1
@@ -69,7 +71,7 @@ def test_a_tree_made_and_removed_by_path_is_the_one_made_by_descriptors(
     assert os.listdir(tmp_path) == []
 
 
-def test_a_file_system_that_tells_cases_apart_is_found_so(tmp_path: Path) -> None:
+def test_case_folding_is_found_with_a_file_made_and_removed(tmp_path: Path) -> None:
     folds = _platform.case_folds(tmp_path)
     assert os.listdir(tmp_path) == []  # the probe is gone
     (tmp_path / "a").write_text("")
