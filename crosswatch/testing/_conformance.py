@@ -329,7 +329,16 @@ class BackendConformance:
         os.makedirs(root)
         os.makedirs(os.path.join(d, "other", "sub"))
         w = open_watcher(root)
-        ops.rename(os.path.join(d, "dir"), os.path.join(d, "dir-rename"))
+        try:
+            ops.rename(os.path.join(d, "dir"), os.path.join(d, "dir-rename"))
+        except PermissionError:
+            if not WINDOWS:
+                raise
+            # Windows renames no directory above one held open (a backend's handle
+            # on the root): nothing moved, so the watch goes on, telling nothing.
+            assert collect(w, lambda _: False, timeout=0, settle=self.settle) == []
+            assert os.path.isdir(root)
+            return
         if how == "replaced":  # the path leads to another directory now
             ops.rename(os.path.join(d, "other"), os.path.join(d, "dir"))
         assert ends_with(w) == [(Change.DELETED, root)]
