@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def test_a_revision_is_exported_with_its_core_and_inotify_plugin(tmp_path: Path)
     assert (tmp_path / "backends/crosswatch-inotify/crosswatch_inotify/__init__.py").is_file()
     # the plugin's module is found through the second entry, before site-packages
     assert old.paths == (str(tmp_path), str(tmp_path / "backends/crosswatch-inotify"))
-    assert old.env({"PYTHONPATH": "/elsewhere"})["PYTHONPATH"].endswith(":/elsewhere")
+    assert old.env({"PYTHONPATH": "/elsewhere"})["PYTHONPATH"].endswith(os.pathsep + "/elsewhere")
 
 
 def test_a_child_importing_another_crosswatch_is_refused(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ import crosswatch
 from crosswatch._cli import _human_row, main
 from crosswatch._events import Change, Event
 from crosswatch._records import compile_format, render_json, render_plain
+from crosswatch.testing import needs_byte_names, needs_posix_permissions, needs_posix_signals
 
 PROJECT = Path(crosswatch.__file__).resolve().parent.parent
 FAST = ["--backend", "polling", "--poll-interval", "0.05"]
@@ -229,6 +230,7 @@ def test_bad_format_is_a_usage_error(tmp_path: Path, fmt: str, fragment: bytes) 
     assert result.stdout == b""
 
 
+@needs_byte_names
 def test_json_records_survive_non_utf8_names(tmp_path: Path, start: StartCli) -> None:
     cli = start(str(tmp_path), *FAST, "-v", "--json")
     cli.ready()
@@ -248,6 +250,7 @@ def test_json_records_survive_non_utf8_names(tmp_path: Path, start: StartCli) ->
     assert json.loads(cli.record())["path"] == str(tmp_path / "plain")
 
 
+@needs_byte_names
 def test_default_format_writes_the_exact_bytes_of_names(tmp_path: Path, start: StartCli) -> None:
     cli = start(str(tmp_path), *FAST, "-v")
     cli.ready()
@@ -358,7 +361,7 @@ def test_deleting_every_root_ends_the_stream(tmp_path: Path, start: StartCli) ->
     assert_no_traceback(cli.stderr)
 
 
-@pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+@needs_posix_signals
 def test_sigint_exits_130_quietly(tmp_path: Path, start: StartCli) -> None:
     # A handled signal is reset to its default in the child, an ignored one stays
     # ignored: so handle it here, in case this test runs as a background job.
@@ -373,7 +376,7 @@ def test_sigint_exits_130_quietly(tmp_path: Path, start: StartCli) -> None:
     assert_no_traceback(cli.stderr)
 
 
-@pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+@needs_posix_signals
 def test_sigterm_closes_the_watcher_and_exits_143(tmp_path: Path, start: StartCli) -> None:
     # An ignored signal stays ignored in the child (and crosswatch leaves it so).
     previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -391,7 +394,7 @@ def test_sigterm_closes_the_watcher_and_exits_143(tmp_path: Path, start: StartCl
     assert cli.rest() == b""
 
 
-@pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+@needs_posix_signals
 def test_main_puts_the_sigterm_handler_back(tmp_path: Path) -> None:
     def mine(signum: int, frame: object) -> None:
         pass
@@ -542,7 +545,7 @@ def test_denied_only_backend_exits_4(tmp_path: Path) -> None:
     assert b"crosswatch: error: no backend can watch" in result.stderr
 
 
-@pytest.mark.skipif(os.name != "posix", reason="needs POSIX permissions")
+@needs_posix_permissions
 def test_unreadable_directory_is_a_warning(tmp_path: Path, start: StartCli) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()

@@ -16,6 +16,7 @@ from crosswatch._config import (
     resolve,
 )
 from crosswatch._errors import ConfigError, CrosswatchWarning
+from crosswatch.testing import needs_posix_permissions
 
 NO_ARGS: dict[str, object] = {}
 
@@ -341,7 +342,7 @@ def test_find_reports_broken_pyproject_meant_for_crosswatch(tmp_path: Path, cont
     assert str(info.value).startswith(str(path))
 
 
-@pytest.mark.skipif(os.name != "posix", reason="needs POSIX permissions")
+@needs_posix_permissions
 def test_find_skips_unreadable_pyproject(tmp_path: Path) -> None:
     outer = write(tmp_path / "crosswatch.toml", "")
     locked = Path(write(tmp_path / "pkg" / "pyproject.toml", "[tool.crosswatch]\n"))

@@ -18,7 +18,7 @@ from crosswatch._errors import WatchLimitError
 from crosswatch._plugins import Plugins
 from crosswatch._polling import PollingBackend
 from crosswatch._select import probe, select_backend
-from crosswatch.testing import StubBackend, collect
+from crosswatch.testing import StubBackend, collect, open_fds
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -56,7 +56,7 @@ def plugins(*backends: type[Backend]) -> Plugins:
 @pytest.fixture
 def root() -> Iterator[str]:
     with tempfile.TemporaryDirectory() as tmp:
-        yield tmp
+        yield os.path.realpath(tmp)  # as the OS names it (macOS: /var is /private/var)
 
 
 # ------------------------------------------------------------ selection
@@ -134,10 +134,6 @@ def test_forced_opening_fails_with_the_limit_named(root: str, forced: object) ->
 # ------------------------------------------------------------ close() during start()
 
 
-def _fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else set()
-
-
 class ClosedAtTheRoot(PollingBackend):
     """Its root's watch has the watcher closed from another thread, then goes on."""
 
@@ -160,7 +156,7 @@ class ClosedAtTheRoot(PollingBackend):
 def test_close_while_starting_stops_the_reading_quietly(root: str) -> None:
     for i in range(50):
         os.makedirs(os.path.join(root, f"d{i}", "sub"))
-    before = _fds()
+    before = open_fds()
     said: list[str] = []
     w = Watcher(root, backend=ClosedAtTheRoot, on_warning=said.append)
     ClosedAtTheRoot.watcher = w
@@ -171,14 +167,14 @@ def test_close_while_starting_stops_the_reading_quietly(root: str) -> None:
     (watched,) = w._engine.watched
     assert len(watched.node.children) == 0  # stopped before the first listing
     assert said == []
-    assert _fds() == before
+    assert open_fds() == before
 
 
 def test_close_before_start_opens_nothing(root: str) -> None:
-    before = _fds()
+    before = open_fds()
     w = Watcher(root, backend="polling")
     w.close()
     assert w.start() is w
     assert w.backends == {}
     assert list(w) == []
-    assert _fds() == before
+    assert open_fds() == before

@@ -12,18 +12,23 @@ from pathlib import Path
 import pytest
 
 from crosswatch import _longpath as longpath
-from crosswatch.testing import open_fds
-from crosswatch.testing._deep import in_dir, make_chain, remove_tree, touch
+from crosswatch.testing import open_fds, tmpfs
+from crosswatch.testing._deep import BY_FD, in_dir, make_chain, remove_tree, touch
 
-DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 DEPTH = 1500  # "/level" * 1500: more than twice PATH_MAX
+
+pytestmark = pytest.mark.skipif(
+    not (BY_FD and longpath.WALKS),
+    reason="paths past PATH_MAX are walked through directory descriptors (dir_fd), "
+    "which this OS lacks (Windows)",
+)
 
 
 @pytest.fixture
 def deep(tmp_path: Path) -> Iterator[str]:
     """A chain of DEPTH directories (on tmpfs where there is one): the deepest one's path."""
-    shm = "/dev/shm"
-    top = tempfile.mkdtemp(dir=shm if os.access(shm, os.W_OK) else str(tmp_path))
+    top = tempfile.mkdtemp(dir=tmpfs() or str(tmp_path))
     os.rmdir(top)
     make_chain(top, "level", DEPTH)
     yield top + "/level" * DEPTH

@@ -19,7 +19,7 @@ import crosswatch
 from crosswatch import Change, Watcher, _mounts
 from crosswatch._errors import BackendUnavailableError, CrosswatchWarning
 from crosswatch._plugins import Plugins
-from crosswatch.testing import Mirror, converge, ends_with
+from crosswatch.testing import Mirror, converge, ends_with, linux_only, needs_posix_paths, tmpfs
 
 # Lines as the kernel writes them (proc_pid_mountinfo(5)): optional fields before the
 # "-", octal escapes for space, tab, newline and backslash, raw bytes otherwise.
@@ -81,6 +81,7 @@ def test_the_mount_a_path_is_on() -> None:
     assert _mounts.mount_of("/x", []) is None
 
 
+@needs_posix_paths  # fs_type resolves the table's paths
 def test_fs_type_virtual_and_mounts_under() -> None:
     t = table()
     assert _mounts.fs_type("/proc/1", t) == "proc"
@@ -198,19 +199,17 @@ def test_the_cli_shows_it() -> None:
 
 BACKENDS = [
     "polling",
-    pytest.param(
-        "inotify",
-        marks=pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux"),
-    ),
+    pytest.param("inotify", marks=linux_only("the inotify backend")),
 ]
+#: tmpfs and bind mounts made with mount(8), and the kernel's mount table.
+REAL_MOUNTS = linux_only("mounts tmpfs and bind mounts with mount(8)")
 
 
 @pytest.fixture
 def shm() -> Iterator[str]:
     if os.geteuid() != 0 or not shutil.which("mount"):
         pytest.skip("needs root and mount(8)")
-    base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-    with tempfile.TemporaryDirectory(dir=base) as tmp:
+    with tempfile.TemporaryDirectory(dir=tmpfs()) as tmp:
         yield tmp
 
 
@@ -240,6 +239,7 @@ def watcher(root: str, backend: str) -> Watcher:
     return Watcher(root, backend=backend, poll_interval=0.05)
 
 
+@REAL_MOUNTS
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 @pytest.mark.parametrize("through", ["", "link"])
 def test_a_file_system_mounted_over_the_root_ends_it(
@@ -257,6 +257,7 @@ def test_a_file_system_mounted_over_the_root_ends_it(
         assert ends_with(w) == [(Change.DELETED, root)]
 
 
+@REAL_MOUNTS
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 def test_a_file_system_mounted_over_a_directory_above_the_root_ends_it(
     shm: str, backend: str
@@ -270,6 +271,7 @@ def test_a_file_system_mounted_over_a_directory_above_the_root_ends_it(
         assert ends_with(w) == [(Change.DELETED, root)]
 
 
+@REAL_MOUNTS
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 def test_a_file_system_mounted_inside_the_tree_is_reported_and_watched(
     shm: str, backend: str
@@ -316,6 +318,7 @@ def test_a_file_system_mounted_inside_the_tree_is_reported_and_watched(
             }
 
 
+@REAL_MOUNTS
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 def test_a_root_on_a_file_system_that_is_unmounted_ends(shm: str, backend: str) -> None:
     root = os.path.join(shm, "root")
@@ -327,6 +330,7 @@ def test_a_root_on_a_file_system_that_is_unmounted_ends(shm: str, backend: str) 
             assert ends_with(w) == [(Change.DELETED, root)]
 
 
+@REAL_MOUNTS
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 def test_a_mount_beside_the_tree_changes_nothing(shm: str, backend: str) -> None:
     root = os.path.join(shm, "root")

@@ -9,15 +9,16 @@ from collections.abc import Iterator
 import pytest
 
 from crosswatch import Watcher
+from crosswatch.testing import tmpfs
 from crosswatch.testing._storm import storm_and_converge
 
 
 @pytest.fixture
 def fast_root() -> Iterator[str]:
     """A directory on tmpfs when there is one (the disk is slow for storms)."""
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    with tempfile.TemporaryDirectory(dir=base) as tmp:
-        root = os.path.join(tmp, "root")
+    with tempfile.TemporaryDirectory(dir=tmpfs()) as tmp:
+        # resolved, as the OS names it to a backend (macOS: /var is /private/var)
+        root = os.path.join(os.path.realpath(tmp), "root")
         os.mkdir(root)
         yield root
 

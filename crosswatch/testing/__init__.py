@@ -13,6 +13,11 @@
   other OSes' APIs (kqueue, FSEvents, ReadDirectoryChangesW) stand on.
 - :class:`FoldingFS`: a real case- and normalization-insensitive file system on
   Linux (a FUSE mount served by the test process), as APFS and NTFS are.
+- What this OS can do, for tests that must adapt or skip (``LINUX``,
+  :func:`symlinks_work`, :func:`tmpfs`, :func:`open_fds`), and the pytest marks
+  built on it, each with its reason (:func:`linux_only`, ``needs_symlinks``,
+  ``needs_byte_names``, ``needs_posix_paths``, ``needs_posix_permissions``,
+  ``needs_posix_signals``).
 """
 
 from __future__ import annotations
@@ -22,14 +27,24 @@ from typing import TYPE_CHECKING, Any
 from ._fuse import FoldingFS, FuseServerError, FuseUnavailableError
 from ._inotify import Inotify
 from ._mirror import GuaranteeError, Mirror, snapshot
+from ._platform import LINUX, open_fds, symlinks_work, tmpfs
 from ._portable import force_portable
 from ._scripted import FileOps, ScriptedBackend
 from ._stub import StubBackend
 
 if TYPE_CHECKING:
-    from ._conformance import BackendConformance, collect, converge, ends_with, open_fds
+    from ._conformance import BackendConformance, collect, converge, ends_with
+    from ._marks import (
+        linux_only,
+        needs_byte_names,
+        needs_posix_paths,
+        needs_posix_permissions,
+        needs_posix_signals,
+        needs_symlinks,
+    )
 
 __all__ = [
+    "LINUX",
     "BackendConformance",
     "FileOps",
     "FoldingFS",
@@ -44,15 +59,36 @@ __all__ = [
     "converge",
     "ends_with",
     "force_portable",
+    "linux_only",
+    "needs_byte_names",
+    "needs_posix_paths",
+    "needs_posix_permissions",
+    "needs_posix_signals",
+    "needs_symlinks",
     "open_fds",
     "snapshot",
+    "symlinks_work",
+    "tmpfs",
 ]
+
+_MARKS = (
+    "linux_only",
+    "needs_byte_names",
+    "needs_posix_paths",
+    "needs_posix_permissions",
+    "needs_posix_signals",
+    "needs_symlinks",
+)
 
 
 def __getattr__(name: str) -> Any:
-    # The suite imports pytest; load it only when asked for.
-    if name in ("BackendConformance", "collect", "converge", "ends_with", "open_fds"):
+    # The suite and the marks import pytest; load them only when asked for.
+    if name in ("BackendConformance", "collect", "converge", "ends_with"):
         from . import _conformance
 
         return getattr(_conformance, name)
+    if name in _MARKS:
+        from . import _marks
+
+        return getattr(_marks, name)
     raise AttributeError(name)

@@ -25,14 +25,13 @@ from .._backend import Backend
 from .._events import Change, Event
 from .._longpath import PATH_MAX
 from .._watch import Watcher
-from ._deep import in_dir, make_chain, remove_tree, touch
+from ._deep import BY_FD, in_dir, make_chain, remove_tree, touch
+from ._marks import needs_byte_names, needs_symlinks
 from ._mirror import Mirror, snapshot
+from ._platform import WINDOWS, open_fds, tmpfs
 from ._scripted import FileOps
 
-
-def open_fds() -> set[int]:
-    """This process's open descriptors (Linux, via /proc)."""
-    return {int(n) for n in os.listdir("/proc/self/fd")}
+__all__ = ["BackendConformance", "collect", "converge", "ends_with", "open_fds"]
 
 
 def collect(
@@ -112,8 +111,7 @@ class BackendConformance:
     def deep_base(self, tmp_path: Path) -> Iterator[str]:
         """An empty directory for a very deep tree (on tmpfs where there is one),
         removed at any depth afterwards."""
-        shm = "/dev/shm"
-        base = tempfile.mkdtemp(dir=shm if os.access(shm, os.W_OK) else str(tmp_path))
+        base = tempfile.mkdtemp(dir=tmpfs() or str(tmp_path))
         yield base
         remove_tree(base)
 
@@ -275,6 +273,7 @@ class BackendConformance:
         assert open_fds() == fds
         assert set(threading.enumerate()) == threads
 
+    @needs_byte_names
     def test_names_that_are_not_utf8_round_trip(
         self, root: str, ops: FileOps, open_watcher: Any
     ) -> None:
@@ -330,11 +329,21 @@ class BackendConformance:
         os.makedirs(root)
         os.makedirs(os.path.join(d, "other", "sub"))
         w = open_watcher(root)
-        ops.rename(os.path.join(d, "dir"), os.path.join(d, "dir-rename"))
+        try:
+            ops.rename(os.path.join(d, "dir"), os.path.join(d, "dir-rename"))
+        except PermissionError:
+            if not WINDOWS:
+                raise
+            # Windows renames no directory above one held open (a backend's handle
+            # on the root): nothing moved, so the watch goes on, telling nothing.
+            assert collect(w, lambda _: False, timeout=0, settle=self.settle) == []
+            assert os.path.isdir(root)
+            return
         if how == "replaced":  # the path leads to another directory now
             ops.rename(os.path.join(d, "other"), os.path.join(d, "dir"))
         assert ends_with(w) == [(Change.DELETED, root)]
 
+    @needs_symlinks
     def test_a_root_given_as_a_link_to_a_directory_is_followed(
         self, tmp_path: Path, ops: FileOps, open_watcher: Any
     ) -> None:
@@ -355,9 +364,12 @@ class BackendConformance:
         ]
         tmp = str(tmp_path / "tmp-link")
         ops.symlink("real2", tmp)
+        if WINDOWS:  # a link to a directory is one: nothing replaces it
+            ops.remove(link)
         ops.rename(tmp, link)  # the path leads to another directory now
         assert ends_with(w) == [(Change.DELETED, link)]
 
+    @needs_symlinks
     @pytest.mark.parametrize("change", ["retargeted", "removed"])
     def test_a_root_given_as_a_link_to_a_file_is_followed(
         self, tmp_path: Path, ops: FileOps, open_watcher: Any, change: str
@@ -389,6 +401,7 @@ class BackendConformance:
             ops.remove(link)
         assert ends_with(w) == [(Change.DELETED, link)]
 
+    @needs_symlinks
     def test_a_file_given_directly_and_through_a_link_is_reported_under_both(
         self, tmp_path: Path, ops: FileOps, open_watcher: Any
     ) -> None:
@@ -472,14 +485,19 @@ class BackendConformance:
     ) -> None:
         if not self.sees_descriptor_ops:
             pytest.skip("the backend sees only what is done by path")
-        root = os.path.join(deep_base, "root")
-        make_chain(root, "dir", 1100)
-        touch(root + "/dir" * 1100, "old")
+        root, step = os.path.join(deep_base, "root"), os.sep + "dir"
+        try:
+            make_chain(root, "dir", 1100)
+        except OSError as exc:  # made by whole paths (Windows): they may be refused
+            if BY_FD:
+                raise
+            pytest.skip(f"this OS refuses the tree's long paths: {exc}")
+        touch(root + step * 1100, "old")
         monkeypatch.setattr(longpath, "WALKS", False)  # as where open takes no dir_fd
         warned: list[str] = []
         w = open_watcher(root, on_warning=warned.append)
-        touch(root + "/dir" * 10, "f")
-        shallow = root + "/dir" * 10 + "/f"
+        touch(root + step * 10, "f")
+        shallow = os.path.join(root + step * 10, "f")
         events = collect(w, lambda ev: shallow in {e.path for e in ev}, settle=1.0)
         assert [(e.kind, e.path) for e in events] == [(Change.CREATED, shallow)]
         assert len(warned) == 1, warned

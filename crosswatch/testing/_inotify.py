@@ -42,7 +42,7 @@ CHANGES = (
     | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF
 )
 
-_NONBLOCK_CLOEXEC = os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK_CLOEXEC = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 _HEADER = struct.Struct("=iIII")  # struct inotify_event: wd, mask, cookie, len
 _READ_SIZE = 64 * 1024
 

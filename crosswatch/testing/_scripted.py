@@ -245,7 +245,7 @@ class FileOps:
         moved = self._fates(src)
         replaced = [] if same else self._fates(dst)
         replaced_dir = replaced and os.path.isdir(dst) and not os.path.islink(dst)
-        os.rename(src, dst)
+        os.replace(src, dst)  # onto an existing entry as rename(2) does (Windows too)
         if same:
             return  # renaming onto the same file does nothing, and the kernel says nothing
         cookie = next(self._cookies)
