@@ -21,7 +21,6 @@ replacing its attributes (see :func:`crosswatch.testing.force_portable`):
 from __future__ import annotations
 
 import errno
-import itertools
 import os
 import socket
 import sys
@@ -111,12 +110,13 @@ def entry_lstat(entry: os.DirEntry[str]) -> os.stat_result:
     return os.lstat(entry.path)
 
 
-def folds_names(path: str) -> bool:
+def folds_names(path: str, names: Iterable[str] = ()) -> bool:
     """Does the file system of directory ``path`` find one entry under names that
     differ only in case (NTFS, FAT, case-insensitive APFS and ext4 casefold)?
 
-    Nothing is written: one of its first entries, or else a name on the way to
-    ``path``, is looked up with its case swapped. Where no name has a letter to
+    Nothing is written or listed: one of ``names`` (entries of ``path``, as a
+    listing gave them), or else a name on the way to ``path``, is looked up with
+    its case swapped. Where no name has a letter to
     swap, the OS's usual volume decides (Windows: yes; others: no).
     """
     if FOLDS_NAMES is not None:
@@ -125,7 +125,7 @@ def folds_names(path: str) -> bool:
         top = os.lstat(path)
     except OSError:
         return sys.platform == "win32"
-    for candidate in _spellings(path, _first_names(path)):
+    for candidate in _spellings(path, names):
         try:
             st = os.lstat(candidate)
         except OSError:
@@ -138,14 +138,6 @@ def folds_names(path: str) -> bool:
             return False  # found one way, not the other: names are told apart
         return (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino)
     return sys.platform == "win32"
-
-
-def _first_names(path: str, count: int = 16) -> list[str]:
-    try:
-        with os.scandir(path) as entries:
-            return [entry.name for entry in itertools.islice(entries, count)]
-    except OSError:
-        return []
 
 
 def _spellings(path: str, names: Iterable[str]) -> Iterator[str]:

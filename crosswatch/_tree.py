@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import errno
+import itertools
 import os
 import stat
 from array import array
@@ -177,6 +178,15 @@ class Children:
 
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._all()))
+
+    def some_names(self, count: int) -> list[str]:
+        """Up to ``count`` names, without unpacking a first listing held whole."""
+        names = list(itertools.islice(self._entries, count))
+        if self._listing is not None and len(names) < count:
+            packed = self._listing[0]
+            names += [n for n in packed.split("\0", count - len(names))[: count - len(names)]
+                      if n]
+        return names
 
     def values(self) -> list[Node]:
         return [self._node(n, v) for n, v in list(self._all().items())]

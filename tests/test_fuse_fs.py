@@ -26,14 +26,13 @@ from crosswatch.testing import (
     _fuse_abi,
     collect,
     converge,
+    needs_fuse,
     open_fds,
 )
 from crosswatch.testing._fuse_server import Server
 from crosswatch.testing._inotify import CHANGES, IN_CREATE, IN_DELETE, IN_MOVED_FROM, IN_MOVED_TO
 from crosswatch.testing._storm import storm_and_converge
 
-needs_fuse = pytest.mark.skipif(FoldingFS.available() is not None,
-                                reason=str(FoldingFS.available()))
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="the Linux kernel's FUSE protocol")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from crosswatch import Change, Watcher, _os
-from crosswatch.testing import collect, force_portable, open_fds
+from crosswatch.testing import collect, force_portable, needs_fuse, open_fds
 from crosswatch.testing._platform import WINDOWS, case_folds
 
 #: Windows sockets are handles, not C runtime descriptors: ``fstat`` cannot tell
@@ -217,9 +217,42 @@ def test_a_file_system_that_tells_cases_apart_is_found_so(
         pytest.skip("the temporary directory's file system folds case (macOS, Windows)")
     monkeypatch.setattr(_os, "FOLDS_NAMES", None)
     (tmp_path / "Entry").write_text("")
-    assert _os.folds_names(str(tmp_path)) is False
+    assert _os.folds_names(str(tmp_path), ["Entry"]) is False
     (tmp_path / "ENTRY").write_text("")  # both spellings, two entries: still apart
-    assert _os.folds_names(str(tmp_path)) is False
+    assert _os.folds_names(str(tmp_path), ["Entry", "ENTRY"]) is False
+    assert _os.folds_names(str(tmp_path)) is False  # by the path's own names
+
+
+@needs_fuse
+def test_a_file_system_that_folds_names_is_found_so(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from crosswatch.testing import FoldingFS
+
+    monkeypatch.setattr(_os, "FOLDS_NAMES", None)
+    with FoldingFS(tmp_path) as fs:
+        top = os.path.join(fs.mountpoint, "123")  # no letter of its own to swap
+        os.mkdir(top)
+        Path(top, "Entry").write_text("")
+        assert _os.folds_names(top, ["Entry"]) is True
+        inner = os.path.join(fs.mountpoint, "inner")
+        os.mkdir(inner)
+        assert _os.folds_names(inner) is True  # by its own name, in the mount
+
+
+def test_some_names_come_from_a_first_listing_without_unpacking_it(tmp_path: Path) -> None:
+    from crosswatch import _tree
+
+    for n in range(5):
+        (tmp_path / f"f{n}").write_text("")
+    children = _tree.Children(_tree.Node(str(tmp_path), None, os.stat(tmp_path)))
+    with os.scandir(tmp_path) as it:
+        children.take_first_listing(list(it))
+    assert children.packed()
+    names = children.some_names(3)
+    assert len(names) == 3
+    assert set(names) <= {f"f{n}" for n in range(5)}
+    assert sorted(children.some_names(10)) == [f"f{n}" for n in range(5)]
+    assert children.packed()  # still held whole
 
 
 def test_without_a_letter_to_swap_the_os_decides(

@@ -98,7 +98,7 @@ class Engine:
         st = os.stat(path)
         if kind_of(st) is Kind.DIR:
             node = Node(path, None, st)
-            root = Root(path, node, backend, recursive, folds=_os.folds_names(path))
+            root = Root(path, node, backend, recursive)
         else:
             root = self._file_root(path, backend)
             if self.roots.watching(root):  # several files of one directory share its watch
@@ -109,6 +109,10 @@ class Engine:
         self.watches.watch_root(root)
         self.fates.watch(root, path)
         self.scanner.fill(node, root, emit=False)
+        # From the names just listed: a listing of its own would be reported (with
+        # access events on) as anyone's.
+        folds = _os.folds_names(node.path(), node.children.some_names(16))
+        self.roots.set_folds(root, folds)
         return root
 
     def _file_root(self, path: str, backend: Backend) -> Root:
@@ -122,8 +126,7 @@ class Engine:
         st = os.stat(parent)
         root = self.roots.file_root_at(st)
         if root is None:
-            root = Root(path, Node(parent, None, st), backend, False, set(),
-                        folds=_os.folds_names(parent))
+            root = Root(path, Node(parent, None, st), backend, False, set())
         assert root.only is not None
         had = name in root.only
         root.only.add(name)

@@ -76,6 +76,12 @@ class Roots:
         self._by_top[id(root.node)] = root
         self._handles.setdefault(root.backend, {})
 
+    def set_folds(self, root: Root, folds: bool) -> None:
+        """Say whether ``root``'s file system folds names (found once it is read)."""
+        if root in self.all:
+            self._folding += folds - root.folds
+        root.folds = folds
+
     def drop(self, root: Root) -> None:
         self.all.remove(root)
         self._folding -= root.folds

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ._marks import (
         linux_only,
         needs_byte_names,
+        needs_fuse,
         needs_posix_paths,
         needs_posix_permissions,
         needs_posix_signals,
@@ -61,6 +62,7 @@ __all__ = [
     "force_portable",
     "linux_only",
     "needs_byte_names",
+    "needs_fuse",
     "needs_posix_paths",
     "needs_posix_permissions",
     "needs_posix_signals",
@@ -74,6 +76,7 @@ __all__ = [
 _MARKS = (
     "linux_only",
     "needs_byte_names",
+    "needs_fuse",
     "needs_posix_paths",
     "needs_posix_permissions",
     "needs_posix_signals",

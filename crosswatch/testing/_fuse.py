@@ -87,10 +87,11 @@ class FoldingFS:
         """Why a FoldingFS cannot be mounted here, or None if it can."""
         if not sys.platform.startswith("linux"):
             return "FoldingFS speaks the Linux kernel's FUSE protocol: Linux only"
-        if os.geteuid() != 0:
+        geteuid = getattr(os, "geteuid", None)
+        if geteuid is None or geteuid() != 0:
             return "mounting a FoldingFS needs root (mount(2) of a FUSE file system)"
         try:
-            os.close(os.open(cls.device, os.O_RDWR | os.O_CLOEXEC))
+            os.close(os.open(cls.device, os.O_RDWR | getattr(os, "O_CLOEXEC", 0)))
         except OSError as exc:
             return f"{cls.device} cannot be opened ({exc.strerror}): no FUSE in this kernel"
         return None

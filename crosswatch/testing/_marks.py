@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from ._fuse import FoldingFS
 from ._platform import BYTE_NAMES, LINUX, POSIX_PERMISSIONS, symlinks_work
 
 
@@ -36,6 +37,10 @@ needs_posix_permissions = pytest.mark.skipif(
 #: onto the current drive).
 needs_posix_paths = pytest.mark.skipif(
     os.name != "posix", reason="POSIX paths are not absolute on Windows (they resolve onto a drive)"
+)
+#: A FoldingFS mount (FUSE): Linux, root, and /dev/fuse.
+needs_fuse = pytest.mark.skipif(
+    FoldingFS.available() is not None, reason=str(FoldingFS.available())
 )
 #: SIGINT and SIGTERM sent to a child process, and their handlers.
 needs_posix_signals = pytest.mark.skipif(
