@@ -403,9 +403,11 @@ def test_the_probe_says_it_needs_windows() -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="kernel32 is there on Windows")
 def test_kernel32_and_the_backend_refuse_to_open_off_windows() -> None:
+    door = Kernel32()  # made at import time too: it loads nothing until called
+    assert not door.available()
     with pytest.raises(WindowsOnlyError, match="only on Windows"):
-        Kernel32()
-    with pytest.raises(WindowsOnlyError):
+        door.create_file(".", 1, 7, 3, 0x42000000)
+    with pytest.raises(WindowsOnlyError, match="only on Windows"):
         WindowsBackend(Options())
 
 
@@ -456,4 +458,4 @@ def test_importing_and_probing_touch_no_windows_api() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     here, there = out.stdout.splitlines()
     assert here == "needs Windows (ReadDirectoryChangesW)"
-    assert "driving logic is not built yet" in there
+    assert there == "one recursive ReadDirectoryChangesW handle per root"
