@@ -319,12 +319,12 @@ class Directory:
                                     file_id, parent_id))
                     self.add(Change(_abi.FILE_ACTION_RENAMED_NEW_NAME, new, is_dir,
                                     file_id, parent_id))
-                else:  # to another directory: removed here, added there
+                else:  # to another directory: removed here, (that one changed,) added there
                     self.add(Change(_abi.FILE_ACTION_REMOVED, child, is_dir, file_id,
                                     parent_id))
+                    self._modified(new_parent)
                     self.add(Change(_abi.FILE_ACTION_ADDED, new, is_dir, file_id,
                                     self.ids.get(new_parent, 0)))
-                    self._modified(new_parent)
                 self._unwatch_tree(new, inotify, users)  # what it replaced
                 if is_dir:
                     self._moved(child, new)

@@ -332,6 +332,38 @@ def test_without_file_ids_a_move_stays_a_deletion_and_a_creation() -> None:
     ]
 
 
+def test_a_move_pairs_across_the_new_parents_modification() -> None:
+    # What Windows writes for a move to another directory of the tree: the old name
+    # removed, the new parent modified, the new name added.
+    t = _abi.Translator(sep="/")
+    buf = chain(extended(REMOVED, "a\\f", file_id=77), extended(MODIFIED, "b", file_id=3,
+                attributes=0x10), extended(ADDED, "b\\f", file_id=77),
+                extended(MODIFIED, "a", file_id=2, attributes=0x10, last=True))
+    assert t.completed(H, buf, extended=True) == [
+        Renamed(H, "a/f", H, "b/f", False),
+        EntryChange(H, "b", Action.MODIFIED, True),
+        EntryChange(H, "a", Action.MODIFIED, True),
+    ]
+    # Anything else between them, or three modifications, and they are not paired.
+    for between in ([extended(ADDED, "c", file_id=9)], [extended(MODIFIED, "x", file_id=4)] * 3):
+        buf = chain(extended(REMOVED, "a\\f", file_id=77), *between,
+                    extended(ADDED, "b\\f", file_id=77, last=True))
+        found = t.completed(H, buf, extended=True)
+        assert found[0] == EntryChange(H, "a/f", Action.DELETED, False)
+        assert found[-1] == EntryChange(H, "b/f", Action.CREATED, False)
+
+
+def test_a_removal_then_modifications_ending_a_buffer_may_pair_with_the_next() -> None:
+    t = _abi.Translator(sep="/")
+    first = t.completed(H, chain(extended(REMOVED, "a\\f", file_id=8),
+                                 extended(MODIFIED, "b", file_id=3, attributes=0x10, last=True)),
+                        extended=True)
+    (moved_to,) = t.completed(H, extended(ADDED, "b\\f", file_id=8, last=True), extended=True)
+    assert isinstance(first[0], EntryChange)
+    assert first[0].action is Action.MOVED_FROM
+    assert moved_to == EntryChange(H, "b/f", Action.MOVED_TO, False, first[0].cookie)
+
+
 def test_a_move_by_file_id_split_across_buffers_shares_a_cookie() -> None:
     t = _abi.Translator(sep="/")
     (moved_from,) = t.completed(H, extended(REMOVED, "a", file_id=5, attributes=0x10, last=True),
