@@ -103,6 +103,7 @@ class WindowsBackend(Backend):
         self._queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
         self._waker = Waker()
         self._closed = False
+        self._failed: WatchError | None = None
         try:
             self._port = Port(system, self._post)
         except BaseException:
@@ -175,6 +176,8 @@ class WindowsBackend(Backend):
     # ------------------------------------------------------------ reading
 
     def read(self) -> Sequence[Observation]:
+        if self._failed is not None:
+            raise self._failed
         self._waker.drain()
         out: list[Observation] = []
         while True:
@@ -220,11 +223,13 @@ class WindowsBackend(Backend):
 
     def _wait_failed(self, item: WaitFailed) -> list[Observation]:
         if item.fatal and not self._closed:
-            raise WatchError(
+            self._failed = WatchError(
                 errno.EIO,
-                f"the ReadDirectoryChangesW completion port failed ({item.error}); changes "
-                f"are no longer received: restart the watcher, or {POLLING}",
+                f"the thread waiting on the ReadDirectoryChangesW completion port ended "
+                f"({item.error!r}); changes are no longer received: restart the watcher, "
+                f"or {POLLING}",
             )
+            raise self._failed
         warnings.warn(
             f"waiting for ReadDirectoryChangesW results failed ({item.error}); rescanning "
             "what this backend watches", CrosswatchWarning, stacklevel=3)

@@ -51,9 +51,10 @@ class Ended(NamedTuple):
 
 
 class WaitFailed(NamedTuple):
-    """The thread's wait on the port failed; ``fatal``: the thread has ended."""
+    """The thread's wait on the port failed (or the thread itself did); ``fatal``:
+    the thread has ended."""
 
-    error: OSError
+    error: BaseException
     fatal: bool
 
 
@@ -73,6 +74,9 @@ class Read:
     overlapped: k.Overlapped = field(default_factory=k.Overlapped)
     pending: bool = False
     cancelling: bool = False
+    finished: bool = False
+    """CancelIoEx found it complete already: nothing writes into the buffer any more,
+    only its packet is still to be taken."""
 
 
 class Port:
@@ -161,7 +165,7 @@ class Port:
         try:
             self._system.cancel_io_ex(read.handle, read.overlapped)
         except OSError:
-            pass  # complete already (ERROR_NOT_FOUND): its packet is on its way
+            read.finished = True  # complete already (ERROR_NOT_FOUND): its packet is queued
 
     def _release(self, read: Read) -> None:
         """Close the handle of a read that is not pending (lock held)."""
@@ -174,6 +178,13 @@ class Port:
     # ------------------------------------------------------------ the thread
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # never a silent dead thread: read() raises it
+            self._dead = True
+            self._sink(WaitFailed(exc, True))
+
+    def _loop(self) -> None:
         failures = 0
         while True:
             try:
@@ -267,5 +278,8 @@ class Port:
                 return
             if packet is None:
                 waited += 100
+                with self._lock:  # the port is empty: their packets were taken already
+                    for read in [r for r in self._reads.values() if r.finished]:
+                        self._release(read)
                 continue
             self._completed(packet)
