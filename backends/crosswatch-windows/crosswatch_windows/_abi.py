@@ -273,19 +273,24 @@ _BETWEEN = 2
 
 def _second_half(found: Sequence[Record], i: int) -> int | None:
     """Where the rename that ``found[i]`` begins ends: an index, ``len(found)`` if
-    the buffer ends first (the other half may start the next one), or None.
+    it is the buffer's last record (the other half may start the next one), or None.
 
     An old name's new name comes right after it. A move's addition (same file id)
-    may come after up to two modifications (of the directories involved).
+    may come after up to two modifications (of the directories involved), in the
+    same buffer: Windows writes the records of one operation together. (A removal
+    that ends a buffer with modifications is a deletion: most are, since Windows
+    follows each by its directory's modification.)
     """
     first = found[i]
+    if i + 1 == len(found):
+        return len(found)
     limit = 1 if first.action == FILE_ACTION_RENAMED_OLD_NAME else 1 + _BETWEEN
     for j in range(i + 1, min(i + 1 + limit, len(found))):
         if _pairs(first, found[j]):
             return j
         if found[j].action != FILE_ACTION_MODIFIED:
             return None
-    return len(found) if i + limit >= len(found) else None
+    return None
 
 
 class Translator:

@@ -28,6 +28,8 @@ MASK = (ino.CHANGES & ~ino.IN_CLOSE_WRITE) | ino.IN_ONLYDIR
 #: 1601-01-01 to 1970-01-01 in 100-nanosecond units (FILETIME's epoch).
 EPOCH_1601 = 116_444_736_000_000_000
 FILE_ATTRIBUTE_ARCHIVE = 0x20
+#: The part of a file id that is the inode number (the rest: a sequence number).
+LOW_48 = 2**48 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +119,8 @@ class Directory:
     faults: list[Any] = field(default_factory=list)
     rel_of: dict[int, str] = field(default_factory=dict)  # wd -> relative path
     wd_of: dict[str, int] = field(default_factory=dict)
-    ids: dict[str, int] = field(default_factory=dict)  # relative path -> inode number
+    ids: dict[str, int] = field(default_factory=dict)  # relative path -> file id
+    seq: dict[int, int] = field(default_factory=dict)  # inode number -> sequence number
     parent_wd: int | None = None
     """The watch of the directory holding the root. While the handle's descriptor is
     open, Linux reports no end of a removed directory (as Windows keeps it
@@ -136,9 +139,19 @@ class Directory:
         except OSError:
             return None
 
-    def _id(self, rel: str) -> int:
-        st = self.lstat(rel)
-        return st.st_ino if st is not None else self.ids.get(rel, 0)
+    def _id(self, rel: str, ino: int | None = None) -> int:
+        """A new entry's file id, made as NTFS makes its file reference numbers: the
+        inode number in the low 48 bits, and in the high 16 a sequence number that
+        changes each time that number comes back for another entry (Linux reuses
+        inode numbers at once; a Windows id is never that of an entry deleted)."""
+        if ino is None:
+            st = self.lstat(rel)
+            if st is None:
+                return 0  # gone already: unknown, as a file system may say
+            ino = st.st_ino
+        low = ino & LOW_48
+        seq = self.seq[low] = (self.seq.get(low, -1) + 1) % 2**16
+        return low | seq << 48
 
     # ------------------------------------------------------------ watches
 
@@ -174,8 +187,9 @@ class Directory:
 
     def _watch_tree(self, top: str, inotify: ino.Inotify, users: dict[int, list[Directory]],
                     *, report: bool) -> None:
-        """Watch ``top`` and the directories below; ``report``: the entries found
-        are new (a directory just made), and Windows would have reported them."""
+        """Watch ``top`` and the directories below (again: a watch already there
+        is kept, and its path brought up to date). ``report``: the entries found
+        that were not known are new, and Windows would have reported them."""
         todo = [top]
         while todo:
             rel = todo.pop()
@@ -187,6 +201,16 @@ class Directory:
                 wd = inotify.add_fd(fd, MASK)
                 if self not in users.setdefault(wd, []):
                     users[wd].append(self)
+                stale, other = self.rel_of.get(wd), self.wd_of.get(rel)
+                if (stale is not None and stale != rel) or (other is not None and other != wd):
+                    # The tree changed faster than its records were read, and a path
+                    # led to another directory than they said: lose the changes (a
+                    # zero-byte read, as on Windows) rather than tell wrong names.
+                    self.overflowed = True
+                    if stale is not None and self.wd_of.get(stale) == wd:
+                        del self.wd_of[stale]
+                    if other is not None:
+                        self.rel_of.pop(other, None)
                 self.rel_of[wd] = rel
                 self.wd_of[rel] = wd
                 if rel == "" or self.subtree:
@@ -202,11 +226,17 @@ class Directory:
                 continue
             for entry in entries:
                 name = os.fsdecode(entry.name)
+                if "\\" in name:  # (see apply)
+                    self.overflowed = report or self.overflowed
+                    continue
                 child = f"{rel}\\{name}" if rel else name
                 is_dir = entry.is_dir(follow_symlinks=False)
-                self.ids[child] = entry.inode()
-                if report:
-                    self.add(Change(_abi.FILE_ACTION_ADDED, child, is_dir, entry.inode()))
+                known = self.ids.get(child)
+                if known is None or known & LOW_48 != entry.inode() & LOW_48:
+                    self.ids[child] = self._id(child, entry.inode())
+                    if report:
+                        self.add(Change(_abi.FILE_ACTION_ADDED, child, is_dir,
+                                        self.ids[child]))
                 if is_dir and self.subtree:
                     todo.append(child)
 
@@ -248,9 +278,6 @@ class Directory:
         """Gather one record for the next read; past the buffer's size, lose them all."""
         if self.overflowed:
             return
-        if "\\" in change.name.rpartition("\\")[2] or not change.name:
-            self.overflowed = True  # (a Linux name no Windows name can be)
-            return
         extended = self.pending.extended if self.pending is not None else True
         self.size += record_size(change, extended)
         if self.size > self.limit:
@@ -261,35 +288,40 @@ class Directory:
         self.collected.append(change)
 
     def apply(self, wd: int, rec: ino.Record, inotify: ino.Inotify,
-              users: dict[int, list[Directory]], partner: ino.Record | None) -> None:
-        """What one inotify record (and the MOVED_TO that pairs with it) means here."""
+              users: dict[int, list[Directory]], partner: ino.Record | None) -> bool:
+        """What one inotify record (and the MOVED_TO after it) means here; whether
+        that MOVED_TO was taken as its other half."""
+        used = False
         mask = rec.mask
         if wd == self.parent_wd and wd not in self.rel_of:
             if mask & (ino.IN_DELETE | ino.IN_MOVED_FROM | ino.IN_IGNORED):
                 self.check_deleted()
             if mask & ino.IN_IGNORED:
                 self.parent_wd = None
-            return
+            return False
         rel = self.rel_of.get(wd)
         if rel is None:
-            return
+            return False
         if mask & ino.IN_IGNORED:
             self.rel_of.pop(wd, None)
             if self.wd_of.get(rel) == wd:
                 del self.wd_of[rel]
-            return
+            return False
         if mask & ino.IN_DELETE_SELF:
             if rel == "":
                 self.deleted = True  # no record: the root is not one of its entries
-            return
+            return False
         if mask & ino.IN_MOVE_SELF and rel == "":
             self._watch_parent(inotify, users)  # the handle follows the directory
-            return
+            return False
         if mask & (ino.IN_MOVE_SELF | ino.IN_UNMOUNT | ino.IN_Q_OVERFLOW) or not rec.name:
-            return
+            return False
         if rel and not self.subtree:
-            return
+            return False
         name = os.fsdecode(rec.name)
+        if "\\" in name:  # a Linux name no Windows name can be: no record can say it
+            self.overflowed = True
+            return False
         child = f"{rel}\\{name}" if rel else name
         is_dir = bool(mask & ino.IN_ISDIR)
         parent_id = self.ids.get(rel, 0)
@@ -305,9 +337,10 @@ class Directory:
         elif mask & (ino.IN_MODIFY | ino.IN_ATTRIB):
             self.add(Change(_abi.FILE_ACTION_MODIFIED, child, is_dir, self.ids.get(child, 0),
                             parent_id))
-            return  # the directory's entries did not change
+            return False  # the directory's entries did not change
         elif mask & ino.IN_MOVED_FROM:
             new = self._partner_rel(partner)
+            used = new is not None
             file_id = self.ids.get(child, 0)
             if new is None:  # moved out of the tree
                 self.add(Change(_abi.FILE_ACTION_REMOVED, child, is_dir, file_id, parent_id))
@@ -330,9 +363,10 @@ class Directory:
                     self._moved(child, new)
                 self.ids[new] = file_id
                 self.ids.pop(child, None)
-                if is_dir and self.subtree and new not in self.wd_of:
-                    # Renamed before its watch could be placed (just made): watch it
-                    # now, and tell what it holds, which Windows' watch would have seen.
+                if is_dir and self.subtree:
+                    # Its watches follow it; but one that could not be placed (it was
+                    # renamed first) is placed now, and what it holds is told, which
+                    # Windows' watch would have seen.
                     self._watch_tree(new, inotify, users, report=True)
         elif mask & ino.IN_MOVED_TO:  # moved in from outside the tree
             self._unwatch_tree(child, inotify, users)
@@ -343,8 +377,9 @@ class Directory:
                 # covers it at once, this one only once placed.
                 self._watch_tree(child, inotify, users, report=True)
         else:
-            return
+            return False
         self._modified(rel)
+        return used
 
     def _partner_rel(self, partner: ino.Record | None) -> str | None:
         if partner is None or not partner.mask & ino.IN_MOVED_TO:
@@ -353,6 +388,8 @@ class Directory:
         if rel is None or (rel and not self.subtree):
             return None
         name = os.fsdecode(partner.name)
+        if "\\" in name:
+            return None  # (see apply: reported when the MOVED_TO is applied itself)
         return f"{rel}\\{name}" if rel else name
 
     def _modified(self, rel: str) -> None:

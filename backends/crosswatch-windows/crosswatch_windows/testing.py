@@ -300,12 +300,13 @@ class WindowsEmulation:
             nxt = records[i + 1] if i + 1 < len(records) else None
             paired = (rec.mask & ino.IN_MOVED_FROM and nxt is not None
                       and nxt.mask & ino.IN_MOVED_TO and nxt.cookie == rec.cookie)
-            senders = list(p.users.get(rec.wd, ()))
-            for d in senders:
-                d.apply(rec.wd, rec, p.inotify, p.users, nxt if paired else None)
+            took: list[Directory] = []  # the directories that took both halves
+            for d in list(p.users.get(rec.wd, ())):
+                if d.apply(rec.wd, rec, p.inotify, p.users, nxt if paired else None):
+                    took.append(d)
             if paired and nxt is not None:
                 for d in list(p.users.get(nxt.wd, ())):
-                    if d not in senders:
+                    if d not in took:  # moved in, as far as it is concerned
                         d.apply(nxt.wd, nxt, p.inotify, p.users, None)
                 i += 1
             i += 1

@@ -353,15 +353,16 @@ def test_a_move_pairs_across_the_new_parents_modification() -> None:
         assert found[-1] == EntryChange(H, "b/f", Action.CREATED, False)
 
 
-def test_a_removal_then_modifications_ending_a_buffer_may_pair_with_the_next() -> None:
+def test_a_removal_and_modifications_that_end_a_buffer_are_a_deletion() -> None:
+    # What Windows writes for a deletion: no half is carried to the next buffer.
     t = _abi.Translator(sep="/")
     first = t.completed(H, chain(extended(REMOVED, "a\\f", file_id=8),
-                                 extended(MODIFIED, "b", file_id=3, attributes=0x10, last=True)),
+                                 extended(MODIFIED, "a", file_id=3, attributes=0x10, last=True)),
                         extended=True)
-    (moved_to,) = t.completed(H, extended(ADDED, "b\\f", file_id=8, last=True), extended=True)
-    assert isinstance(first[0], EntryChange)
-    assert first[0].action is Action.MOVED_FROM
-    assert moved_to == EntryChange(H, "b/f", Action.MOVED_TO, False, first[0].cookie)
+    assert first == [EntryChange(H, "a/f", Action.DELETED, False),
+                     EntryChange(H, "a", Action.MODIFIED, True)]
+    (added,) = t.completed(H, extended(ADDED, "b\\f", file_id=8, last=True), extended=True)
+    assert added == EntryChange(H, "b/f", Action.CREATED, False)
 
 
 def test_a_move_by_file_id_split_across_buffers_shares_a_cookie() -> None:

@@ -173,10 +173,12 @@ def test_records_are_written_in_the_documented_layout_with_windows_semantics(
         assert [(r.action, r.name) for r in recs] == [
             (2, "a\\renamed"), (3, "b"), (1, "b\\moved"), (3, "a")]
         if extended:
-            # The file id is what os.stat gives as st_ino (the file index on Windows).
+            # The file id is made as NTFS makes it: the inode number (what os.stat
+            # gives as st_ino) in the low 48 bits, a sequence number above.
             assert recs[0].extended is not None
             assert recs[2].extended is not None
-            assert recs[0].extended.file_id == recs[2].extended.file_id == ino
+            assert recs[0].extended.file_id == recs[2].extended.file_id
+            assert recs[0].extended.file_id & (2**48 - 1) == ino
             assert recs[1].extended is not None
             assert recs[1].extended.is_dir
 
