@@ -90,12 +90,6 @@ class Port:
         self._port = system.create_io_completion_port(k.INVALID_HANDLE_VALUE, 0, 0, 1)
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self._dead = False
-
-    @property
-    def dead(self) -> bool:
-        """Has the thread given up (see :data:`MAX_WAIT_FAILURES`)?"""
-        return self._dead
 
     def open(self, key: int, path: str, subtree: bool,
              attempts: list[tuple[bool, int]]) -> bool:
@@ -128,7 +122,10 @@ class Port:
                 assert error is not None
                 raise error
         except BaseException:
-            system.close_handle(handle)
+            try:
+                system.close_handle(handle)
+            except OSError:
+                pass  # the refusal is what matters
             raise
         self._start()
         return read.extended
@@ -181,7 +178,6 @@ class Port:
         try:
             self._loop()
         except BaseException as exc:  # never a silent dead thread: read() raises it
-            self._dead = True
             self._sink(WaitFailed(exc, True))
 
     def _loop(self) -> None:
@@ -192,8 +188,6 @@ class Port:
             except OSError as exc:
                 failures += 1
                 fatal = failures >= MAX_WAIT_FAILURES or self._stopping
-                if fatal:
-                    self._dead = True
                 self._sink(WaitFailed(exc, fatal))
                 if fatal:
                     return
