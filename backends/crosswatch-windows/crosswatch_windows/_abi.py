@@ -266,6 +266,33 @@ def _pairs(first: Record, second: Record) -> bool:
     return second.action == FILE_ACTION_ADDED and _file_id(second) == _file_id(first) != 0
 
 
+#: Records a move's addition may come after its removal: Windows reports the new
+#: parent directory modified in between.
+_BETWEEN = 2
+
+
+def _second_half(found: Sequence[Record], i: int) -> int | None:
+    """Where the rename that ``found[i]`` begins ends: an index, ``len(found)`` if
+    it is the buffer's last record (the other half may start the next one), or None.
+
+    An old name's new name comes right after it. A move's addition (same file id)
+    may come after up to two modifications (of the directories involved), in the
+    same buffer: Windows writes the records of one operation together. (A removal
+    that ends a buffer with modifications is a deletion: most are, since Windows
+    follows each by its directory's modification.)
+    """
+    first = found[i]
+    if i + 1 == len(found):
+        return len(found)
+    limit = 1 if first.action == FILE_ACTION_RENAMED_OLD_NAME else 1 + _BETWEEN
+    for j in range(i + 1, min(i + 1 + limit, len(found))):
+        if _pairs(first, found[j]):
+            return j
+        if found[j].action != FILE_ACTION_MODIFIED:
+            return None
+    return None
+
+
 class Translator:
     """Turns completed reads into observations, one translator per backend.
 
@@ -278,8 +305,9 @@ class Translator:
     contents). Cookies are unique within the translator.
 
     A move to another directory is not a rename to Windows: it reports the old name
-    removed and the new one added. With extended records, a removal followed by an
-    addition of the same (non-zero) file id is that move, and is paired the same
+    removed, the new parent modified and the new name added. With extended
+    records, a removal followed by an addition of the same (non-zero) file id, with
+    at most two modifications between them, is that move, and is paired the same
     way, in one buffer or across two; without file ids they stay a deletion and a
     creation, which is what the engine then reports.
 
@@ -339,27 +367,32 @@ class Translator:
         out: list[Observation] = []
         carried = self._carried.pop(handle, None)
         count = len(found)
+        taken: set[int] = set()  # second halves already reported with their first
         i = 0
         while i < count:
+            if i in taken:
+                i += 1
+                continue
             rec = found[i]
             name = self._path(rec.name)
             is_dir = rec.extended.is_dir if rec.extended is not None else None
-            after = found[i + 1] if i + 1 < count else None
-            first_half = _first_half(rec)
-            if first_half:
-                if after is not None and _pairs(rec, after):
+            if _first_half(rec):
+                j = _second_half(found, i)
+                if j is not None and j < count:
+                    after = found[j]
                     if after.extended is not None:
                         is_dir = after.extended.is_dir
                     out.append(Renamed(handle, name, handle, self._path(after.name), is_dir))
-                    i += 2
+                    taken.add(j)
+                    i += 1
                     continue
-                if after is not None and rec.action == FILE_ACTION_REMOVED:
+                if j is None and rec.action == FILE_ACTION_REMOVED:
                     out.append(EntryChange(handle, name, Action.DELETED, is_dir))
                     i += 1
                     continue
                 cookie = next(self._cookies)
                 out.append(EntryChange(handle, name, Action.MOVED_FROM, is_dir, cookie))
-                if after is None:
+                if j is not None:  # the buffer ended before its other half
                     self._carried[handle] = (cookie, rec)
             elif i == 0 and carried is not None and _pairs(carried[1], rec):
                 out.append(EntryChange(handle, name, Action.MOVED_TO, is_dir, carried[0]))
