@@ -14,7 +14,7 @@ import itertools
 import os
 import queue
 import warnings
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -77,6 +77,9 @@ class WindowsBackend(Backend):
     name = "windows"
     description = "Windows ReadDirectoryChangesW: one recursive handle per root"
     capabilities = Capabilities(recursive=True)
+    extra_options: ClassVar[Mapping[str, str]] = {
+        "buffer_size": "bytes per read of changes, a multiple of 4 (default 65536)",
+    }
     system: ClassVar[k.Kernel32Api] = k.KERNEL32
     """Every kernel32 call goes through this; a test's subclass puts an emulation here."""
 

@@ -24,7 +24,7 @@ from crosswatch_windows import WindowsBackend, _abi
 from crosswatch_windows import _kernel32 as k
 from crosswatch_windows.testing import ENUM_DIR, OVERFLOW, EmulatedWindows, WindowsEmulation
 
-from crosswatch import Change, CrosswatchWarning, Event, Watcher
+from crosswatch import Change, ConfigError, CrosswatchWarning, Event, Watcher
 from crosswatch.backend import (
     Action,
     EntryChange,
@@ -504,3 +504,21 @@ def test_an_idle_backend_does_not_wake(emu: WindowsEmulation, root: str) -> None
         assert calls == [k.INFINITE]  # one wait, no timeout
     finally:
         b.close()
+
+
+def test_the_buffer_size_is_a_backend_option(tmp_path: Path) -> None:
+    with Watcher(tmp_path, backend=EmulatedWindows,
+                 backend_options={"windows": {"buffer_size": 131072}}) as w:
+        backend = w.backend("windows")
+        assert isinstance(backend, EmulatedWindows)
+        assert backend.buffer_size == 131072
+    refused = Watcher(tmp_path, backend=EmulatedWindows,
+                      backend_options={"windows": {"buffer_size": 1001}})
+    with pytest.raises(ConfigError, match="buffer_size must be a multiple of 4"):
+        refused.start()
+    refused.close()
+    typo = Watcher(tmp_path, backend=EmulatedWindows,
+                   backend_options={"windows": {"buffersize": 131072}})
+    with pytest.raises(ConfigError, match="did you mean 'buffer_size'"):
+        typo.start()
+    typo.close()
