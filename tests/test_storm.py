@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterator
-
 import pytest
 
 from crosswatch import Watcher
-from crosswatch.testing import tmpfs
 from crosswatch.testing._storm import storm_and_converge
-
-
-@pytest.fixture
-def fast_root() -> Iterator[str]:
-    """A directory on tmpfs when there is one (the disk is slow for storms)."""
-    with tempfile.TemporaryDirectory(dir=tmpfs()) as tmp:
-        # resolved, as the OS names it to a backend (macOS: /var is /private/var)
-        root = os.path.join(os.path.realpath(tmp), "root")
-        os.mkdir(root)
-        yield root
 
 
 @pytest.mark.slow

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
-from collections.abc import Iterator
 
 import pytest
 from crosswatch_fsevents.testing import EmulatedFSEvents
@@ -15,16 +12,6 @@ from crosswatch.testing._storm import storm_and_converge
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="the emulation stands on inotify (Linux)")
-
-
-@pytest.fixture
-def fast_root() -> Iterator[str]:
-    """A directory on tmpfs when there is one (the disk is slow for storms)."""
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    with tempfile.TemporaryDirectory(dir=base) as tmp:
-        root = os.path.join(tmp, "root")
-        os.mkdir(root)
-        yield root
 
 
 @pytest.mark.slow
