@@ -169,27 +169,39 @@ class Rules:
                 self.remove(cur, pid=pid, path=path)
         elif cur.same(st):
             return
-        elif cur.kind is not Kind.DIR and kind_of(st) is not Kind.DIR:
+        elif cur.kind is not Kind.DIR and kind_of(st) is not Kind.DIR and not (
+            self._folds(parent) and self._respelled(parent, base, name)
+        ):
             cur.refresh(st)  # replaced by another file (atomic save): new content
             e.out.emit(Change.MODIFIED, path, False, pid=pid)
         else:
             # Removing it may replay observations held behind moves out of it, and
             # those may cache what is here now: look again after them, do not just
-            # create.
+            # create. (On a folding file system, what is here now may be spelled
+            # otherwise: the listing's spelling is looked at.)
             self.remove(cur, pid=pid)
-            e.work.spawn(LookAt(parent, name, pid))
+            stored = e.spellings.stored(parent, base, name) if self._folds(parent) else None
+            again = name if stored is None or stored == GONE else stored
+            e.work.spawn(LookAt(parent, again, pid))
 
     def _spelling(self, parent: Node, name: str, action: Action) -> str | None:
         """On a file system that folds names, the name the cache knows for the entry
         an observation names otherwise (``A`` for a cached ``a``); None once the
         observation is dealt with.
 
-        A name the disk has is taken as the directory's listing spells it. One the
-        disk lacks may have named an entry cached under another spelling that went
-        (``unlink("a")`` of a cached ``A``): the directory is also diffed against
-        the disk, once per read of the backends, and that finds what went.
+        An entry that left (``deleted``, ``moved_from``) is the cached one its name
+        folds to: the disk may have another entry under that name by now, or the
+        same one respelled by a rename of case only. Otherwise a name the disk has
+        is taken as the directory's listing spells it. One the disk lacks may have
+        named an entry cached under another spelling that went (``unlink("a")`` of
+        a cached ``A``): the directory is also diffed against the disk, once per
+        read of the backends, and that finds what went.
         """
         e = self.e
+        if action in (Action.DELETED, Action.MOVED_FROM):
+            cached = e.spellings.cached(parent, name)
+            if cached is not None:
+                return cached
         stored = e.spellings.stored(parent, parent.path(), name)
         if stored is None:  # its path leads elsewhere: the stale-path rules see to it
             return name
@@ -198,6 +210,12 @@ class Rules:
         if action not in (Action.CREATED, Action.MOVED_TO) and e.spellings.first_diff(parent):
             e.differ.diff([(parent, False)])
         return name
+
+    def _respelled(self, parent: Node, base: str, name: str) -> bool:
+        """Is the entry now at ``name`` spelled otherwise in its directory's listing
+        (another entry took the place of the cached one, under another spelling)?"""
+        stored = self.e.spellings.stored(parent, base, name)
+        return stored is not None and stored != GONE and stored != name
 
     def _folds(self, parent: Node) -> bool:
         """Is ``parent`` on a root whose file system folds names (see Root.folds)?"""

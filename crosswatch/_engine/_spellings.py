@@ -55,6 +55,13 @@ class Spellings:
         self._listings[id(parent)] = (parent, names)
         return names.get(key, GONE)
 
+    @staticmethod
+    def cached(parent: Node, name: str) -> str | None:
+        """The name under which ``parent``'s cache holds the entry ``name`` folds
+        to, if any (a scan of the cached names: only for names the cache lacks)."""
+        key = folded(name)
+        return next((n for n in parent.children if folded(n) == key), None)
+
     def first_diff(self, parent: Node) -> bool:
         """Is this the first diff of ``parent`` asked for in this read? (Later
         observations of the read are of changes the diff saw done already.)"""
