@@ -148,7 +148,7 @@ class Rules:
             if st is None:
                 return
             if self._folds(parent):
-                stored = e.spellings.stored(parent, base, name)
+                stored = e.spellings.stored(parent, base, name, fresh=True)
                 if stored == GONE:
                     return  # gone since the lstat: its own observation follows
                 if stored is not None and stored != name:  # another spelling
@@ -180,7 +180,8 @@ class Rules:
             # create. (On a folding file system, what is here now may be spelled
             # otherwise: the listing's spelling is looked at.)
             self.remove(cur, pid=pid)
-            stored = e.spellings.stored(parent, base, name) if self._folds(parent) else None
+            folds = self._folds(parent)
+            stored = e.spellings.stored(parent, base, name, fresh=True) if folds else None
             again = name if stored is None or stored == GONE else stored
             e.work.spawn(LookAt(parent, again, pid))
 
@@ -214,7 +215,7 @@ class Rules:
     def _respelled(self, parent: Node, base: str, name: str) -> bool:
         """Is the entry now at ``name`` spelled otherwise in its directory's listing
         (another entry took the place of the cached one, under another spelling)?"""
-        stored = self.e.spellings.stored(parent, base, name)
+        stored = self.e.spellings.stored(parent, base, name, fresh=True)
         return stored is not None and stored != GONE and stored != name
 
     def _folds(self, parent: Node) -> bool:

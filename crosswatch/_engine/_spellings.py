@@ -35,17 +35,21 @@ class Spellings:
         self._listings: dict[int, tuple[Node, dict[str, str]]] = {}
         self._diffed: dict[int, Node] = {}
 
-    def stored(self, parent: Node, base: str, name: str) -> str | None:
+    def stored(self, parent: Node, base: str, name: str, *, fresh: bool = False) -> str | None:
         """How the entry that ``name`` finds in directory ``base`` is spelled:
         :data:`GONE` if the listing has no such entry, None if ``base`` cannot be
-        listed as ``parent`` (its path leads elsewhere, or nowhere)."""
+        listed as ``parent`` (its path leads elsewhere, or nowhere).
+
+        A listing kept from earlier in the read holds every entry the read's
+        observations made, so a name it lacks is gone, or new since: ``fresh``
+        lists again on a miss, for a caller that has just found the entry there.
+        """
         key = folded(name)
         kept = self._listings.get(id(parent))
         if kept is not None and kept[0] is parent:
             found = kept[1].get(key)
-            if found is not None:
-                return found
-        # (Listed again on a miss: the entry may have come after the kept listing.)
+            if found is not None or not fresh:
+                return GONE if found is None else found
         listed = self._names(parent, base)
         if listed is None:
             return None
