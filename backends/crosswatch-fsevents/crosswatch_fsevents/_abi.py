@@ -15,7 +15,8 @@ each event only tells the engine where to look:
   partner nor a file id: the directory it is in is dirty (``DirDirty``), and the
   engine's diff of it finds what is there now. Every such directory of one
   callback goes into one run of ``DirDirty``, so the diff pairs by identity a
-  rename whose two halves it finds;
+  rename whose two halves it finds; the run comes after the callback's renames,
+  so a directory a later rename moved is also named where it went;
 * an item only written or with only its metadata changed: ``EntryChange``
   (``MODIFIED``, or ``ATTRIB``), which the engine checks against its cache (a name
   it does not know is looked at on the disk);
@@ -118,6 +119,7 @@ class _Event:
     flags: int
     event_id: int
     file_id: int | None
+    index: int = 0  # its place in the callback
 
 
 @dataclass(slots=True)
@@ -184,8 +186,9 @@ class Decoder:
         """
         events = _events(paths, flags, event_ids, file_ids)
         out: list[Observation] = []
-        dirty: dict[DirDirty, None] = {}  # one run, in the order first seen
+        dirty: dict[DirDirty, int] = {}  # one run, in the order first seen: its first event
         lost: dict[SubtreeLost, None] = {}
+        moves: list[tuple[int, Renamed]] = []  # (the event it begins at, the rename)
         renames = self._pair(events)
         for i, ev in enumerate(events):
             self._note_id(ev)
@@ -213,13 +216,16 @@ class Decoder:
             paired = renames.get(i)
             if paired is not None:
                 out += paired[0]
+                moves += [(i, o) for o in paired[0] if isinstance(o, Renamed)]
                 self._after_rename(ev, paired[1], out, dirty)
                 continue
             self._item(ev, out, dirty)
+        if moves:
+            dirty = _moved_on(dirty, moves)
         if lost:
             # A rescan of a subtree covers every look inside it.
             out = [o for o in out if not _covered(o, lost)]
-            dirty = {d: None for d in dirty if not _covered(d, lost)}
+            dirty = {d: i for d, i in dirty.items() if not _covered(d, lost)}
         return out + list(dirty) + list(lost)
 
     def _note_id(self, ev: _Event) -> None:
@@ -262,7 +268,7 @@ class Decoder:
         return [SubtreeLost(h, rel) for h, rel in places] + [SubtreeLost(h) for h in above]
 
     def _moved_under(
-        self, ev: _Event, out: list[Observation], dirty: dict[DirDirty, None]
+        self, ev: _Event, out: list[Observation], dirty: dict[DirDirty, int]
     ) -> None:
         """``RootChanged``, ``Mount``, ``Unmount``: what the path leads to changed.
 
@@ -276,15 +282,15 @@ class Decoder:
             return
         for h, rel in places:
             if not rel:
-                dirty[DirDirty(h, "")] = None
+                dirty.setdefault(DirDirty(h, ""), ev.index)
             elif ev.flags & kFSEventStreamEventFlagRootChanged:  # another root's path
-                dirty[DirDirty(h, posixpath.dirname(rel))] = None
+                dirty.setdefault(DirDirty(h, posixpath.dirname(rel)), ev.index)
             else:
                 out.append(SubtreeLost(h, rel))
         for h in above:
-            dirty[DirDirty(h, "")] = None
+            dirty.setdefault(DirDirty(h, ""), ev.index)
 
-    def _item(self, ev: _Event, out: list[Observation], dirty: dict[DirDirty, None]) -> None:
+    def _item(self, ev: _Event, out: list[Observation], dirty: dict[DirDirty, int]) -> None:
         f = ev.flags
         places = self._places(ev.path)
         if not places:
@@ -295,12 +301,12 @@ class Decoder:
             if not f & KNOWN or f == kFSEventStreamEventFlagNone:
                 # No item flag: a stream without file events names a directory whose
                 # entries changed; a bit this module does not know, the same look.
-                dirty[DirDirty(h, rel)] = None
+                dirty.setdefault(DirDirty(h, rel), ev.index)
             elif not rel:  # the root itself
                 if f & STRUCTURE:
                     out.append(EntryChange(h, "", Action.DELETED, True))  # root checked
                 else:
-                    dirty[DirDirty(h, "")] = None  # its stat compared: attrib
+                    dirty.setdefault(DirDirty(h, ""), ev.index)  # its stat compared: attrib
             elif f & STRUCTURE and not f & CONTENT and (
                 not f & MOVED or ev.file_id is not None
             ):
@@ -313,15 +319,15 @@ class Decoder:
                 if not out or out[-1] != look:
                     out.append(look)
             elif f & STRUCTURE:  # moved, or created and written (the bits stay set): diff
-                dirty[DirDirty(h, posixpath.dirname(rel))] = None
+                dirty.setdefault(DirDirty(h, posixpath.dirname(rel)), ev.index)
             elif f & kFSEventStreamEventFlagItemModified and is_dir is not True:
                 out.append(EntryChange(h, rel, Action.MODIFIED, is_dir))
             elif f & METADATA:
                 out.append(EntryChange(h, rel, Action.ATTRIB, is_dir))
             elif f & kFSEventStreamEventFlagItemModified:
-                dirty[DirDirty(h, rel)] = None  # a directory "written": list it
+                dirty.setdefault(DirDirty(h, rel), ev.index)  # a directory "written": list it
             elif not f & ITEM:  # kind bits or OwnEvent only: look at the entry
-                dirty[DirDirty(h, posixpath.dirname(rel))] = None
+                dirty.setdefault(DirDirty(h, posixpath.dirname(rel)), ev.index)
 
     def _pair(self, events: list[_Event]) -> dict[int, tuple[list[Observation], _Event]]:
         """Renames paired by file id: for each event paired, the ``Renamed`` it
@@ -352,7 +358,7 @@ class Decoder:
         return out
 
     def _after_rename(
-        self, ev: _Event, last: _Event, out: list[Observation], dirty: dict[DirDirty, None]
+        self, ev: _Event, last: _Event, out: list[Observation], dirty: dict[DirDirty, int]
     ) -> None:
         """What a paired event says besides its rename: created or removed at its
         path (a look there), written or its metadata changed (at the file's last place:
@@ -360,10 +366,10 @@ class Decoder:
         kind = ev.flags & KIND
         structure = ev.flags & STRUCTURE & ~kFSEventStreamEventFlagItemRenamed
         if structure:
-            self._item(_Event(ev.path, structure | kind, ev.event_id, None), out, dirty)
+            self._item(_Event(ev.path, structure | kind, ev.event_id, None, ev.index), out, dirty)
         content = ev.flags & (METADATA | kFSEventStreamEventFlagItemModified)
         if content:
-            self._item(_Event(last.path, content | kind, ev.event_id, None), out, dirty)
+            self._item(_Event(last.path, content | kind, ev.event_id, None, ev.index), out, dirty)
 
     def _renamed(self, old: _Event, new: _Event) -> list[Observation] | None:
         """``Renamed`` on each root holding both paths; None if no root holds both
@@ -411,7 +417,28 @@ def _events(
             raise FSEventsDecodeError(f"event {i}: the path {text!r} is not absolute")
         if "\0" in text:
             raise FSEventsDecodeError(f"event {i}: the path {text!r} holds a NUL")
-        out.append(_Event(_strip(text), f, eid, fid if _uint(fid, _U64) else None))
+        out.append(_Event(_strip(text), f, eid, fid if _uint(fid, _U64) else None, i))
+    return out
+
+
+def _moved_on(dirty: dict[DirDirty, int], moves: list[tuple[int, Renamed]]) -> dict[DirDirty, int]:
+    """The dirty directories, each also where the callback's later renames put it.
+
+    The run is applied after the callback's renames, but a directory was named where
+    it was when its event was made: one inside a directory renamed after that (in
+    the callback's order) is diffed at its new place too.
+    """
+    out: dict[DirDirty, int] = {}
+    for d, index in dirty.items():
+        out[d] = index
+        handle, name = d.handle, d.name
+        for at, move in moves:
+            rel = _relative(name, move.old_name) if move.old_handle == handle else None
+            if at > index and rel is not None:
+                handle = move.new_handle
+                name = posixpath.join(move.new_name, rel) if rel else move.new_name
+        if (handle, name) != (d.handle, d.name):
+            out.setdefault(DirDirty(handle, name, d.recursive), index)
     return out
 
 

@@ -7,8 +7,12 @@ listing a directory created since (what was made in it before its watch is
 reported as created, as FSEvents reports it; a directory moved in is listed so
 too, to cover the time before its watch). A directory renamed inside the tree
 keeps its watches under its new path; one moved out loses them (FSEvents reports
-by path). For ``WatchRoot``, the directories on the way to each path are watched
-too (another instance), and a change of an entry on the way is ``RootChanged``.
+by path). Records are read after the fact, so a path may hold another directory
+by then (``mkdir a; mv a t/a; mkdir a``): each watch keeps the identity of its
+directory, and only a watch whose directory is no longer at its path is dropped,
+or taken for the one at a rename's destination. For ``WatchRoot``, the directories
+on the way to each path are watched too (another instance), and a change of an
+entry on the way is ``RootChanged``.
 """
 
 from __future__ import annotations
@@ -97,6 +101,7 @@ class Tree:
             self.tree.close()
             raise
         self._path: dict[int, str] = {}  # tree wd -> the directory's path
+        self._ids: dict[int, tuple[int, int]] = {}  # tree wd -> its (st_dev, st_ino)
         self._way: dict[int, list[tuple[str, int]]] = {}  # way wd -> (entry name, root)
         self.overflowed = False
         for i in range(len(self.roots)):
@@ -130,9 +135,14 @@ class Tree:
                     up, name = os.path.split(up)
         self.add_tree(root.real, report=False)
 
-    def add_tree(self, path: str, *, report: bool) -> None:
+    def add_tree(self, path: str, *, report: bool, new_only: bool = False) -> None:
         """Watch ``path`` and every directory below; with ``report``, each entry found
-        is a change ``ItemCreated`` (they were made before the watch)."""
+        is a change ``ItemCreated`` (they were made before the watch), with
+        ``new_only`` only in the directories that had no watch yet.
+
+        What went from such a directory before its watch has no record, and a reader
+        may have listed it meanwhile: the directory itself is also named at directory
+        level (its path with a slash, no item flag), which says to list it."""
         stack = [path]
         while stack:
             where = stack.pop()
@@ -142,29 +152,43 @@ class Tree:
                 continue
             try:
                 wd = self.tree.add_fd(fd, TREE_MASK)
+                new = wd not in self._path
+                me = os.fstat(fd)
                 self._path[wd] = where
+                self._ids[wd] = (me.st_dev, me.st_ino)
                 with os.scandir(fd) as it:
                     entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
             except OSError:
                 continue
             finally:
                 os.close(fd)
+            listed = report and (new or not new_only)
+            if listed:
+                self.record((where.rstrip("/") + "/", F.kFSEventStreamEventFlagNone, None))
             for name, is_dir in entries:
                 child = os.path.join(where, name)
-                if report:
+                if listed:
                     st = lstat(child)
                     self.record((child, F.kFSEventStreamEventFlagItemCreated | kind(st, is_dir),
                                  None if st is None else st.st_ino))
                 if is_dir:
                     stack.append(child)
 
-    def _drop_tree(self, path: str) -> None:
-        """Forget the watches of ``path`` and below (moved out of the paths watched)."""
+    def _drop_tree(self, path: str, *, gone: bool = False) -> None:
+        """Forget the watches of ``path`` and below (moved out of the paths watched);
+        with ``gone``, only those whose directory is no longer at its path (another
+        may have taken it since the record was made, and is watched there)."""
         prefix = path + "/"
         for wd, p in list(self._path.items()):
-            if p == path or p.startswith(prefix):
+            if (p == path or p.startswith(prefix)) and not (gone and self._holds(wd, p)):
                 del self._path[wd]
+                self._ids.pop(wd, None)
                 self.tree.remove(wd)
+
+    def _holds(self, wd: int, path: str) -> bool:
+        """Is the directory of watch ``wd`` at ``path`` now?"""
+        st = lstat(path)
+        return st is not None and (st.st_dev, st.st_ino) == self._ids.get(wd)
 
     def _move_tree(self, old: str, new: str) -> None:
         prefix = old + "/"
@@ -189,7 +213,7 @@ class Tree:
         for old, is_dir in moved.values():  # moved out of the tree
             self.record((old, F.kFSEventStreamEventFlagItemRenamed | kind(None, is_dir), None))
             if is_dir:
-                self._drop_tree(old)
+                self._drop_tree(old, gone=True)
         if self.way is not None:  # after the tree's: what happened in it came first
             for rec in self.way.read():
                 self._on_way(rec)
@@ -217,6 +241,7 @@ class Tree:
             return
         if mask & IN_IGNORED:
             self._path.pop(rec.wd, None)
+            self._ids.pop(rec.wd, None)
             return
         is_dir = bool(mask & IN_ISDIR)
         if not rec.name:  # the directory itself: its parent's watch reports it, but a root's
@@ -253,10 +278,13 @@ class Tree:
                 if is_dir:
                     self._move_tree(pair[0], path)
             self.record((path, flag | k, ino))
-            if is_dir and path not in self._path.values():
-                # Moved in, or moved before its watch was placed: FSEvents, which
-                # watches paths, has no such gap; what was made in it is reported.
-                self.add_tree(path, report=True)
+            if is_dir:
+                # Moved in, moved before its watch was placed (the watches moved may be
+                # another directory's, listed at the old path since), or holding one
+                # made while it moved (not found at the path its record named): the
+                # directories without a watch get one, and what was made in them is
+                # reported. FSEvents, which watches paths, has no such gap.
+                self.add_tree(path, report=True, new_only=True)
         elif mask & IN_CREATE:
             self.record((path, F.kFSEventStreamEventFlagItemCreated | k, ino))
             if is_dir:

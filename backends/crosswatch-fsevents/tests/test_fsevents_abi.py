@@ -265,6 +265,23 @@ def test_renames_without_file_ids_are_hints_for_both_places_in_one_run() -> None
     ]
 
 
+def test_a_directory_dirty_before_a_later_rename_is_also_dirty_where_it_went() -> None:
+    """The run of dirty directories comes after the renames: one named where it was
+    before a rename of the callback moved it is also named where it is now."""
+    out = decoder().decode(
+        [f"{ROOT}/a/deep/f", f"{ROOT}/a", f"{ROOT}/c", f"{ROOT}/c/g"],
+        [CREATED | MODIFIED | FILE, RENAMED | DIR, RENAMED | DIR, CREATED | MODIFIED | FILE],
+        [1, 2, 3, 4],
+        [None, 9, 9, None],
+    )
+    assert out == [
+        Renamed("R", "a", "R", "c", True),
+        DirDirty("R", "a/deep"),
+        DirDirty("R", "c/deep"),
+        DirDirty("R", "c"),
+    ]
+
+
 def test_a_rename_onto_its_own_path_or_out_of_the_roots_is_a_hint() -> None:
     d = decoder()
     out = d.decode(

@@ -325,6 +325,27 @@ def test_a_file_moved_then_written_within_the_latency_is_moved_and_modified(
     assert s.kinds() == [(Change.MOVED, "b/x2"), (Change.MODIFIED, "b/x2")]
 
 
+def test_a_file_made_in_a_directory_then_renamed_within_the_latency_is_found(
+    tmp_path: Path,
+) -> None:
+    """``a/deep/new`` made and written, then ``a`` renamed ``c``: FSEvents names the
+    file where it was made, its directory dirty; that directory is diffed where the
+    rename put it, after the rename is applied."""
+    s = Scene(tmp_path)
+    Path(s.path("a/deep/new")).write_text("1")
+    fid = s.ino("a")
+    os.rename(s.path("a"), s.path("c"))
+    s.callback(
+        [
+            ("a/deep/new", CREATED | MODIFIED | FILE, None),
+            ("a", RENAMED | DIR, fid),
+            ("c", RENAMED | DIR, fid),
+        ]
+    )
+    s.converged()
+    assert s.kinds() == [(Change.MOVED, "c"), (Change.CREATED, "c/deep/new")]
+
+
 def test_a_rename_without_file_ids_is_still_one_move(tmp_path: Path) -> None:
     s = Scene(tmp_path)
     os.rename(s.path("a/deep"), s.path("b/deep"))
