@@ -154,6 +154,14 @@ class Rules:
                 if stored is not None and stored != name:  # another spelling
                     e.work.spawn(LookAt(parent, stored, pid))
                     return
+                old = e.spellings.cached(parent, name)
+                respelled = parent.children.get(old) if old is not None else None
+                if old is not None and respelled is not None and respelled.same(st):
+                    # The cached entry, respelled by a rename of case only whose
+                    # observations did not say so: it moved.
+                    del parent.children[old]
+                    e.renames.move(respelled, parent, old, parent, name, pid)
+                    return
             if e.moves:
                 if e.renames.wait_for_old(parent, name):
                     return

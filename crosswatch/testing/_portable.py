@@ -15,11 +15,10 @@ def force_portable(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make ``crosswatch._os`` say what an OS without the fast paths says: no
     ``O_DIRECTORY``, no ``scandir(fd)`` (directories listed by path), selectors
     that take no pipes (the waker a socket pair), listed entries whose stat lacks
-    their identity (asked again by path, as on Windows), and file systems that may fold
-    names (case, Unicode form), so that a name the cache lacks is learned from its
-    directory's listing. Undone with ``monkeypatch``."""
+    their identity (asked again by path, as on Windows). Whether names fold is the
+    file system's, not the OS's: that is tested on a real folding file system
+    (:class:`FoldingFS`). Undone with ``monkeypatch``."""
     monkeypatch.setattr(_os, "DIR_FLAGS", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     monkeypatch.setattr(_os, "LISTS_BY_FD", False)
     monkeypatch.setattr(_os, "SELECTS_PIPES", False)
-    monkeypatch.setattr(_os, "FOLDS_NAMES", True)
     monkeypatch.setattr(_os, "ENTRY_STAT_IDENTIFIES", False)
