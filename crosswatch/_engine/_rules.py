@@ -69,11 +69,8 @@ class Rules:
             e.newdirs.touch(parent, name)
             self._self_change(parent, action, obs.pid)
             return
-        if name not in parent.children and self._folds(parent):
-            spelled = self._spelling(parent, name, action)
-            if spelled is None:
-                return
-            name = spelled
+        if self._folds(parent) and name not in parent.children:
+            name = self._spelling(parent, name, action)
         e.newdirs.touch(parent, name)
         if action is Action.MOVED_FROM:
             e.renames.moved_from(backend, parent, name, obs.cookie)
@@ -193,18 +190,15 @@ class Rules:
             again = name if stored is None or stored == GONE else stored
             e.work.spawn(LookAt(parent, again, pid))
 
-    def _spelling(self, parent: Node, name: str, action: Action) -> str | None:
+    def _spelling(self, parent: Node, name: str, action: Action) -> str:
         """On a file system that folds names, the name the cache knows for the entry
-        an observation names otherwise (``A`` for a cached ``a``); None once the
-        observation is dealt with.
+        an observation names otherwise (``A`` for a cached ``a``).
 
         An entry that left (``deleted``, ``moved_from``) is the cached one its name
-        folds to: the disk may have another entry under that name by now, or the
-        same one respelled by a rename of case only. Otherwise a name the disk has
-        is taken as the directory's listing spells it. One the disk lacks may have
-        named an entry cached under another spelling that went (``unlink("a")`` of
-        a cached ``A``): the directory is also diffed against the disk, once per
-        read of the backends, and that finds what went.
+        folds to (``unlink("a")`` of a cached ``A``): the disk may have another
+        entry under that name by now, or the same one respelled by a rename of case
+        only. Otherwise a name the disk has is taken as the directory's listing
+        spells it; one it lacks is left as it is.
         """
         e = self.e
         if action in (Action.DELETED, Action.MOVED_FROM):
@@ -212,13 +206,9 @@ class Rules:
             if cached is not None:
                 return cached
         stored = e.spellings.stored(parent, parent.path(), name)
-        if stored is None:  # its path leads elsewhere: the stale-path rules see to it
+        if stored is None or stored == GONE:  # (None: a stale path, for its own rules)
             return name
-        if stored != GONE:
-            return stored
-        if action not in (Action.CREATED, Action.MOVED_TO) and e.spellings.first_diff(parent):
-            e.differ.diff([(parent, False)])
-        return name
+        return stored
 
     def _respelled(self, parent: Node, base: str, name: str) -> bool:
         """Is the entry now at ``name`` spelled otherwise in its directory's listing

@@ -33,7 +33,6 @@ class Spellings:
     def __init__(self, names: Callable[[Node, str], list[str] | None]) -> None:
         self._names = names  # the scanner's listing: counted as the engine's own read
         self._listings: dict[int, tuple[Node, dict[str, str]]] = {}
-        self._diffed: dict[int, Node] = {}
 
     def stored(self, parent: Node, base: str, name: str, *, fresh: bool = False) -> str | None:
         """How the entry that ``name`` finds in directory ``base`` is spelled:
@@ -66,15 +65,7 @@ class Spellings:
         key = folded(name)
         return next((n for n in parent.children if folded(n) == key), None)
 
-    def first_diff(self, parent: Node) -> bool:
-        """Is this the first diff of ``parent`` asked for in this read? (Later
-        observations of the read are of changes the diff saw done already.)"""
-        if self._diffed.get(id(parent)) is parent:
-            return False
-        self._diffed[id(parent)] = parent
-        return True
-
     def forget(self) -> None:
         """Drop the listings kept: the backend's queue is read again."""
         self._listings.clear()
-        self._diffed.clear()
+
