@@ -503,21 +503,9 @@ def test_a_storm_over_a_folding_mount_converges(backing: str, backend: str) -> N
     assert consumed, "the storm produced no events"
 
 
-#: An open defect, not a pass: with inotify, a storm that spells names in any case
-#: still leaves an entry too many in the mirror now and then (about 1 run in 6 on
-#: this suite's machine: an entry kept under a spelling the disk no longer has).
-#: Without the folding rules it fails every time. Not strict: it passes mostly.
-INOTIFY_RESPELL_OPEN = pytest.mark.xfail(
-    strict=False, raises=AssertionError,
-    reason="open defect: inotify over a folding file system sometimes keeps an entry "
-           "under a spelling the disk no longer has (see docs/architecture.md)")
-
-
 @needs_fuse
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "backend", ["polling", pytest.param("inotify", marks=INOTIFY_RESPELL_OPEN)]
-)
+@pytest.mark.parametrize("backend", ["polling", "inotify"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_storm_that_spells_names_in_any_case_converges(
     backing: str, backend: str, seed: int
@@ -565,3 +553,32 @@ def test_a_watcher_follows_changes_made_through_other_spellings(
             converge(w, mirror, timeout=5, settle=0.5)
             assert mirror.entries == {os.path.join(root, "d"): True,
                                       os.path.join(root, "d", "f"): False}
+
+
+@needs_fuse
+@pytest.mark.parametrize("backend", ["polling", "inotify"])
+@pytest.mark.parametrize("source", ["inside", "outside"])
+def test_a_rename_onto_another_spelling_replaces_that_entry(
+    backing: str, backend: str, source: str
+) -> None:
+    """``rename("x", "B")`` over a cached ``b`` leaves one entry, ``B``: the cached
+    ``b`` is reported gone, as its path is not the one the move names. From outside
+    the root, the move has no other half and is taken as a new entry."""
+    with FoldingFS(backing) as fs:
+        root, away = at(fs, "root"), at(fs, "away")
+        os.mkdir(root)
+        os.mkdir(away)
+        here = root if source == "inside" else away
+        with Watcher(root, backend=backend, poll_interval=0.05) as w:
+            mirror = Mirror.of(root, strict=False)
+            write(os.path.join(root, "b"), b"old")
+            os.mkdir(os.path.join(root, "e"))
+            mirror.apply(collect(w, lambda _: False, timeout=0, settle=0.4))
+            write(os.path.join(here, "x"), b"new")
+            os.mkdir(os.path.join(here, "y"))
+            mirror.apply(collect(w, lambda _: False, timeout=0, settle=0.4))
+            os.rename(os.path.join(here, "x"), os.path.join(root, "B"))
+            os.rename(os.path.join(here, "y"), os.path.join(root, "E"))  # onto an empty one
+            converge(w, mirror, timeout=5, settle=0.5)
+            assert mirror.entries == {os.path.join(root, "B"): False,
+                                      os.path.join(root, "E"): True}

@@ -15,6 +15,7 @@ from .._backend import Action, Backend, EntryChange, Gone, Observation, Renamed
 from .._events import Change
 from .._tree import Node, kind_of, lstat
 from ._moves import Key, Pending
+from ._spellings import Spellings
 from ._stale import Suspect
 from ._work import CheckSuspect, LookAt, replay
 
@@ -162,7 +163,10 @@ class Renames:
                 src_parent.children[src_name] = node
             return
         st = lstat(dst_path)
-        occupant = dst_parent.children.get(dst_name)
+        occupant = self._occupant(dst_parent, dst_name)
+        # On a file system that folds names, the occupant may be spelled otherwise:
+        # its path is not the one the move names, so its going is reported.
+        respelled = occupant is not None and occupant.name != dst_name
         if st is None or not node.same(st):
             # The disk has moved on since the rename. If a reading made after it (a
             # listing) already cached what is there now, that reading stands and the
@@ -184,8 +188,8 @@ class Renames:
             # is reported deleted instead.
             if node.is_dir:
                 self.drop_detached(node, src_path, pid)
-            else:
-                e.out.emit(Change.MOVED, dst_path, False, src=src_path, pid=pid)
+            else:  # (under the reading's spelling, if it differs)
+                e.out.emit(Change.MOVED, occupant.path(), False, src=src_path, pid=pid)
             return
         if occupant is not None:
             if occupant.is_ancestor_of(src_parent):
@@ -201,10 +205,19 @@ class Renames:
             # (What its removal settles is replayed once the move is reported, as
             # all replays are: until then the consumer has the entry at its old
             # name, which a replay may find taken since.)
-            rules.remove(occupant, emit=occupant.is_dir != node.is_dir, pid=pid)
+            rules.remove(occupant, emit=occupant.is_dir != node.is_dir or respelled, pid=pid)
         node.parent, node.name = dst_parent, dst_name
         dst_parent.children[dst_name] = node
         e.out.emit(Change.MOVED, dst_path, node.is_dir, src=src_path, pid=pid)
+
+    def _occupant(self, parent: Node, name: str) -> Node | None:
+        """The cached entry a rename to ``name`` replaces: on a file system that folds
+        names, under any spelling of it."""
+        occupant = parent.children.get(name)
+        if occupant is None and self.e.rules.folds(parent):
+            cached = Spellings.cached(parent, name)
+            occupant = parent.children.get(cached) if cached is not None else None
+        return occupant
 
     def adopt(self, parent: Node, name: str, key: Key) -> None:
         """Complete a pending ``moved_from`` whose inode a listing found at ``name``."""

@@ -69,7 +69,7 @@ class Rules:
             e.newdirs.touch(parent, name)
             self._self_change(parent, action, obs.pid)
             return
-        if self._folds(parent) and name not in parent.children:
+        if self.folds(parent) and name not in parent.children:
             name = self._spelling(parent, name, action)
         e.newdirs.touch(parent, name)
         if action is Action.MOVED_FROM:
@@ -144,7 +144,7 @@ class Rules:
         if cur is None:
             if st is None:
                 return
-            if self._folds(parent):
+            if self.folds(parent):
                 stored = e.spellings.stored(parent, base, name, fresh=True)
                 if stored == GONE:
                     return  # gone since the lstat: its own observation follows
@@ -159,6 +159,10 @@ class Rules:
                     del parent.children[old]
                     e.renames.move(respelled, parent, old, parent, name, pid)
                     return
+                if respelled is not None and stored == name:
+                    # Another entry holds its name, spelled otherwise (a rename onto
+                    # it): the cached one is gone, and no observation will say so.
+                    self.remove(respelled, pid=pid)
             if e.moves:
                 if e.renames.wait_for_old(parent, name):
                     return
@@ -175,7 +179,7 @@ class Rules:
         elif cur.same(st):
             return
         elif cur.kind is not Kind.DIR and kind_of(st) is not Kind.DIR and not (
-            self._folds(parent) and self._respelled(parent, base, name)
+            self.folds(parent) and self._respelled(parent, base, name)
         ):
             cur.refresh(st)  # replaced by another file (atomic save): new content
             e.out.emit(Change.MODIFIED, path, False, pid=pid)
@@ -185,7 +189,7 @@ class Rules:
             # create. (On a folding file system, what is here now may be spelled
             # otherwise: the listing's spelling is looked at.)
             self.remove(cur, pid=pid)
-            folds = self._folds(parent)
+            folds = self.folds(parent)
             stored = e.spellings.stored(parent, base, name, fresh=True) if folds else None
             again = name if stored is None or stored == GONE else stored
             e.work.spawn(LookAt(parent, again, pid))
@@ -216,7 +220,7 @@ class Rules:
         stored = self.e.spellings.stored(parent, base, name, fresh=True)
         return stored is not None and stored != GONE and stored != name
 
-    def _folds(self, parent: Node) -> bool:
+    def folds(self, parent: Node) -> bool:
         """Is ``parent`` on a root whose file system folds names (see Root.folds)?"""
         e = self.e
         if not e.roots.any_folds:
