@@ -1,4 +1,5 @@
-"""The ``crosswatch`` command line: stream events (``watch``) and explain selection (``backends``).
+"""The ``crosswatch`` command line: stream events (``watch``), count them (``stats``) and
+explain selection (``backends``).
 
 Exit codes are listed in ``EXIT_*`` below and in ``docs/cli.md``; every error crosswatch
 raises on purpose becomes one ``crosswatch: error: ...`` line on stderr, never a traceback.
@@ -21,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import Any, TextIO
 
-from . import _cli_options, _config
+from . import _cli_options, _config, _stats
 from ._backend import Capabilities
 from ._cli_options import PROG, build_parser
 from ._errors import (
@@ -159,6 +160,49 @@ def cmd_watch(args: argparse.Namespace) -> int:
         return stream(watcher, _renderer(args), end, args.count, args.timeout)
     finally:
         watcher.close()
+
+
+# --------------------------------------------------------------------------- stats
+
+
+def _count(watcher: Watcher, tally: _stats.Tally, timeout: float | None) -> int:
+    """Count until the timeout (then exit 3 if nothing came), Ctrl-C, SIGTERM (143),
+    or the end of every root."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            batch = _next_batch(watcher, deadline)
+            if batch is None:
+                return EXIT_OK
+            tally.add(batch)
+    except KeyboardInterrupt:
+        return EXIT_OK  # the way to end an open-ended count
+    except _Terminated:
+        return EXIT_TERMINATED
+    return EXIT_OK if tally.total else EXIT_TIMEOUT
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """``crosswatch stats``."""
+    watcher = _open_watcher(args)
+    tally = _stats.Tally(watcher.roots)
+    try:
+        watcher.start()
+        if args.verbose:
+            _stderr(_describe(watcher) + ("" if args.timeout else "; Ctrl-C prints the counts"))
+        started = time.monotonic()
+        code = _count(watcher, tally, args.timeout)
+        seconds = time.monotonic() - started
+    finally:
+        watcher.close()
+    rows = tally.rows(args.sort, reverse=args.reverse)
+    if args.json:
+        write_bytes(_stats.as_json(tally, rows, seconds).encode())
+    elif rows:
+        write_bytes(_stats.table(tally, rows).encode())
+    else:
+        _stderr(f"no events in {seconds:.1f} s")
+    return code
 
 
 # --------------------------------------------------------------------------- backends
@@ -369,7 +413,7 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
-    parser = build_parser(watch=cmd_watch, backends=cmd_backends)
+    parser = build_parser(watch=cmd_watch, backends=cmd_backends, stats=cmd_stats)
     try:
         args = _parse(parser, argv)
     except SystemExit as exc:  # argparse: --help, --version or a usage error

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from . import __version__, _backend_options, _config
+from . import __version__, _backend_options, _config, _stats
 from ._errors import ConfigError
 from ._events import Change
 from ._records import FIELDS, compile_format
@@ -200,6 +200,29 @@ def _add_watch(subparsers: Any, parent: argparse.ArgumentParser, command: Comman
         "-0", "--null", action="store_true", help="end records with NUL instead of newline"
     )
     out.add_argument("-v", "--verbose", action="store_true", help="say on stderr what is watched")
+    what = _what_to_report(p)
+    what.add_argument(
+        "--debounce", type=seconds_or_zero, metavar="SECONDS", help="gather events this long"
+    )
+    what.add_argument(
+        "--settle",
+        type=seconds_or_zero,
+        metavar="SECONDS",
+        help="print a batch only once no change came for this long",
+    )
+    stop = p.add_argument_group("when to stop")
+    stop.add_argument("-n", "--count", type=positive_int, metavar="N", help="exit after N records")
+    stop.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help="exit after SECONDS; with code 3 if nothing was printed",
+    )
+    p.set_defaults(func=command)
+
+
+def _what_to_report(p: argparse.ArgumentParser) -> Any:
+    """The options ``watch`` and ``stats`` share: what is watched and reported."""
     what = p.add_argument_group("what to report")
     what.add_argument(
         "-e",
@@ -219,15 +242,6 @@ def _add_watch(subparsers: Any, parent: argparse.ArgumentParser, command: Comman
         "--no-recursive", action="store_true", help="do not descend into subdirectories"
     )
     what.add_argument(
-        "--debounce", type=seconds_or_zero, metavar="SECONDS", help="gather events this long"
-    )
-    what.add_argument(
-        "--settle",
-        type=seconds_or_zero,
-        metavar="SECONDS",
-        help="print a batch only once no change came for this long",
-    )
-    what.add_argument(
         "--poll-interval",
         type=positive_seconds,
         metavar="SECONDS",
@@ -240,15 +254,45 @@ def _add_watch(subparsers: Any, parent: argparse.ArgumentParser, command: Comman
         metavar="NAME.OPTION=VALUE",
         help="an option of one backend, such as fsevents.latency=0.1 (repeatable)",
     )
+    return what
+
+
+def sort_key(text: str) -> str:
+    """argparse type: what ``stats --sort`` orders by."""
+    return _argument(lambda: _stats.sort_key(text))
+
+
+def _add_stats(subparsers: Any, parent: argparse.ArgumentParser, command: Command) -> None:
+    p = subparsers.add_parser(
+        "stats",
+        parents=[parent],
+        help="count changes under PATH... per directory and kind, then print a table",
+        description="Count changes under PATH... per directory and kind until SECONDS "
+        "pass or Ctrl-C, then print a table (or JSON) of the counts.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="file or directory to watch")
+    _what_to_report(p)
+    out = p.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print one JSON object")
+    out.add_argument(
+        "--sort",
+        type=sort_key,
+        default="total",
+        metavar="KEY",
+        help="order rows by 'total' (the default) or a kind, most first, or by 'directory'",
+    )
+    out.add_argument(
+        "--reverse", action="store_true", help="the other way round: least first, or z to a"
+    )
+    out.add_argument("-v", "--verbose", action="store_true", help="say on stderr what is watched")
     stop = p.add_argument_group("when to stop")
-    stop.add_argument("-n", "--count", type=positive_int, metavar="N", help="exit after N records")
     stop.add_argument(
         "--timeout",
         type=positive_seconds,
         metavar="SECONDS",
-        help="exit after SECONDS; with code 3 if nothing was printed",
+        help="count for SECONDS (default: until Ctrl-C or SIGTERM)",
     )
-    p.set_defaults(func=command)
+    p.set_defaults(func=command, debounce=None, settle=None)
 
 
 def _add_backends(
@@ -271,7 +315,7 @@ def _add_backends(
     p.set_defaults(func=command)
 
 
-def build_parser(watch: Command, backends: Command) -> argparse.ArgumentParser:
+def build_parser(watch: Command, backends: Command, stats: Command) -> argparse.ArgumentParser:
     """The whole command line; each command runs the function given for it."""
     parser = _Parser(
         prog=PROG,
@@ -285,4 +329,5 @@ def build_parser(watch: Command, backends: Command) -> argparse.ArgumentParser:
     parent = _selection_options()
     _add_watch(subparsers, parent, watch)
     _add_backends(subparsers, parent, backends)
+    _add_stats(subparsers, parent, stats)
     return parser
