@@ -154,7 +154,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     watcher = _open_watcher(args)
     try:
         watcher.start()
-        if args.verbose:
+        if not args.quiet:
             _stderr(_describe(watcher))
         end = b"\0" if args.null else b"\n"
         return stream(watcher, _renderer(args), end, args.count, args.timeout)
@@ -188,7 +188,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     tally = _stats.Tally(watcher.roots)
     try:
         watcher.start()
-        if args.verbose:
+        if not args.quiet:
             _stderr(_describe(watcher) + ("" if args.timeout else "; Ctrl-C prints the counts"))
         started = time.monotonic()
         code = _count(watcher, tally, args.timeout)

@@ -199,7 +199,7 @@ def _add_watch(subparsers: Any, parent: argparse.ArgumentParser, command: Comman
     out.add_argument(
         "-0", "--null", action="store_true", help="end records with NUL instead of newline"
     )
-    out.add_argument("-v", "--verbose", action="store_true", help="say on stderr what is watched")
+    _talk(out)
     what = _what_to_report(p)
     what.add_argument(
         "--debounce", type=seconds_or_zero, metavar="SECONDS", help="gather events this long"
@@ -219,6 +219,20 @@ def _add_watch(subparsers: Any, parent: argparse.ArgumentParser, command: Comman
         help="exit after SECONDS; with code 3 if nothing was printed",
     )
     p.set_defaults(func=command)
+
+
+def _talk(group: Any) -> None:
+    """``-q`` and ``-v``: how much goes to stderr besides warnings and errors."""
+    talk = group.add_mutually_exclusive_group()
+    talk.add_argument(
+        "-q", "--quiet", action="store_true", help="do not say on stderr when watching begins"
+    )
+    talk.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print the traceback of an error that stops the watcher",
+    )
 
 
 def _what_to_report(p: argparse.ArgumentParser) -> Any:
@@ -284,7 +298,7 @@ def _add_stats(subparsers: Any, parent: argparse.ArgumentParser, command: Comman
     out.add_argument(
         "--reverse", action="store_true", help="the other way round: least first, or z to a"
     )
-    out.add_argument("-v", "--verbose", action="store_true", help="say on stderr what is watched")
+    _talk(out)
     stop = p.add_argument_group("when to stop")
     stop.add_argument(
         "--timeout",

@@ -185,12 +185,28 @@ def test_default_format_streams_each_record_at_once(tmp_path: Path, start: Start
     assert cli.text() == f"moved\t{tmp_path / 'b'}\t{tmp_path / 'a'}"
 
 
-def test_verbose_line_goes_to_stderr_only(tmp_path: Path, start: StartCli) -> None:
-    cli = start(str(tmp_path), *FAST, "-v", "--timeout", "0.5")
+def test_watching_begun_is_said_on_stderr_only(tmp_path: Path, start: StartCli) -> None:
+    cli = start(str(tmp_path), *FAST, "--timeout", "0.5")
     cli.ready()
     assert cli.wait() == 3
-    assert b"watching 1 path with polling" in cli.stderr
+    assert cli.stderr.decode().splitlines() == ["crosswatch: watching 1 path with polling"]
     assert cli.rest() == b""
+
+
+@pytest.mark.parametrize("command", ["watch", "stats"])
+def test_quiet_says_nothing_on_stderr(tmp_path: Path, command: str) -> None:
+    result = run(command, str(tmp_path), *FAST, "-q", "--timeout", "0.3")
+    assert result.returncode == 3
+    if command == "watch":
+        assert result.stderr == b""
+    else:  # the result, which the empty table gives way to
+        assert result.stderr.startswith(b"crosswatch: no events in ")
+
+
+def test_quiet_and_verbose_do_not_go_together(tmp_path: Path) -> None:
+    result = run("watch", str(tmp_path), "-q", "-v")
+    assert result.returncode == 2
+    assert b"not allowed with" in result.stderr
 
 
 def test_format_placeholders(tmp_path: Path, start: StartCli) -> None:
