@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import Any, TextIO
 
-from . import _cli_options, _config, _stats
+from . import _cli_options, _config, _run, _stats
 from ._backend import Capabilities
 from ._cli_options import PROG, build_parser
 from ._errors import (
@@ -205,6 +205,41 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return code
 
 
+# --------------------------------------------------------------------------- run
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``crosswatch run``."""
+    argv = list(args.command)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise ConfigError("no command to run: give it after '--', as in 'crosswatch run -- make'")
+    args.paths = args.paths or ["."]
+    watcher = _open_watcher(args)
+    stop = _run.Stop(grace=args.grace) if args.signal is None else _run.Stop(
+        signal=args.signal, grace=args.grace
+    )
+    runner = _run.Runner(
+        watcher,
+        argv,
+        shell=args.shell,
+        restart=args.restart,
+        postpone=args.postpone,
+        stop=stop,
+        report=_stderr,
+        wait_slice=_WAIT_SLICE,
+    )
+    try:
+        watcher.start()
+        if not args.quiet:
+            _stderr(_describe(watcher))
+        runner.run()
+    finally:
+        watcher.close()
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- backends
 
 
@@ -343,7 +378,7 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
-def _run(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace) -> int:
     """Run the command; turn the errors crosswatch raises on purpose into exit codes."""
     verbose = bool(getattr(args, "verbose", False))
     try:
@@ -413,7 +448,9 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
-    parser = build_parser(watch=cmd_watch, backends=cmd_backends, stats=cmd_stats)
+    parser = build_parser(
+        watch=cmd_watch, backends=cmd_backends, stats=cmd_stats, run=cmd_run
+    )
     try:
         args = _parse(parser, argv)
     except SystemExit as exc:  # argparse: --help, --version or a usage error
@@ -423,6 +460,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _sigterm_unwinds(), warnings.catch_warnings():
             warnings.showwarning = _show_warning
-            return _run(args)
+            return _dispatch(args)
     except _Terminated:
         return EXIT_TERMINATED

@@ -276,6 +276,74 @@ def sort_key(text: str) -> str:
     return _argument(lambda: _stats.sort_key(text))
 
 
+def signal_name(text: str) -> int:
+    """argparse type: a signal by name (``TERM``, ``SIGHUP``) or number."""
+    import signal
+
+    given = text.strip().upper()
+    if given.isdigit():
+        return int(given)
+    name = given if given.startswith("SIG") else "SIG" + given
+    number = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
+    if number is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a signal here; try TERM, INT or HUP")
+    return int(number)
+
+
+def _add_run(subparsers: Any, parent: argparse.ArgumentParser, command: Command) -> None:
+    p = subparsers.add_parser(
+        "run",
+        parents=[parent],
+        help="run a command, then run it again (or restart it) on each change",
+        description="Run COMMAND, then run it again once it ends after changes under "
+        "the watched paths, or restart it at once with --restart.",
+    )
+    p.add_argument(
+        "-w",
+        "--watch",
+        dest="paths",
+        action="append",
+        metavar="PATH",
+        help="file or directory to watch (repeatable; default: .)",
+    )
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]")
+    how = p.add_argument_group("how the command runs")
+    how.add_argument(
+        "-r", "--restart", action="store_true", help="stop a running command on change, start anew"
+    )
+    how.add_argument(
+        "-p", "--postpone", action="store_true", help="wait for a first change to run it"
+    )
+    how.add_argument(
+        "--shell", action="store_true", help="run COMMAND through the shell, as one command line"
+    )
+    how.add_argument(
+        "--signal",
+        type=signal_name,
+        default=None,
+        metavar="NAME",
+        help="what stops the command's process group (default: TERM)",
+    )
+    how.add_argument(
+        "--grace",
+        type=seconds_or_zero,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long a stopped command has before SIGKILL (default: 5)",
+    )
+    how.add_argument(
+        "--settle",
+        type=seconds_or_zero,
+        default=0.1,
+        metavar="SECONDS",
+        help="wait until no change came for this long (default: 0.1)",
+    )
+    out = p.add_argument_group("output")
+    _talk(out)
+    _what_to_report(p)
+    p.set_defaults(func=command, debounce=None)
+
+
 def _add_stats(subparsers: Any, parent: argparse.ArgumentParser, command: Command) -> None:
     p = subparsers.add_parser(
         "stats",
@@ -329,7 +397,9 @@ def _add_backends(
     p.set_defaults(func=command)
 
 
-def build_parser(watch: Command, backends: Command, stats: Command) -> argparse.ArgumentParser:
+def build_parser(
+    watch: Command, backends: Command, stats: Command, run: Command
+) -> argparse.ArgumentParser:
     """The whole command line; each command runs the function given for it."""
     parser = _Parser(
         prog=PROG,
@@ -344,4 +414,5 @@ def build_parser(watch: Command, backends: Command, stats: Command) -> argparse.
     _add_watch(subparsers, parent, watch)
     _add_backends(subparsers, parent, backends)
     _add_stats(subparsers, parent, stats)
+    _add_run(subparsers, parent, run)
     return parser

@@ -11,7 +11,7 @@ import pytest
 
 import crosswatch
 import crosswatch.backend
-from crosswatch._cli import _run
+from crosswatch._cli import _dispatch
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
 
@@ -66,7 +66,7 @@ def test_each_error_gives_its_documented_exit_code(
     def fail(args: argparse.Namespace) -> int:
         raise cls("what went wrong")
 
-    assert _run(argparse.Namespace(func=fail)) == int(_table()[cls.__name__])
+    assert _dispatch(argparse.Namespace(func=fail)) == int(_table()[cls.__name__])
     assert capsys.readouterr().err == "crosswatch: error: what went wrong\n"
 
 
