@@ -23,6 +23,7 @@ from ._errors import (
 )
 from ._events import Change, Event
 from ._plugins import Plugins
+from ._progress import Progress
 from ._queue import Backlog
 from ._select import ProbeReport, probe
 from ._watch import Watcher, watch
@@ -46,6 +47,7 @@ __all__ = [
     "PluginError",
     "Plugins",
     "ProbeReport",
+    "Progress",
     "UnknownBackendError",
     "WatchError",
     "WatchGoneError",

@@ -35,6 +35,7 @@ from ._errors import (
 )
 from ._events import ACCESS_KINDS, Change, Event
 from ._plugins import Plugins
+from ._progress import Progress
 from ._records import Render, render_json, render_plain, text, write_bytes
 from ._select import ProbeReport, probe
 from ._watch import Watcher, watch
@@ -88,6 +89,39 @@ def _chosen_kinds(args: argparse.Namespace) -> tuple[list[Change] | None, bool]:
     return chosen, bool(args.access) or any(kind in ACCESS_KINDS for kind in chosen)
 
 
+class _Reading:
+    """The first reading's progress on a terminal's stderr: one line, rewritten
+    in place, and wiped once the reading is over (nothing for a quick one)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._shown = False
+
+    def __call__(self, progress: Progress) -> None:
+        if progress.done:
+            text = "\r\x1b[K" if self._shown else ""
+        else:
+            self._shown = True
+            text = (
+                f"\r{PROG}: reading: {progress.entries:,} entries in "
+                f"{progress.directories:,} directories"
+            )
+        if text:
+            try:
+                self._stream.write(text)
+                self._stream.flush()
+            except (OSError, ValueError):
+                pass
+
+
+def _progress(args: argparse.Namespace) -> _Reading | None:
+    """Progress for a person watching: only on a terminal, and not with ``-q``."""
+    stream = sys.stderr
+    if getattr(args, "quiet", False) or stream is None or not stream.isatty():
+        return None
+    return _Reading(stream)
+
+
 def _open_watcher(args: argparse.Namespace) -> Watcher:
     chosen, access = _chosen_kinds(args)
     return watch(
@@ -104,6 +138,7 @@ def _open_watcher(args: argparse.Namespace) -> Watcher:
         backend_options=_cli_options.backend_options(args),
         config_file=_config_file(args),
         on_warning=_warn,
+        progress=_progress(args),
     )
 
 

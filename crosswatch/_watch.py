@@ -28,6 +28,7 @@ from ._errors import (
 from ._events import ACCESS_KINDS, Change, Event
 from ._loop import Callback, Loop
 from ._plugins import Plugins
+from ._progress import Meter, Progress
 from ._queue import Backlog, EventQueue
 
 Paths = str | bytes | os.PathLike[str] | os.PathLike[bytes]
@@ -92,6 +93,9 @@ class Watcher:
     with a rescan) instead of growing memory. ``get()`` hands over everything waiting,
     merged into one list of at most ``max_batch`` events, so a slow consumer catches
     up in few calls; :attr:`backlog` shows what waits.
+
+    ``progress`` is called on the thread in ``start()`` with a :class:`Progress`
+    about every 0.1 s while the roots are read, and once more when all are.
     """
 
     def __init__(
@@ -115,6 +119,7 @@ class Watcher:
         plugins: Plugins | None = None,
         config_file: str | os.PathLike[str] | None = None,
         on_warning: Callable[[str], None] | None = None,
+        progress: Callable[[Progress], object] | None = None,
     ) -> None:
         # Every argument is checked before anything is read or watched (see _args).
         given = _args.paths(paths)
@@ -141,6 +146,8 @@ class Watcher:
         self._plugins = _args.plugins(plugins)
         self._callback = _args.function("callback", callback, "one argument, a list of Event")
         warn = _args.function("on_warning", on_warning, "one argument, the warning's text")
+        report = _args.function("progress", progress, "one argument, a Progress")
+        self._meter = Meter(report) if report is not None else None
         file = _args.config_file(config_file)
 
         self.settings = _config.resolve(args=args, config_file=file)
@@ -163,6 +170,7 @@ class Watcher:
             fallback_interval=self._options.poll_interval,
             warn=self._warn,
             stopped=lambda: self._queue.closed,
+            listed=self._meter.listed if self._meter is not None else lambda entries: None,
         )
         self._backends: dict[type[Backend], Backend] = {}
         self._chosen: dict[str, str] = {}
@@ -208,8 +216,12 @@ class Watcher:
         self._started = True
         self._starter = threading.current_thread()
         try:
+            if self._meter is not None:
+                self._meter.begin()
             if not self._queue.closed:
                 self._open()
+            if self._meter is not None:
+                self._meter.finish()
             if not self._queue.closed:
                 self._thread = threading.Thread(target=self._run, name="crosswatch", daemon=True)
                 self._thread.start()

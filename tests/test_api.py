@@ -37,6 +37,7 @@ PLUGIN_NAMES = {
 }
 CONSUMER_NAMES = {
     "watch", "Watcher", "awatch", "AsyncWatcher", "Event", "Change", "probe", "ProbeReport",
+    "Progress",
     "__version__",
 }
 BACKEND_ERRORS = {"WatchError", "WatchGoneError", "WatchLimitError"}

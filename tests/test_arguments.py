@@ -95,6 +95,8 @@ BAD = [
     bad("callback", lambda: None, ConfigTypeError, "<lambda>", "a function taking one argument"),
     bad("on_warning", 5, ConfigTypeError, "int 5", "a function taking one argument"),
     bad("on_warning", lambda a, b: None, ConfigTypeError, "(a, b)", "one argument"),
+    bad("progress", 5, ConfigTypeError, "int 5", "a function taking one argument"),
+    bad("progress", lambda a, b: None, ConfigTypeError, "(a, b)", "one argument"),
     bad("max_queue", "x", ConfigTypeError, "'x'", "whole number of at least 1"),
     bad("max_queue", 2.5, ConfigTypeError, "2.5", "whole number of at least 1"),
     bad("max_queue_bytes", "x", ConfigTypeError, "'x'", "whole number of at least 1"),

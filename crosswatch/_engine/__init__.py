@@ -64,10 +64,13 @@ class Engine:
         warn: Callable[[str], None] = lambda message: None,
         clock: Callable[[], float] = time.monotonic,
         stopped: Callable[[], bool] = lambda: False,
+        listed: Callable[[int], None] = lambda entries: None,
     ) -> None:
         self.warn = warn
         self.stopped = stopped
         """Asked between two directories of a tree being read: true raises Stopped."""
+        self.listed = listed
+        """Told the number of entries of each directory a tree's reading lists."""
         self.clock = clock
         self.pair_wait = pair_wait
         """How long a moved_from waits for its pair, and a stale path for its rename."""

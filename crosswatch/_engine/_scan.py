@@ -345,6 +345,7 @@ class Scanner:
         try:  # the entries may stat relative to fd: it stays open while they are used
             with _os.entries(fd) as it:
                 entries = list(it)
+            self.e.listed(len(entries))
             children.as_of = as_of
             if bulk and not children:
                 subdirs = children.take_first_listing(entries)
