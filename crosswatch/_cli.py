@@ -130,6 +130,8 @@ def _open_watcher(args: argparse.Namespace) -> Watcher:
         backend=_cli_options.backend(args),
         deny=_cli_options.deny(args),
         ignore=args.ignore,
+        default_ignore=args.default_ignore,
+        hidden=args.hidden,
         kinds=chosen,
         access=access,
         debounce=args.debounce,

@@ -253,6 +253,20 @@ def _what_to_report(p: argparse.ArgumentParser) -> Any:
         "--ignore", action="append", metavar="PATTERN", help="do not report matches (repeatable)"
     )
     what.add_argument(
+        "--no-default-ignore",
+        dest="default_ignore",
+        action="store_false",
+        default=None,
+        help="also watch .git, node_modules, __pycache__, .venv and the like",
+    )
+    what.add_argument(
+        "--no-hidden",
+        dest="hidden",
+        action="store_false",
+        default=None,
+        help="leave out entries whose names start with '.'",
+    )
+    what.add_argument(
         "--no-recursive", action="store_true", help="do not descend into subdirectories"
     )
     what.add_argument(

@@ -31,7 +31,18 @@ PYPROJECT_FILE = "pyproject.toml"
 
 #: The keys a config file (or ``resolve(args=...)``) may set.
 KEYS = (
-    "backend", "deny", "poll_interval", "ignore", "debounce", "settle", "backend_options",
+    "backend", "deny", "poll_interval", "ignore", "default_ignore", "hidden", "debounce",
+    "settle", "backend_options",
+)
+
+#: Left out unless ``default_ignore`` is off: the directories of version control,
+#: caches and environments that tools keep inside a project, with their churn.
+DEFAULT_IGNORE = (
+    ".git", ".hg", ".svn", ".bzr", "_darcs", "CVS",
+    "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis",
+    ".tox", ".nox", ".venv", ".direnv",
+    "node_modules", ".parcel-cache", ".next", ".turbo",
+    ".idea", ".DS_Store",
 )
 
 #: What a backend name is made of; registration and settings both check it here.
@@ -55,6 +66,10 @@ class Settings:
     """Seconds between scans for backends that poll."""
     ignore: tuple[str, ...] = ()
     """Patterns of paths not to report."""
+    default_ignore: bool | None = None
+    """Whether :data:`DEFAULT_IGNORE` is left out too (``None``: yes)."""
+    hidden: bool | None = None
+    """Whether entries whose names start with ``.`` are watched (``None``: yes)."""
     debounce: float | None = None
     """Seconds to gather events into one batch."""
     settle: float | None = None
@@ -70,6 +85,8 @@ class PartialSettings(TypedDict, total=False):
     deny: frozenset[str]
     poll_interval: float
     ignore: tuple[str, ...]
+    default_ignore: bool
+    hidden: bool
     debounce: float
     settle: float
     backend_options: BackendOptions
@@ -256,6 +273,14 @@ def parse_kinds(value: object, source: str) -> tuple[Change, ...]:
     return tuple(chosen)
 
 
+def parse_flag(value: object, source: str) -> bool:
+    """``True`` or ``False``, and nothing that merely looks like one."""
+    if not isinstance(value, bool):
+        raise ConfigError(_say(source, f"must be true or false, got {type(value).__name__} "
+                                       f"{value!r}"))
+    return value
+
+
 def _patterns(value: object, source: str) -> tuple[str, ...]:
     """Ignore patterns: a string (one pattern) or a collection of strings."""
     if isinstance(value, str):
@@ -298,6 +323,8 @@ def from_args(args: Mapping[str, object]) -> PartialSettings:
             out["backend_options"] = _backend_options.parse(value, source)
         elif key == "settle":
             out["settle"] = parse_seconds(value, source, zero_ok=True)
+        elif key in ("default_ignore", "hidden"):
+            out[key] = parse_flag(value, source)  # type: ignore[literal-required]
         else:
             out["debounce"] = parse_seconds(value, source, zero_ok=True)
     return out
@@ -453,6 +480,9 @@ def from_file(path: str) -> PartialSettings:
                 f"got {type(value).__name__} {value!r}"
             )
         out["ignore"] = _patterns(value, f"{where} ignore")
+    for key in ("default_ignore", "hidden"):
+        if key in table:
+            out[key] = parse_flag(table[key], f"{where} {key}")
     if "debounce" in table:
         out["debounce"] = parse_seconds(table["debounce"], f"{where} debounce", zero_ok=True)
     if "settle" in table:

@@ -67,6 +67,13 @@ def _roots(paths: Iterable[Paths], recursive: bool) -> list[str]:
     return [r for r in roots if not covered(r)]
 
 
+def _ignore(settings: _config.Settings) -> Ignore:
+    """What the trees leave out: the patterns given, the default list unless it is
+    turned off, and hidden entries if asked."""
+    defaults = _config.DEFAULT_IGNORE if settings.default_ignore is not False else ()
+    return Ignore([*settings.ignore, *defaults], hidden=settings.hidden is not False)
+
+
 def _check_readable(path: str) -> None:
     if not os.path.isdir(path):
         return
@@ -105,6 +112,8 @@ class Watcher:
         backend: BackendSpec = None,
         deny: Iterable[str] | None = None,
         ignore: Iterable[str] | None = None,
+        default_ignore: bool | None = None,
+        hidden: bool | None = None,
         kinds: Iterable[Change | str] | None = None,
         access: bool = False,
         debounce: float | None = None,
@@ -131,6 +140,10 @@ class Watcher:
             "backend": None if forced else chosen_backend,
             "deny": _args.deny(deny),
             "ignore": _args.ignore(ignore),
+            "default_ignore": None if default_ignore is None else _args.flag(
+                "default_ignore", default_ignore
+            ),
+            "hidden": None if hidden is None else _args.flag("hidden", hidden),
             "debounce": _args.optional_seconds("debounce", debounce, zero_ok=True),
             "settle": _args.optional_seconds("settle", settle, zero_ok=True),
             "poll_interval": _args.optional_seconds("poll_interval", poll_interval, zero_ok=False),
@@ -165,7 +178,7 @@ class Watcher:
         self._warn = warn or _warn
         self._engine = Engine(
             access=access,
-            ignore=Ignore(self.settings.ignore),
+            ignore=_ignore(self.settings),
             pair_wait=pair_wait,
             fallback_interval=self._options.poll_interval,
             warn=self._warn,

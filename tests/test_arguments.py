@@ -95,6 +95,8 @@ BAD = [
     bad("callback", lambda: None, ConfigTypeError, "<lambda>", "a function taking one argument"),
     bad("on_warning", 5, ConfigTypeError, "int 5", "a function taking one argument"),
     bad("on_warning", lambda a, b: None, ConfigTypeError, "(a, b)", "one argument"),
+    bad("default_ignore", "no", ConfigTypeError, "'no'", "True or False"),
+    bad("hidden", 0, ConfigTypeError, "int 0", "True or False"),
     bad("progress", 5, ConfigTypeError, "int 5", "a function taking one argument"),
     bad("progress", lambda a, b: None, ConfigTypeError, "(a, b)", "one argument"),
     bad("max_queue", "x", ConfigTypeError, "'x'", "whole number of at least 1"),

@@ -4,7 +4,8 @@ It keeps a cache of every watched tree and treats each observation as a hint to
 verify against the disk; a rescan (a diff of disk against cache) repairs whatever
 was lost. Its parts, one concern and one piece of state each:
 
-- ``_roots``: the roots, their cached trees and the backends' handles;
+- ``_roots``: the roots, their cached trees and the backends' handles (``_ignore``:
+  what the trees leave out);
 - ``_fates``: what must stay in place on the roots' paths, and files given as links;
 - ``_moves``: rename pairing state, the pending moves and what they hold back;
 - ``_renames``: the rename rules; ``_rules``: every other observation;
@@ -30,11 +31,12 @@ from .._fate import followed
 from .._tree import Kind, Node, kind_of
 from ._diff import Differ
 from ._fates import Fates
+from ._ignore import Ignore
 from ._listings import NewDirs
 from ._moves import PendingMoves
 from ._output import Output
 from ._renames import Renames
-from ._roots import Ignore, Root, Roots
+from ._roots import Root, Roots
 from ._rules import Rules
 from ._scan import Scanner, Stopped
 from ._spellings import Spellings

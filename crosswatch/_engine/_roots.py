@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-import fnmatch
 import math
 import os
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 from .._backend import Backend
 from .._tree import Kind, Node, Stat
-
-
-class Ignore:
-    """Names or root-relative paths (with ``/``) matched by glob patterns are left out."""
-
-    def __init__(self, patterns: Iterable[str] = ()) -> None:
-        pats = [p.strip("/") for p in patterns if p.strip("/")]
-        self.names = [p for p in pats if "/" not in p]
-        self.paths = [p for p in pats if "/" in p]
-
-    def __bool__(self) -> bool:
-        return bool(self.names or self.paths)
-
-    def match(self, name: str, rel: Callable[[], str]) -> bool:
-        """Is the entry called ``name``, at root-relative path ``rel()``, left out?"""
-        if any(fnmatch.fnmatchcase(name, p) for p in self.names):
-            return True
-        return bool(self.paths) and any(fnmatch.fnmatchcase(rel(), p) for p in self.paths)
+from ._ignore import Ignore
 
 
 @dataclass(eq=False)

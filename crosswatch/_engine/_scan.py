@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from .. import _longpath as longpath
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 RACY_NS = 1_000_000_000
 #: The coarsest file timestamp tick we expect (jiffies at HZ=100).
 TICK_NS = 10_000_000
+
+_NAME = attrgetter("name")
 
 #: One entry of a new directory's listing: name, inode number, kind, lstat if taken.
 Listed = tuple[str, int, Kind, "Slim | None"]
@@ -296,7 +299,7 @@ class Scanner:
         e = self.e
         root = task.root
         per_dir = not root.backend.capabilities.recursive
-        bulk = not (task.emit or e.roots.ignore or root.backend.capabilities.polls)
+        bulk = not (task.emit or root.backend.capabilities.polls)
         stack = task.stack
         stopped = e.stopped
         while task.listing is not None or stack:
@@ -348,6 +351,9 @@ class Scanner:
             self.e.listed(len(entries))
             children.as_of = as_of
             if bulk and not children:
+                roots = self.e.roots
+                if roots.ignore and roots.ignore.may_match(map(_NAME, entries)):
+                    entries = [en for en in entries if not roots.ignored(root, node, en.name)]
                 subdirs = children.take_first_listing(entries)
                 if subdirs is not None:
                     return subdirs
