@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .._backend import Action, Backend, EntryChange, Gone, Observation, Renamed
 from .._events import Change
-from .._tree import Node, kind_of, lstat
+from .._tree import Node, Stat, kind_of, lstat
 from ._moves import Key, Pending
 from ._spellings import Spellings
 from ._stale import Suspect
@@ -232,11 +232,18 @@ class Renames:
             return
         e.moves.pop(key)
         self.move(node, pending.parent, pending.name, parent, name, None)
-        if not node.is_dir and node.refresh(st) is Change.MODIFIED:
-            # Written since it was read, or a file that reused a freed inode number:
-            # either way its content must be read again.
-            e.out.emit(Change.MODIFIED, node.path(), False)
+        self._verify_back(node, st)
         self.replay(pending)
+
+    def _verify_back(self, node: Node, st: Stat) -> None:
+        """An entry found again by its identity alone, not by a pair of observations,
+        may be another one that reused a freed inode number (ext4 reuses them at
+        once): a file's content is read again, a directory is diffed."""
+        e = self.e
+        if node.is_dir:
+            e.differ.diff([(node, False)])
+        elif node.refresh(st) is Change.MODIFIED:
+            e.out.emit(Change.MODIFIED, node.path(), False)
 
     def drop_detached(self, node: Node, path: str, pid: int | None) -> None:
         """Report a detached entry deleted and forget its subtree."""
@@ -258,6 +265,7 @@ class Renames:
             st = lstat(path)
             if st is not None and node.same(st) and pending.name not in pending.parent.children:
                 pending.parent.children[pending.name] = node
+                self._verify_back(node, st)
             else:
                 self.drop_detached(node, path, None)
         self.replay(pending)
