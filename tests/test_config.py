@@ -175,7 +175,8 @@ def test_unknown_key_names_key_file_and_accepted(tmp_path: Path) -> None:
     assert "'poll_intervall'" in message
     assert path in message
     assert "did you mean 'poll_interval'" in message
-    assert "accepted keys: backend, deny, poll_interval, ignore, default_ignore, hidden, " in message
+    accepted = "accepted keys: backend, deny, poll_interval, ignore, default_ignore, hidden, "
+    assert accepted in message
 
 
 def test_unknown_key_in_pyproject_names_the_table(tmp_path: Path) -> None:
