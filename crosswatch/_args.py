@@ -79,6 +79,11 @@ def flag(name: str, value: object) -> bool:
     return value
 
 
+def optional_flag(name: str, value: object) -> bool | None:
+    """``None`` (not given) or :func:`flag`."""
+    return None if value is None else flag(name, value)
+
+
 def count(name: str, value: object) -> int:
     """A whole number of at least 1 (a bound on the queue or a batch)."""
     accepted = "a whole number of at least 1"

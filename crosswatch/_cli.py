@@ -55,6 +55,9 @@ _WAIT_SLICE: float | None = 0.5 if os.name == "nt" else None
 class _WatcherFailed(Exception):
     """The watcher's thread stopped with an error; exit 1."""
 
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(f"the watcher stopped: {type(cause).__name__}: {cause}")
+
 
 class _Terminated(BaseException):
     """SIGTERM arrived; like ``KeyboardInterrupt`` it unwinds past ``except Exception``."""
@@ -165,7 +168,7 @@ def _next_batch(watcher: Watcher, deadline: float | None) -> list[Event] | None:
     try:
         return watcher.get(wait)
     except Exception as exc:
-        raise _WatcherFailed(f"the watcher stopped: {type(exc).__name__}: {exc}") from exc
+        raise _WatcherFailed(exc) from exc
 
 
 def stream(
@@ -254,9 +257,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("no command to run: give it after '--', as in 'crosswatch run -- make'")
     args.paths = args.paths or ["."]
     watcher = _open_watcher(args)
-    stop = _run.Stop(grace=args.grace) if args.signal is None else _run.Stop(
-        signal=args.signal, grace=args.grace
-    )
+    stop = _run.Stop(grace=args.grace)
+    if args.signal is not None:
+        stop = _run.Stop(signal=args.signal, grace=args.grace)
     runner = _run.Runner(
         watcher,
         argv,
@@ -271,7 +274,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         watcher.start()
         if not args.quiet:
             _stderr(_describe(watcher))
-        runner.run()
+        try:
+            runner.run()
+        except CrosswatchError:
+            raise
+        except Exception as exc:  # the watcher's thread stopped: as for watch
+            raise _WatcherFailed(exc) from exc
     finally:
         watcher.close()
     return EXIT_OK

@@ -8,6 +8,7 @@ reads the same wherever it was made.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -292,16 +293,13 @@ def sort_key(text: str) -> str:
 
 def signal_name(text: str) -> int:
     """argparse type: a signal by name (``TERM``, ``SIGHUP``) or number."""
-    import signal
-
     given = text.strip().upper()
     if given.isdigit():
         return int(given)
-    name = given if given.startswith("SIG") else "SIG" + given
-    number = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
-    if number is None:
+    found = signal.Signals.__members__.get(given if given.startswith("SIG") else "SIG" + given)
+    if found is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a signal here; try TERM, INT or HUP")
-    return int(number)
+    return int(found)
 
 
 def _add_run(subparsers: Any, parent: argparse.ArgumentParser, command: Command) -> None:
@@ -334,7 +332,7 @@ def _add_run(subparsers: Any, parent: argparse.ArgumentParser, command: Command)
     how.add_argument(
         "--signal",
         type=signal_name,
-        default=None,
+        default=None,  # (read when given: an OS may lack SIGTERM's name)
         metavar="NAME",
         help="what stops the command's process group (default: TERM)",
     )

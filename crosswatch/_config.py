@@ -276,8 +276,8 @@ def parse_kinds(value: object, source: str) -> tuple[Change, ...]:
 def parse_flag(value: object, source: str) -> bool:
     """``True`` or ``False``, and nothing that merely looks like one."""
     if not isinstance(value, bool):
-        raise ConfigError(_say(source, f"must be true or false, got {type(value).__name__} "
-                                       f"{value!r}"))
+        got = f"{type(value).__name__} {value!r}"
+        raise ConfigError(_say(source, f"must be true or false, got {got}"))
     return value
 
 

@@ -145,7 +145,6 @@ class Child:
             pass  # the group is gone already
 
 
-
 def outcome(proc: subprocess.Popen[bytes]) -> str:
     """How a run ended, for the user: its exit code or its signal."""
     code = proc.returncode

@@ -140,10 +140,8 @@ class Watcher:
             "backend": None if forced else chosen_backend,
             "deny": _args.deny(deny),
             "ignore": _args.ignore(ignore),
-            "default_ignore": None if default_ignore is None else _args.flag(
-                "default_ignore", default_ignore
-            ),
-            "hidden": None if hidden is None else _args.flag("hidden", hidden),
+            "default_ignore": _args.optional_flag("default_ignore", default_ignore),
+            "hidden": _args.optional_flag("hidden", hidden),
             "debounce": _args.optional_seconds("debounce", debounce, zero_ok=True),
             "settle": _args.optional_seconds("settle", settle, zero_ok=True),
             "poll_interval": _args.optional_seconds("poll_interval", poll_interval, zero_ok=False),

@@ -468,6 +468,18 @@ CASES = [
         rule="unpaired",
     ),
     Case(
+        "an unpaired moved_from back at its name is diffed: it may be another entry",
+        ["d/", "d/f"],
+        [
+            Step(
+                ["mv d ../outside", "write ../outside/g", "mv ../outside d"],
+                ["moved_from . d #1 /"],  # its return, and g, were never observed
+                ["created d/g"],
+            )
+        ],
+        rule="unpaired",
+    ),
+    Case(
         "an unpaired moved_to becomes created with its contents",
         [],
         [

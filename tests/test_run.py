@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from test_cli import FAST, WAIT, Cli, assert_no_traceback, run
 
-from crosswatch import Change, Event
+from crosswatch import Change, Event, Watcher
+from crosswatch._cli import main
 from crosswatch._run import changes_json
 from crosswatch.testing import needs_posix_signals
 
@@ -308,6 +309,20 @@ def test_a_command_that_cannot_start_is_a_usage_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert b"cannot run" in result.stderr
     assert_no_traceback(result.stderr)
+
+
+def test_a_watcher_that_stops_on_an_error_is_exit_1_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(self: Watcher) -> Iterator[list[Event]]:
+        raise RuntimeError("the OS said no")
+
+    monkeypatch.setattr(Watcher, "__iter__", broken)
+    code = main(["run", "-w", str(tmp_path), *FAST, "-q", "--", sys.executable, "-c", "pass"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "crosswatch: error: the watcher stopped: RuntimeError: the OS said no" in err
+    assert "Traceback" not in err
 
 
 def test_a_bad_signal_is_a_usage_error(tmp_path: Path) -> None:

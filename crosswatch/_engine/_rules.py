@@ -153,11 +153,11 @@ class Rules:
                     return
                 old = e.spellings.cached(parent, name)
                 respelled = parent.children.get(old) if old is not None else None
-                if old is not None and respelled is not None and respelled.same(st):
+                if respelled is not None and respelled.same(st):
                     # The cached entry, respelled by a rename of case only whose
                     # observations did not say so: it moved.
-                    del parent.children[old]
-                    e.renames.move(respelled, parent, old, parent, name, pid)
+                    del parent.children[respelled.name]
+                    e.renames.move(respelled, parent, respelled.name, parent, name, pid)
                     return
                 if respelled is not None and stored == name:
                     # Another entry holds its name, spelled otherwise (a rename onto

@@ -248,22 +248,31 @@ class Scanner:
         node.children.as_of = time.time_ns() - TICK_NS
         try:  # the entries may stat relative to fd: it stays open while they are used
             with _os.entries(fd) as it:
-                return self._listing(it, node, root)
+                return self._listing(self._kept(list(it), node, root), node, root)
         finally:
             _os.close(fd)
+
+    def _kept(
+        self, entries: list[os.DirEntry[str]], node: Node, root: Root
+    ) -> list[os.DirEntry[str]]:
+        """The entries not ignored: asked of each only if one may be (one C-level
+        pass over the names tells, for the default list of plain names)."""
+        roots = self.e.roots
+        if not (roots.ignore and roots.ignore.may_match(map(_NAME, entries))):
+            return entries
+        return [entry for entry in entries if not roots.ignored(root, node, entry.name)]
 
     def _listing(
         self, entries: Iterable[os.DirEntry[str]], node: Node, root: Root, *, new: bool = False
     ) -> list[Listed]:
-        """What the cache keeps of the entries not ignored (and, if ``new``, not cached)."""
-        roots = self.e.roots
-        ignore = roots.ignore if roots.ignore else None
+        """What the cache keeps of entries already rid of the ignored ones (see
+        :meth:`_kept`): if ``new``, those not cached."""
         stat_files = root.backend.capabilities.polls
         children = node.children
         listing: list[Listed] = []
         for entry in entries:
             name = entry.name
-            if (new and name in children) or (ignore and roots.ignored(root, node, name)):
+            if new and name in children:
                 continue
             try:
                 listing.append(_listed(entry, stat_files))
@@ -349,11 +358,9 @@ class Scanner:
             with _os.entries(fd) as it:
                 entries = list(it)
             self.e.listed(len(entries))
+            entries = self._kept(entries, node, root)
             children.as_of = as_of
             if bulk and not children:
-                roots = self.e.roots
-                if roots.ignore and roots.ignore.may_match(map(_NAME, entries)):
-                    entries = [en for en in entries if not roots.ignored(root, node, en.name)]
                 subdirs = children.take_first_listing(entries)
                 if subdirs is not None:
                     return subdirs

@@ -68,4 +68,3 @@ class Spellings:
     def forget(self) -> None:
         """Drop the listings kept: the backend's queue is read again."""
         self._listings.clear()
-
