@@ -24,6 +24,11 @@ Row = tuple[str, Callable[[dict[str, Any]], str]]
 #: Around the section benchmarks/slow_consumer.py writes; kept when the page is rewritten.
 SECTION_BEGIN = "<!-- slow_consumer.py: begin -->"
 SECTION_END = "<!-- slow_consumer.py: end -->"
+#: Around the section benchmarks/snapshot.py writes.
+SNAPSHOT_BEGIN = "<!-- snapshot.py: begin -->"
+SNAPSHOT_END = "<!-- snapshot.py: end -->"
+#: The sections of the page that other scripts write, kept when it is written again.
+KEPT = [(SECTION_BEGIN, SECTION_END), (SNAPSHOT_BEGIN, SNAPSHOT_END)]
 
 
 def label(tool: str) -> str:
@@ -543,24 +548,29 @@ def write(results: dict[str, Any], out: Path) -> None:
     for name, section in SECTIONS.items():
         if name in results:
             lines += section(results[name], results["sizes"])
-    kept = _section(out.read_text()) if out.exists() else None
-    if kept is not None:
-        lines += ["", kept]
+    page = out.read_text() if out.exists() else ""
+    for begin, end in KEPT:  # the sections other scripts write
+        kept = _section(page, begin, end)
+        if kept is not None:
+            lines += ["", kept]
     out.write_text("\n".join(lines).rstrip() + "\n")
 
 
-def _section(page: str) -> str | None:
-    """The slow-consumer section of ``page``, markers included, if it has one."""
-    begin, end = page.find(SECTION_BEGIN), page.find(SECTION_END)
-    if begin < 0 or end < begin:
+def _section(page: str, begin: str = SECTION_BEGIN, end: str = SECTION_END) -> str | None:
+    """The section of ``page`` between markers ``begin`` and ``end``, markers included."""
+    first, last = page.find(begin), page.find(end)
+    if first < 0 or last < first:
         return None
-    return page[begin : end + len(SECTION_END)]
+    return page[first : last + len(end)]
 
 
-def put_section(out: Path, lines: list[str]) -> None:
-    """Put the slow-consumer section into ``out``, replacing the one it has."""
+def put_section(
+    out: Path, lines: list[str], *, begin: str = SECTION_BEGIN, end: str = SECTION_END
+) -> None:
+    """Put a section (the slow-consumer one by default) into ``out``, replacing the
+    one it has between the same markers."""
     page = out.read_text() if out.exists() else ""
-    section = "\n".join([SECTION_BEGIN, *lines, SECTION_END])
-    old = _section(page)
+    section = "\n".join([begin, *lines, end])
+    old = _section(page, begin, end)
     page = page.replace(old, section) if old is not None else page.rstrip() + "\n\n" + section
     out.write_text(page.rstrip() + "\n")

@@ -13,8 +13,14 @@ from ._errors import (
     ConfigTypeError,
     CrosswatchError,
     CrosswatchWarning,
+    NotASnapshotError,
     NotStartedError,
     PluginError,
+    SnapshotCorruptError,
+    SnapshotError,
+    SnapshotMismatchError,
+    SnapshotTruncatedError,
+    SnapshotVersionError,
     UnknownBackendError,
     WatchError,
     WatchGoneError,
@@ -26,6 +32,7 @@ from ._plugins import Plugins
 from ._progress import Progress
 from ._queue import Backlog
 from ._select import ProbeReport, probe
+from ._snapshot import since, snapshot
 from ._watch import Watcher, watch
 
 if TYPE_CHECKING:
@@ -43,11 +50,17 @@ __all__ = [
     "CrosswatchError",
     "CrosswatchWarning",
     "Event",
+    "NotASnapshotError",
     "NotStartedError",
     "PluginError",
     "Plugins",
     "ProbeReport",
     "Progress",
+    "SnapshotCorruptError",
+    "SnapshotError",
+    "SnapshotMismatchError",
+    "SnapshotTruncatedError",
+    "SnapshotVersionError",
     "UnknownBackendError",
     "WatchError",
     "WatchGoneError",
@@ -57,6 +70,8 @@ __all__ = [
     "__version__",
     "awatch",
     "probe",
+    "since",
+    "snapshot",
     "watch",
 ]
 

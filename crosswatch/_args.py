@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeGuard, TypeVar, cast
 
 from ._backend import Backend
-from ._config import from_args, parse_kinds, parse_seconds
+from ._config import from_args
+from ._config_values import parse_kinds, parse_seconds
 from ._errors import ConfigError, ConfigTypeError, WatchPathError
 from ._events import Change
 from ._plugins import Plugins
@@ -133,7 +134,7 @@ def optional_seconds(name: str, value: object, *, zero_ok: bool) -> float | None
 
 
 def _names(name: str, value: object) -> object:
-    """``deny=`` or ``ignore=``: one string or a collection of strings, read once into
+    """``deny=``, ``ignore=`` or ``include=``: one string or a collection of strings, read once into
     a list (an iterator is used up by reading it)."""
     given = list(value) if _collection(value) else value
     shape = given is None or isinstance(given, str) or _all_text(given)
@@ -149,6 +150,11 @@ def deny(value: object) -> object:
 def ignore(value: object) -> object:
     """Patterns of entries not to report."""
     return _names("ignore", value)
+
+
+def include(value: object) -> object:
+    """Patterns of the files to report."""
+    return _names("include", value)
 
 
 def backend_options(value: object) -> object:

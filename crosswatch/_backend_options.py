@@ -30,7 +30,7 @@ CLI_SHAPE = "NAME.OPTION=VALUE, such as windows.buffer_size=131072"
 
 def parse(value: object, source: str) -> BackendOptions:
     """A mapping of backend names to mappings of options, checked for shape."""
-    from ._config import BACKEND_NAME_RULE, is_backend_name
+    from ._config_values import BACKEND_NAME_RULE, is_backend_name
 
     if not isinstance(value, Mapping):
         raise ConfigError(f"{source} must be {SHAPE}; got {type(value).__name__} {value!r}")

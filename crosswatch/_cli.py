@@ -1,5 +1,6 @@
-"""The ``crosswatch`` command line: stream events (``watch``), count them (``stats``) and
-explain selection (``backends``).
+"""The ``crosswatch`` command line: stream events (``watch``), count them (``stats``),
+run a command on change (``run``); ``backends``, ``snapshot`` and ``since`` have
+modules of their own (``_cli_backends``, ``_cli_snapshot``).
 
 Exit codes are listed in ``EXIT_*`` below and in ``docs/cli.md``; every error crosswatch
 raises on purpose becomes one ``crosswatch: error: ...`` line on stderr, never a traceback.
@@ -9,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
-import json
 import os
 import signal
 import sys
@@ -20,10 +19,9 @@ import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from types import FrameType
-from typing import Any, TextIO
+from typing import TextIO
 
-from . import _cli_options, _config, _run, _stats
-from ._backend import Capabilities
+from . import _cli_backends, _cli_options, _config, _run, _stats
 from ._cli_options import PROG, build_parser
 from ._errors import (
     BackendUnavailableError,
@@ -34,10 +32,8 @@ from ._errors import (
     WatchPathError,
 )
 from ._events import ACCESS_KINDS, Change, Event
-from ._plugins import Plugins
 from ._progress import Progress
-from ._records import Render, render_json, render_plain, text, write_bytes
-from ._select import ProbeReport, probe
+from ._records import Render, render_json, render_plain, write_bytes
 from ._watch import Watcher, watch
 
 EXIT_OK = 0
@@ -133,12 +129,15 @@ def _open_watcher(args: argparse.Namespace) -> Watcher:
         backend=_cli_options.backend(args),
         deny=_cli_options.deny(args),
         ignore=args.ignore,
+        include=args.include,
+        gitignore=args.gitignore,
         default_ignore=args.default_ignore,
         hidden=args.hidden,
         kinds=chosen,
         access=access,
         debounce=args.debounce,
         settle=args.settle,
+        coalesce=args.coalesce,
         poll_interval=args.poll_interval,
         backend_options=_cli_options.backend_options(args),
         config_file=_config_file(args),
@@ -288,103 +287,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- backends
 
 
-def _true_flags(capabilities: Capabilities) -> list[str]:
-    """The names of the capabilities a backend has, in declaration order."""
-    return [f.name for f in dataclasses.fields(capabilities) if getattr(capabilities, f.name)]
-
-
-def _report(args: argparse.Namespace, plugins: Plugins) -> tuple[ProbeReport, frozenset[str]]:
-    """Probe ``args.path`` with the settings ``watch`` would use there."""
-    settings = _config.resolve(
-        args={"backend": _cli_options.backend(args), "deny": _cli_options.deny(args)},
-        config_file=_config_file(args),
-    )
-    backend = "auto" if settings.backend is None else list(settings.backend)
-    report = probe(
-        args.path, backend=backend, deny=settings.deny, access=args.access, plugins=plugins
-    )
-    return report, settings.deny
-
-
-def _backend_rows(
-    report: ProbeReport, plugins: Plugins, deny: frozenset[str]
-) -> list[dict[str, Any]]:
-    rows = []
-    for result in report.results:
-        cls = plugins.backends[result.backend]
-        rows.append(
-            {
-                "name": result.backend,
-                "available": result.available,
-                "denied": result.backend in deny,
-                "lacks_access": report.access and not cls.capabilities.access_events,
-                "reason": text(result.reason),
-                "score": result.score,
-                "limit": result.limit,
-                "needed": result.needed,
-                "plugin": plugins.backends.origin(result.backend),
-                "description": cls.description,
-                "capabilities": _true_flags(cls.capabilities),
-                "options": dict(cls.extra_options),
-                "chosen": result.backend == report.choice,
-            }
-        )
-    return rows
-
-
-def _human_row(row: dict[str, Any]) -> list[str]:
-    status = "available" if row["available"] else "unavailable"
-    if row["denied"]:
-        status += ", denied"
-    if row["lacks_access"]:
-        status += ", cannot report access events"
-    mark = "*" if row["chosen"] else " "
-    lines = [f"{mark} {row['name']}  {status}, score {row['score']}, plugin {row['plugin']}"]
-    if row["reason"]:
-        lines.append(f"    {row['reason']}")
-    handles = []
-    if row["limit"] is not None:
-        handles.append(f"handles free: {row['limit']}")
-    if row["needed"] is not None:
-        handles.append(f"needed here: {row['needed']}")
-    if handles:
-        lines.append(f"    {', '.join(handles)}")
-    lines.append(f"    capabilities: {', '.join(row['capabilities']) or 'none'}")
-    for name, meaning in sorted(row.get("options", {}).items()):
-        lines.append(f"    option {row['name']}.{name}: {meaning}")
-    return lines
-
-
-def _human_report(report: ProbeReport, rows: list[dict[str, Any]]) -> str:
-    lines = [f"backends for {report.path}:"]
-    for row in rows:
-        lines.extend(_human_row(row))
-    if not rows:
-        lines.append("  (none registered)")
-    if report.choice is None:
-        lines.append(f"no backend can watch it: {report.reason}")
-    else:
-        lines.append(f"watch would use: {report.choice} ({report.reason})")
-    return "\n".join(lines) + "\n"
-
-
 def cmd_backends(args: argparse.Namespace) -> int:
     """``crosswatch backends``."""
-    plugins = Plugins()
-    report, deny = _report(args, plugins)
-    rows = _backend_rows(report, plugins, deny)
-    if args.json:
-        whole = {
-            "path": text(report.path),
-            "access": report.access,
-            "choice": report.choice,
-            "reason": text(report.reason),
-            "backends": rows,
-        }
-        write_bytes(json.dumps(whole, ensure_ascii=True, indent=2).encode("ascii") + b"\n")
-    else:
-        write_bytes(os.fsencode(_human_report(report, rows)))
-    return EXIT_OK if report.choice is not None else EXIT_UNWATCHABLE
+    return EXIT_OK if _cli_backends.show(args, _config_file(args)) else EXIT_UNWATCHABLE
 
 
 # --------------------------------------------------------------------------- main

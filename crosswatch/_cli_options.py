@@ -1,7 +1,7 @@
 """The ``crosswatch`` command line's options: the parser, and the values it reads.
 
 Values that config files and the environment can also give (durations, kinds,
-backend names) go through the parsers of :mod:`crosswatch._config`, so a mistake
+backend names) go through the parsers of :mod:`crosswatch._config_values`, so a mistake
 reads the same wherever it was made.
 """
 
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from . import __version__, _backend_options, _config, _stats
+from . import __version__, _backend_options, _cli_snapshot, _config_values, _stats
 from ._errors import ConfigError
 from ._events import Change
 from ._records import FIELDS, compile_format
@@ -29,7 +29,7 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def _argument(parse: Callable[[], _T]) -> _T:
-    """Run a parser of ``_config``; its ``ConfigError`` becomes argparse's usage error."""
+    """Run a parser of ``_config_values``; its ``ConfigError`` becomes argparse's usage error."""
     try:
         return parse()
     except ConfigError as exc:
@@ -38,12 +38,12 @@ def _argument(parse: Callable[[], _T]) -> _T:
 
 def positive_seconds(text: str) -> float:
     """argparse type: seconds > 0."""
-    return _argument(lambda: _config.parse_seconds(text, "", zero_ok=False, text_ok=True))
+    return _argument(lambda: _config_values.parse_seconds(text, "", zero_ok=False, text_ok=True))
 
 
 def seconds_or_zero(text: str) -> float:
     """argparse type: seconds >= 0."""
-    return _argument(lambda: _config.parse_seconds(text, "", zero_ok=True, text_ok=True))
+    return _argument(lambda: _config_values.parse_seconds(text, "", zero_ok=True, text_ok=True))
 
 
 def positive_int(text: str) -> int:
@@ -75,14 +75,14 @@ def backend_options(args: argparse.Namespace) -> dict[str, dict[str, object]] | 
 def kinds(text: str) -> list[Change]:
     """argparse type: comma-separated event kinds."""
     parts = [part.strip() for part in text.split(",")]
-    return list(_argument(lambda: _config.parse_kinds(parts, "")))
+    return list(_argument(lambda: _config_values.parse_kinds(parts, "")))
 
 
 def backend(args: argparse.Namespace) -> str | list[str] | None:
     """``--backend`` checked by the settings' parser; ``None`` if not given."""
     if args.backend is None:
         return None
-    spec = _config.parse_backend_spec(args.backend, source="--backend")
+    spec = _config_values.parse_backend_spec(args.backend, source="--backend")
     return "auto" if spec is None else list(spec)
 
 
@@ -95,7 +95,7 @@ def deny(args: argparse.Namespace) -> list[str] | None:
     if args.deny is None:
         return None
     given = ",".join(value for value in args.deny if value.strip())
-    return sorted(_config.parse_deny(given, source="--deny"))
+    return sorted(_config_values.parse_deny(given, source="--deny"))
 
 
 # --------------------------------------------------------------------------- parser
@@ -189,17 +189,7 @@ def _add_watch(subparsers: Any, parent: argparse.ArgumentParser, command: Comman
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="file or directory to watch")
     out = p.add_argument_group("output")
-    style = out.add_mutually_exclusive_group()
-    style.add_argument(
-        "--format",
-        type=compile_format,
-        metavar="FMT",
-        help=f"record template with {', '.join('{' + f + '}' for f in FIELDS)}",
-    )
-    style.add_argument("--json", action="store_true", help="one JSON object per record")
-    out.add_argument(
-        "-0", "--null", action="store_true", help="end records with NUL instead of newline"
-    )
+    record_options(out)
     _talk(out)
     what = _what_to_report(p)
     what.add_argument(
@@ -211,6 +201,12 @@ def _add_watch(subparsers: Any, parent: argparse.ArgumentParser, command: Comman
         metavar="SECONDS",
         help="print a batch only once no change came for this long",
     )
+    what.add_argument(
+        "--coalesce",
+        action="store_true",
+        default=None,
+        help="merge the events of a batch per entry (one per path per burst)",
+    )
     stop = p.add_argument_group("when to stop")
     stop.add_argument("-n", "--count", type=positive_int, metavar="N", help="exit after N records")
     stop.add_argument(
@@ -220,6 +216,21 @@ def _add_watch(subparsers: Any, parent: argparse.ArgumentParser, command: Comman
         help="exit after SECONDS; with code 3 if nothing was printed",
     )
     p.set_defaults(func=command)
+
+
+def record_options(out: Any) -> None:
+    """How each record is written (``watch``, ``since``)."""
+    style = out.add_mutually_exclusive_group()
+    style.add_argument(
+        "--format",
+        type=compile_format,
+        metavar="FMT",
+        help=f"record template with {', '.join('{' + f + '}' for f in FIELDS)}",
+    )
+    style.add_argument("--json", action="store_true", help="one JSON object per record")
+    out.add_argument(
+        "-0", "--null", action="store_true", help="end records with NUL instead of newline"
+    )
 
 
 def _talk(group: Any) -> None:
@@ -250,8 +261,36 @@ def _what_to_report(p: argparse.ArgumentParser) -> Any:
     what.add_argument(
         "--access", action="store_true", help="also report opened, accessed and closed_* events"
     )
+    filter_options(what)
+    what.add_argument(
+        "--poll-interval",
+        type=positive_seconds,
+        metavar="SECONDS",
+        help="seconds between scans, for backends that poll",
+    )
+    what.add_argument(
+        "--backend-option",
+        action="append",
+        type=backend_option,
+        metavar="NAME.OPTION=VALUE",
+        help="an option of one backend, such as fsevents.latency=0.1 (repeatable)",
+    )
+    return what
+
+
+def filter_options(what: Any) -> None:
+    """The options that choose what a tree holds (``watch``, ``stats``, ``snapshot``)."""
     what.add_argument(
         "--ignore", action="append", metavar="PATTERN", help="do not report matches (repeatable)"
+    )
+    what.add_argument(
+        "--include", action="append", metavar="PATTERN",
+        help="report only the files that match, and what is below matching directories "
+        "(repeatable)",
+    )
+    what.add_argument(
+        "--gitignore", action="store_true", default=None,
+        help="leave out what .gitignore files leave out, and follow their changes",
     )
     what.add_argument(
         "--no-default-ignore",
@@ -270,20 +309,6 @@ def _what_to_report(p: argparse.ArgumentParser) -> Any:
     what.add_argument(
         "--no-recursive", action="store_true", help="do not descend into subdirectories"
     )
-    what.add_argument(
-        "--poll-interval",
-        type=positive_seconds,
-        metavar="SECONDS",
-        help="seconds between scans, for backends that poll",
-    )
-    what.add_argument(
-        "--backend-option",
-        action="append",
-        type=backend_option,
-        metavar="NAME.OPTION=VALUE",
-        help="an option of one backend, such as fsevents.latency=0.1 (repeatable)",
-    )
-    return what
 
 
 def sort_key(text: str) -> str:
@@ -353,7 +378,7 @@ def _add_run(subparsers: Any, parent: argparse.ArgumentParser, command: Command)
     out = p.add_argument_group("output")
     _talk(out)
     _what_to_report(p)
-    p.set_defaults(func=command, debounce=None)
+    p.set_defaults(func=command, debounce=None, coalesce=None)
 
 
 def _add_stats(subparsers: Any, parent: argparse.ArgumentParser, command: Command) -> None:
@@ -386,7 +411,7 @@ def _add_stats(subparsers: Any, parent: argparse.ArgumentParser, command: Comman
         metavar="SECONDS",
         help="count for SECONDS (default: until Ctrl-C or SIGTERM)",
     )
-    p.set_defaults(func=command, debounce=None, settle=None)
+    p.set_defaults(func=command, debounce=None, settle=None, coalesce=None)
 
 
 def _add_backends(
@@ -427,4 +452,5 @@ def build_parser(
     _add_backends(subparsers, parent, backends)
     _add_stats(subparsers, parent, stats)
     _add_run(subparsers, parent, run)
+    _cli_snapshot.add_commands(subparsers, filter_options, record_options)
     return parser

@@ -1,26 +1,32 @@
 """Settings from keyword arguments, environment variables and config files.
 
 Each key is taken from the first place that gives it: argument, then environment,
-then config file. Every value is checked here, so a mistake is reported once, with
-where it came from and what is accepted, before anything is watched.
+then config file. Every value is checked as it is read (by ``_config_values``), so a
+mistake is reported once, with where it came from and what is accepted, before
+anything is watched.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import re
 import tomllib
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypedDict, TypeGuard
+from typing import Any, TypedDict
 
 from . import _backend_options
 from ._backend_options import BackendOptions
+from ._config_values import (
+    deny_value,
+    parse_backend,
+    parse_flag,
+    parse_seconds,
+    patterns,
+)
 from ._errors import ConfigError, CrosswatchWarning
-from ._events import Change
 
 ENV_BACKEND = "CROSSWATCH_BACKEND"
 ENV_DENY = "CROSSWATCH_DENY"
@@ -31,8 +37,9 @@ PYPROJECT_FILE = "pyproject.toml"
 
 #: The keys a config file (or ``resolve(args=...)``) may set.
 KEYS = (
-    "backend", "deny", "poll_interval", "ignore", "default_ignore", "hidden", "debounce",
-    "settle", "backend_options",
+    "backend", "deny", "poll_interval", "ignore", "include", "gitignore", "default_ignore",
+    "hidden", "debounce",
+    "settle", "coalesce", "backend_options",
 )
 
 #: Left out unless ``default_ignore`` is off: the directories of version control,
@@ -44,15 +51,6 @@ DEFAULT_IGNORE = (
     "node_modules", ".parcel-cache", ".next", ".turbo",
     ".idea", ".DS_Store",
 )
-
-#: What a backend name is made of; registration and settings both check it here.
-BACKEND_NAME_RULE = "lower-case letters, digits, '_' and '-', starting with a letter"
-_BACKEND_NAME = re.compile(r"[a-z][a-z0-9_-]*")
-_BACKEND_ACCEPTED = (
-    "'auto', a backend name such as 'inotify', or a preference list such as "
-    "'inotify,polling' or ['inotify', 'polling']"
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -70,10 +68,16 @@ class Settings:
     """Whether :data:`DEFAULT_IGNORE` is left out too (``None``: yes)."""
     hidden: bool | None = None
     """Whether entries whose names start with ``.`` are watched (``None``: yes)."""
+    include: tuple[str, ...] = ()
+    """Patterns of the files to report, if any: the others are left out."""
+    gitignore: bool | None = None
+    """Whether ``.gitignore`` files are obeyed (``None``: no)."""
     debounce: float | None = None
     """Seconds to gather events into one batch."""
     settle: float | None = None
     """Seconds without any event before a batch is delivered."""
+    coalesce: bool | None = None
+    """Whether the events of a batch are merged per entry (``None``: no)."""
     backend_options: BackendOptions = field(default_factory=dict)
     """Options of single backends, by backend name (``Options.extra``)."""
 
@@ -85,215 +89,14 @@ class PartialSettings(TypedDict, total=False):
     deny: frozenset[str]
     poll_interval: float
     ignore: tuple[str, ...]
+    include: tuple[str, ...]
+    gitignore: bool
     default_ignore: bool
     hidden: bool
     debounce: float
     settle: float
+    coalesce: bool
     backend_options: BackendOptions
-
-
-# --- values -------------------------------------------------------------------------------
-#
-# One parser per kind of value, used by every source: keyword arguments, environment
-# variables, config files and the command line. ``source`` names where the value came
-# from; the command line passes ``""`` to its argparse types, since argparse names
-# the option itself.
-
-
-def _say(source: str, rest: str) -> str:
-    """``"<source> must be ..."``, or just the rest when the source goes without saying."""
-    return f"{source} {rest}" if source else rest
-
-
-def _at(source: str, rest: str) -> str:
-    """``"<source>: 'x' is ..."``, or just the rest when the source goes without saying."""
-    return f"{source}: {rest}" if source else rest
-
-
-def is_backend_name(name: object) -> TypeGuard[str]:
-    """Whether ``name`` is a valid backend name (see :data:`BACKEND_NAME_RULE`)."""
-    return isinstance(name, str) and _BACKEND_NAME.fullmatch(name) is not None
-
-
-
-def parse_backend_spec(
-    value: str | Sequence[str] | None, *, source: str = "argument backend="
-) -> tuple[str, ...] | None:
-    """Turn a backend choice into a preference tuple, or ``None`` for automatic selection.
-
-    ``source`` names where the value came from, for the error message.
-    """
-    return _parse_backend(value, source)
-
-
-def _parse_backend(value: object, source: str) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        if text == "auto":
-            return None
-        if not text:
-            raise ConfigError(_say(source, f"is empty; expected {_BACKEND_ACCEPTED}"))
-        return _names([part.strip() for part in text.split(",")], value, source, "backend")
-    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
-        if not value:
-            raise ConfigError(_say(source, f"is an empty list; expected {_BACKEND_ACCEPTED}"))
-        return _names(list(value), value, source, "backend")
-    raise ConfigError(
-        _say(
-            source,
-            f"must be a string or a list of strings, got {type(value).__name__} "
-            f"{value!r}; expected {_BACKEND_ACCEPTED}",
-        )
-    )
-
-
-def parse_deny(value: object, *, source: str = "argument deny=") -> frozenset[str]:
-    """Backend names never to select: a comma-separated string or a collection of names."""
-    return _parse_deny(value, source)
-
-
-def _parse_deny(value: object, source: str) -> frozenset[str]:
-    if isinstance(value, str):
-        if not value.strip():
-            return frozenset()
-        return frozenset(_names([p.strip() for p in value.split(",")], value, source, "deny"))
-    if isinstance(value, Iterable) and not isinstance(value, bytes | bytearray | Mapping):
-        return frozenset(_names(list(value), value, source, "deny"))
-    raise ConfigError(
-        _say(
-            source,
-            "must be a list of backend names such as ['fanotify'] or a "
-            f"comma-separated string, got {type(value).__name__} {value!r}",
-        )
-    )
-
-
-def _names(items: list[object], whole: object, source: str, what: str) -> tuple[str, ...]:
-    """Check each backend name; drop repeats, keep the order."""
-    seen: dict[str, None] = {}
-    for item in items:
-        if not isinstance(item, str):
-            raise ConfigError(
-                _at(source, f"{item!r} in {whole!r} is not a string; give backend names as strings")
-            )
-        if not item:
-            raise ConfigError(
-                _at(
-                    source,
-                    f"{whole!r} has an empty name (a stray comma?); "
-                    "separate backend names with single commas, e.g. 'inotify,polling'",
-                )
-            )
-        if item == "auto":
-            if what == "deny":
-                raise ConfigError(_at(source, "'auto' cannot be denied; list backend names"))
-            raise ConfigError(
-                _at(
-                    source,
-                    f"'auto' cannot be part of a list ({whole!r}); "
-                    "give 'auto' alone, or list backend names only",
-                )
-            )
-        if not is_backend_name(item):
-            raise ConfigError(
-                _at(
-                    source,
-                    f"{item!r} is not a valid backend name ({BACKEND_NAME_RULE}); "
-                    f"expected {_BACKEND_ACCEPTED if what == 'backend' else 'backend names'}",
-                )
-            )
-        seen[item] = None
-    return tuple(seen)
-
-
-def parse_seconds(value: object, source: str, *, zero_ok: bool, text_ok: bool = False) -> float:
-    """A finite duration in seconds: positive, or ``>= 0`` with ``zero_ok``.
-
-    ``value`` is a number, or, with ``text_ok`` (environment variables, the command
-    line), text such as ``"0.5"``. The same bad duration gives the same message from
-    every source, apart from the ``source`` label.
-    """
-    if zero_ok:
-        wanted = "a number of seconds >= 0, such as 0.1"
-    else:
-        wanted = "a positive number of seconds, such as 0.5"
-    if text_ok and isinstance(value, str):
-        shown = value.strip()
-        try:
-            number = float(shown)
-        except ValueError:
-            raise ConfigError(
-                _say(source, f"must be {wanted}, got {value!r}, which is not a number")
-            ) from None
-    elif isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(
-            _say(source, f"must be {wanted}, got {type(value).__name__} {value!r}")
-        )
-    else:
-        number, shown = float(value), repr(value)
-    if not math.isfinite(number) or number < 0 or (number == 0 and not zero_ok):
-        raise ConfigError(_say(source, f"must be {wanted}, got {shown}"))
-    return number
-
-
-def parse_kinds(value: object, source: str) -> tuple[Change, ...]:
-    """Event kinds to deliver: a collection of :class:`Change` members or their values.
-
-    A single string is refused rather than read letter by letter (``Change`` members
-    are strings too): the caller is told to give a list.
-    """
-    accepted = ", ".join(c.value for c in Change)
-    if isinstance(value, str):
-        raise ConfigError(
-            _say(
-                source,
-                f"must be a list of event kinds such as [{str(value)!r}], not a single "
-                f"string ({str(value)!r}); accepted kinds: {accepted}",
-            )
-        )
-    if not isinstance(value, Iterable) or isinstance(value, bytes | bytearray | Mapping):
-        raise ConfigError(
-            _say(
-                source,
-                "must be a list of event kinds such as ['created'], got "
-                f"{type(value).__name__} {value!r}; accepted kinds: {accepted}",
-            )
-        )
-    chosen: dict[Change, None] = {}
-    for item in value:
-        try:
-            kind = Change(item)
-        except ValueError:
-            raise ConfigError(
-                _at(source, f"unknown event kind {item!r}; accepted kinds: {accepted}")
-            ) from None
-        chosen[kind] = None
-    return tuple(chosen)
-
-
-def parse_flag(value: object, source: str) -> bool:
-    """``True`` or ``False``, and nothing that merely looks like one."""
-    if not isinstance(value, bool):
-        got = f"{type(value).__name__} {value!r}"
-        raise ConfigError(_say(source, f"must be true or false, got {got}"))
-    return value
-
-
-def _patterns(value: object, source: str) -> tuple[str, ...]:
-    """Ignore patterns: a string (one pattern) or a collection of strings."""
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, Iterable) and not isinstance(value, bytes | bytearray | Mapping):
-        items = list(value)
-        bad = [item for item in items if not isinstance(item, str)]
-        if not bad:
-            return tuple(items)
-        detail = f"{bad[0]!r} is not a string"
-    else:
-        detail = f"got {type(value).__name__} {value!r}"
-    raise ConfigError(f"{source} must be a list of strings such as ['.git', '*.tmp']; {detail}")
 
 
 # --- sources ------------------------------------------------------------------------------
@@ -312,18 +115,18 @@ def from_args(args: Mapping[str, object]) -> PartialSettings:
     for key, value in given.items():
         source = f"argument {key}="
         if key == "backend":
-            out["backend"] = _parse_backend(value, source)
+            out["backend"] = parse_backend(value, source)
         elif key == "deny":
-            out["deny"] = _parse_deny(value, source)
+            out["deny"] = deny_value(value, source)
         elif key == "poll_interval":
             out["poll_interval"] = parse_seconds(value, source, zero_ok=False)
-        elif key == "ignore":
-            out["ignore"] = _patterns(value, source)
+        elif key in ("ignore", "include"):
+            out[key] = patterns(value, source)  # type: ignore[literal-required]
         elif key == "backend_options":
             out["backend_options"] = _backend_options.parse(value, source)
         elif key == "settle":
             out["settle"] = parse_seconds(value, source, zero_ok=True)
-        elif key in ("default_ignore", "hidden"):
+        elif key in ("default_ignore", "hidden", "gitignore", "coalesce"):
             out[key] = parse_flag(value, source)  # type: ignore[literal-required]
         else:
             out["debounce"] = parse_seconds(value, source, zero_ok=True)
@@ -335,10 +138,10 @@ def from_env(environ: Mapping[str, str]) -> PartialSettings:
     out: PartialSettings = {}
     backend = environ.get(ENV_BACKEND, "").strip()
     if backend:
-        out["backend"] = _parse_backend(backend, ENV_BACKEND)
+        out["backend"] = parse_backend(backend, ENV_BACKEND)
     deny = environ.get(ENV_DENY, "").strip()
     if deny:
-        out["deny"] = _parse_deny(deny, ENV_DENY)
+        out["deny"] = deny_value(deny, ENV_DENY)
     interval = environ.get(ENV_POLL_INTERVAL, "").strip()
     if interval:
         out["poll_interval"] = parse_seconds(
@@ -465,24 +268,25 @@ def from_file(path: str) -> PartialSettings:
     _reject_unknown_keys(table, where)
     out: PartialSettings = {}
     if "backend" in table:
-        out["backend"] = _parse_backend(table["backend"], f"{where} backend")
+        out["backend"] = parse_backend(table["backend"], f"{where} backend")
     if "deny" in table:
         out["deny"] = _file_deny(table["deny"], f"{where} deny")
     if "poll_interval" in table:
         out["poll_interval"] = parse_seconds(
             table["poll_interval"], f"{where} poll_interval", zero_ok=False
         )
-    if "ignore" in table:
-        value = table["ignore"]
-        if not isinstance(value, list):
-            raise ConfigError(
-                f"{where} ignore must be a list of strings such as ['.git', '*.tmp'], "
-                f"got {type(value).__name__} {value!r}"
-            )
-        out["ignore"] = _patterns(value, f"{where} ignore")
-    for key in ("default_ignore", "hidden"):
+    for key in ("ignore", "include"):
         if key in table:
-            out[key] = parse_flag(table[key], f"{where} {key}")
+            value = table[key]
+            if not isinstance(value, list):
+                raise ConfigError(
+                    f"{where} {key} must be a list of strings such as ['.git', '*.tmp'], "
+                    f"got {type(value).__name__} {value!r}"
+                )
+            out[key] = patterns(value, f"{where} {key}")
+    for flag in ("default_ignore", "hidden", "gitignore", "coalesce"):
+        if flag in table:
+            out[flag] = parse_flag(table[flag], f"{where} {flag}")
     if "debounce" in table:
         out["debounce"] = parse_seconds(table["debounce"], f"{where} debounce", zero_ok=True)
     if "settle" in table:
@@ -514,7 +318,7 @@ def _file_deny(value: object, source: str) -> frozenset[str]:
             f"{source} must be a list of backend names such as ['fanotify'], "
             f"got {type(value).__name__} {value!r}"
         )
-    return _parse_deny(value, source)
+    return deny_value(value, source)
 
 
 # --- merging ------------------------------------------------------------------------------

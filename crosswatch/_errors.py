@@ -52,3 +52,27 @@ class WatchLimitError(WatchError):
 
 class CrosswatchWarning(UserWarning):
     """Something was skipped but watching goes on (an unreadable directory …)."""
+
+
+class SnapshotError(CrosswatchError):
+    """A snapshot cannot be written, read or compared (see its subclasses)."""
+
+
+class NotASnapshotError(SnapshotError):
+    """The file is not a crosswatch snapshot at all."""
+
+
+class SnapshotCorruptError(SnapshotError):
+    """The file is a snapshot whose content is damaged: a checksum or a record is wrong."""
+
+
+class SnapshotTruncatedError(SnapshotCorruptError):
+    """The file is the beginning of a snapshot whose end is missing."""
+
+
+class SnapshotVersionError(SnapshotError):
+    """The snapshot was written in a newer format than this crosswatch reads."""
+
+
+class SnapshotMismatchError(SnapshotError):
+    """The snapshot is of another root, or of another platform's file identities."""

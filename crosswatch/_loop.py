@@ -13,11 +13,13 @@ import time
 from collections.abc import Callable
 
 from ._backend import Backend
+from ._coalesce import coalesce
 from ._engine import Engine, Stopped
 from ._events import Change, Event, event_bytes
 from ._feed import feed
 from ._os import Waker
 from ._queue import EventQueue
+from ._snaplive import Requests
 
 Callback = Callable[[list[Event]], object]
 
@@ -35,6 +37,8 @@ class Loop:
         debounce: float,
         callback: Callback | None,
         settle: float = 0.0,
+        coalesce: bool = False,
+        snapshots: Requests | None = None,
     ) -> None:
         self.engine = engine
         self.queue = queue
@@ -42,7 +46,12 @@ class Loop:
         self._kinds = kinds
         self._debounce = debounce
         self._settle = settle
+        self._coalesce = coalesce
+        # With coalescing: the ids of the batch's moves onto a free name, and of
+        # those that replaced an entry.
+        self._onto: tuple[set[int], set[int]] = (set(), set())
         self._callback = callback
+        self._snapshots = snapshots
         self._watched: dict[int, Backend] = {}
         # The batch being gathered (for ``debounce`` and ``settle``), not queued yet.
         self._batch: list[Event] = []
@@ -62,6 +71,8 @@ class Loop:
         finally:
             selector.close()
             self.queue.end()
+            if self._snapshots is not None:
+                self._snapshots.close()
 
     def full(self) -> bool:
         """Has the consumer all it can take, counting what is not queued yet?"""
@@ -94,13 +105,24 @@ class Loop:
                     # already. Not while paused either: the kernel's queue is unread.
                     engine.expire(full=full)
             self._gather(engine.take())
+            if self._snapshots and not engine.busy():
+                # Between rounds of work: the cache holds what the events told.
+                self._deliver()
+                self._snapshots.serve(engine, queue)
             if not engine.watched:
                 self._deliver()
                 return
 
     def _gather(self, events: list[Event]) -> None:
-        """Add ``events`` (the kinds asked for) to the batch; deliver it when due."""
-        if self._kinds is not None:
+        """Add ``events`` (the kinds asked for) to the batch; deliver it when due.
+
+        When coalescing, every kind is kept until the batch is merged: the rules
+        need the whole stream.
+        """
+        if self._coalesce:
+            for known, taken in zip(self._onto, self.engine.out.taken_onto, strict=True):
+                known.update(taken)
+        elif self._kinds is not None:
             events = [e for e in events if e.kind in self._kinds]
         if events:
             if not self._batch and self._debounce > 0:
@@ -116,6 +138,8 @@ class Loop:
     def _deliver(self) -> None:
         batch, nbytes = self._batch, self._bytes
         self._batch, self._bytes, self._due = [], 0, None
+        if batch and self._coalesce:
+            batch, nbytes = self._merged(batch)
         if not batch:
             return
         if self._callback is None:
@@ -126,6 +150,16 @@ class Loop:
         step = self.queue.max_batch
         for start in range(0, len(batch), step):
             self._callback(batch if len(batch) <= step else batch[start : start + step])
+
+    def _merged(self, batch: list[Event]) -> tuple[list[Event], int]:
+        """The batch coalesced, then cut to the kinds asked for; and its bytes."""
+        (free, held), self._onto = self._onto, (set(), set())
+        merged = coalesce(
+            batch, onto_free=lambda e: id(e) in free, onto_entry=lambda e: id(e) in held
+        )
+        if self._kinds is not None:
+            merged = [e for e in merged if e.kind in self._kinds]
+        return merged, event_bytes(merged)
 
     def _sync_fds(self, selector: selectors.BaseSelector) -> None:
         """Listen to backends' descriptors, except while the consumer is too far behind."""

@@ -11,7 +11,7 @@ import pluggy
 
 from . import _hookspecs
 from ._backend import Backend
-from ._config import BACKEND_NAME_RULE, is_backend_name
+from ._config_values import BACKEND_NAME_RULE, is_backend_name
 from ._errors import CrosswatchWarning, PluginError
 
 ENTRY_POINT_GROUP = "crosswatch"

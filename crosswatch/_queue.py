@@ -154,6 +154,17 @@ class EventQueue:
             self._on_room()
         return batch
 
+    def take_all(self) -> list[Event]:
+        """Every event waiting, however many: a snapshot hands them over at once."""
+        with self._cond:
+            out = [event for batch, _ in self._batches for event in batch]
+            self._batches.clear()
+            self._events = self._bytes = 0
+            room = self.paused
+        if room:
+            self._on_room()
+        return out
+
     def _take(self) -> list[Event]:
         """The waiting batches merged, up to ``max_batch`` events (with the lock held)."""
         out: list[Event] = []

@@ -112,6 +112,13 @@ def _pack(ino: int, kind: Kind) -> int:
     return ino if kind is Kind.FILE else -(ino << 2 | _KIND_CODE[kind])
 
 
+def unpack(value: int) -> tuple[Kind, int]:
+    """The kind and inode number of an entry stored as an int (see :meth:`Children.stored`)."""
+    if value >= 0:
+        return Kind.FILE, value
+    return _CODE_KIND[-value & 3], -value >> 2
+
+
 class Children:
     """A directory's entries by name.
 
@@ -151,10 +158,7 @@ class Children:
             return value
         owner = self.owner
         assert owner is not None
-        if value >= 0:
-            kind, ino = Kind.FILE, value
-        else:
-            kind, ino = _CODE_KIND[-value & 3], -value >> 2
+        kind, ino = unpack(value)
         node = Node.listed_entry(name, owner, kind, ino, self.as_of)
         if keep:
             self._entries[name] = node
@@ -194,6 +198,12 @@ class Children:
     def items(self) -> list[tuple[str, Node]]:
         return [(n, self._node(n, v)) for n, v in list(self._all().items())]
 
+    def stored(self) -> tuple[dict[str, Node | int], tuple[str, array[int]] | None]:
+        """The entries as they are stored, none made a Node: for a reader of a whole
+        tree that must not grow it (a snapshot). An int is a listed entry known as of
+        :attr:`as_of` (see :func:`unpack`); the pair, a first listing held whole."""
+        return self._entries, self._listing
+
     def dirs(self) -> list[Node]:
         """The directory nodes among the entries (never materializes a file)."""
         return [v for v in self._entries.values() if isinstance(v, Node) and v.kind is Kind.DIR]
@@ -207,6 +217,13 @@ class Children:
 
     def __delitem__(self, name: str) -> None:
         del self._all()[name]
+
+    def take_nodes(self, nodes: dict[str, Node | int]) -> None:
+        """Store an empty directory's entries at once (a tree read back from a snapshot);
+        ``nodes`` is the caller's no more."""
+        assert self.owner is not None
+        assert not self
+        self._entries = nodes
 
     def pop(self, name: str) -> Node | None:
         value = self._all().pop(name, None)

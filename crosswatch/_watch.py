@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
 
-from . import _args, _backend_options, _config, _mounts, _os, _select
+from . import _args, _backend_options, _config, _config_values, _mounts, _os, _select, _snaplive
 from ._backend import Backend, Options
 from ._engine import Engine, Ignore, Stopped
 from ._errors import (
@@ -22,6 +22,7 @@ from ._errors import (
     ConfigError,
     CrosswatchWarning,
     NotStartedError,
+    SnapshotError,
     WatchLimitError,
     WatchPathError,
 )
@@ -30,6 +31,7 @@ from ._loop import Callback, Loop
 from ._plugins import Plugins
 from ._progress import Meter, Progress
 from ._queue import Backlog, EventQueue
+from ._snaptree import record_filters
 
 Paths = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 BackendSpec = str | Sequence[str] | type[Backend] | None
@@ -69,9 +71,12 @@ def _roots(paths: Iterable[Paths], recursive: bool) -> list[str]:
 
 def _ignore(settings: _config.Settings) -> Ignore:
     """What the trees leave out: the patterns given, the default list unless it is
-    turned off, and hidden entries if asked."""
+    turned off, hidden entries if asked, and files no include pattern takes in."""
     defaults = _config.DEFAULT_IGNORE if settings.default_ignore is not False else ()
-    return Ignore([*settings.ignore, *defaults], hidden=settings.hidden is not False)
+    return Ignore(
+        [*settings.ignore, *defaults], hidden=settings.hidden is not False,
+        include=settings.include,
+    )
 
 
 def _check_readable(path: str) -> None:
@@ -112,12 +117,15 @@ class Watcher:
         backend: BackendSpec = None,
         deny: Iterable[str] | None = None,
         ignore: Iterable[str] | None = None,
+        include: Iterable[str] | None = None,
+        gitignore: bool | None = None,
         default_ignore: bool | None = None,
         hidden: bool | None = None,
         kinds: Iterable[Change | str] | None = None,
         access: bool = False,
         debounce: float | None = None,
         settle: float | None = None,
+        coalesce: bool | None = None,
         poll_interval: float | None = None,
         backend_options: Mapping[str, Mapping[str, object]] | None = None,
         callback: Callback | None = None,
@@ -140,10 +148,13 @@ class Watcher:
             "backend": None if forced else chosen_backend,
             "deny": _args.deny(deny),
             "ignore": _args.ignore(ignore),
+            "include": _args.include(include),
+            "gitignore": _args.optional_flag("gitignore", gitignore),
             "default_ignore": _args.optional_flag("default_ignore", default_ignore),
             "hidden": _args.optional_flag("hidden", hidden),
             "debounce": _args.optional_seconds("debounce", debounce, zero_ok=True),
             "settle": _args.optional_seconds("settle", settle, zero_ok=True),
+            "coalesce": _args.optional_flag("coalesce", coalesce),
             "poll_interval": _args.optional_seconds("poll_interval", poll_interval, zero_ok=False),
             "backend_options": _args.backend_options(backend_options),
         }
@@ -166,6 +177,7 @@ class Watcher:
         self.recursive = recursive
         self.kinds = self._kinds(wanted_kinds, access)
         self._queue = EventQueue(**bounds, on_room=self._wake)
+        self._snapshots = _snaplive.Requests(record_filters(self.settings))
         self._forced = forced
         self._debounce = self.settings.debounce or 0.0
         self._settle = self.settings.settle or 0.0
@@ -177,6 +189,7 @@ class Watcher:
         self._engine = Engine(
             access=access,
             ignore=_ignore(self.settings),
+            gitignore=self.settings.gitignore is True,
             pair_wait=pair_wait,
             fallback_interval=self._options.poll_interval,
             warn=self._warn,
@@ -196,7 +209,7 @@ class Watcher:
     def _kinds(kinds: Iterable[Change | str] | None, access: bool) -> frozenset[Change] | None:
         if kinds is None:
             return None
-        chosen = frozenset(_config.parse_kinds(kinds, "argument kinds="))
+        chosen = frozenset(_config_values.parse_kinds(kinds, "argument kinds="))
         if chosen & ACCESS_KINDS and not access:
             raise ConfigError("access kinds were asked for without access=True")
         return chosen
@@ -430,6 +443,22 @@ class Watcher:
             )
         return self._queue.get(timeout)
 
+    def snapshot(self, file: str | os.PathLike[str]) -> list[Event]:
+        """Write the watched trees, as the stream stands now, to snapshot ``file``.
+
+        Returns the events before that point which ``get()`` has not handed over:
+        applied after those it has, they give the tree the snapshot holds. Every
+        later event is after the snapshot (see the Snapshots page of the docs).
+        """
+        if not self._started:
+            raise NotStartedError("snapshot() was called before start(): call start() first")
+        if self._thread is None or not self._thread.is_alive():
+            raise _snaplive.stopped()
+        if self._thread is threading.current_thread():
+            raise SnapshotError("snapshot() cannot be called from the callback: call it "
+                                "from another thread")
+        return _snaplive.take(self._snapshots, self._queue, self._wake, os.fspath(file))
+
     # -------------------------------------------------------------- the thread
 
     def _run(self) -> None:
@@ -443,7 +472,9 @@ class Watcher:
                 kinds=self.kinds,
                 debounce=self._debounce,
                 settle=self._settle,
+                coalesce=self.settings.coalesce is True,
                 callback=self._callback,
+                snapshots=self._snapshots,
             ).run()
         finally:
             if self._queue.closed:

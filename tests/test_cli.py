@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 import crosswatch
-from crosswatch._cli import _human_row, main
+from crosswatch._cli import main
+from crosswatch._cli_backends import human_row
 from crosswatch._events import Change, Event
 from crosswatch._records import compile_format, render_json, render_plain
 from crosswatch.testing import needs_byte_names, needs_posix_permissions, needs_posix_signals
@@ -725,7 +726,7 @@ def test_backends_leaves_out_handle_counts_it_does_not_know() -> None:
     }
 
     def handles(limit: int | None, needed: int | None) -> list[str]:
-        lines = _human_row({**row, "limit": limit, "needed": needed})
+        lines = human_row({**row, "limit": limit, "needed": needed})
         assert not any("None" in line for line in lines)
         return [line.strip() for line in lines if "handles" in line or "needed" in line]
 
@@ -742,7 +743,7 @@ def test_backends_lists_the_options_each_backend_reads() -> None:
         "limit": None, "needed": None,
         "options": {"size": "bytes per read", "delay": "seconds to gather"},
     }
-    lines = [line.strip() for line in _human_row(row) if "option" in line]
+    lines = [line.strip() for line in human_row(row) if "option" in line]
     assert lines == ["option kernel.delay: seconds to gather", "option kernel.size: bytes per read"]
 
 

@@ -12,9 +12,9 @@ from crosswatch._config import (
     find_config_file,
     from_env,
     from_file,
-    parse_backend_spec,
     resolve,
 )
+from crosswatch._config_values import parse_backend_spec
 from crosswatch._errors import ConfigError, CrosswatchWarning
 from crosswatch.testing import needs_posix_permissions
 
@@ -175,7 +175,7 @@ def test_unknown_key_names_key_file_and_accepted(tmp_path: Path) -> None:
     assert "'poll_intervall'" in message
     assert path in message
     assert "did you mean 'poll_interval'" in message
-    accepted = "accepted keys: backend, deny, poll_interval, ignore, default_ignore, hidden, "
+    accepted = "accepted keys: backend, deny, poll_interval, ignore, include, gitignore, "
     assert accepted in message
 
 

@@ -187,3 +187,77 @@ def test_the_command_line_turns_the_list_off(tmp_path: Path, flag: str | None, s
         cli.kill()
     records = [line.split("\t") for line in cli.rest().decode().splitlines()]
     assert {os.path.relpath(path.rstrip("/"), tmp_path) for _, path in records} == seen
+
+
+# --------------------------------------------------------------------------- include
+
+INCLUDED = [
+    # patterns, root-relative path, is a directory, left out
+    (["*.py"], "a.py", False, False),
+    (["*.py"], "a.txt", False, True),
+    (["*.py"], "src", True, False),  # it may hold a match
+    (["*.py"], "src/deep/b.py", False, False),
+    (["src"], "src", True, False),
+    (["src"], "src/x/y.txt", False, False),  # below a matching directory
+    (["src"], "docs/y.txt", False, True),
+    (["src/*.py"], "docs", True, True),  # no match can lie below it: pruned
+    (["src/*.py"], "src", True, False),
+    (["src/*.py"], "src/a/b.py", False, False),  # fnmatch's * crosses /
+    (["src/*.py"], "src/a.txt", False, True),
+    (["s?c/lib/*.c"], "src", True, False),
+    (["s?c/lib/*.c"], "src/doc", True, True),
+    (["s?c/lib/*.c"], "src/lib", True, False),
+    (["*/lib"], "anything", True, False),
+    (["*.py", "docs"], "docs/index.md", False, False),
+]
+
+
+@pytest.mark.parametrize(("patterns", "rel", "is_dir", "out"), INCLUDED)
+def test_include_patterns_take_in_matches_and_what_lies_below(
+    patterns: list[str], rel: str, is_dir: bool, out: bool
+) -> None:
+    ignore = Ignore(include=patterns)
+    assert ignore.match(rel.rsplit("/", 1)[-1], lambda: rel, lambda: is_dir) is out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_only_included_files_are_reported(tmp_path: Path, backend: str) -> None:
+    make(tmp_path, "src/a.py", "src/a.txt")
+    with Watcher(tmp_path, backend=backend, poll_interval=0.05, include=["*.py"]) as w:
+        make(tmp_path, "src/b.py", "src/b.txt", "new/c.py", "new/c.txt")
+        (tmp_path / "src" / "a.py").write_text("y")
+        (tmp_path / "src" / "a.txt").write_text("y")
+        want = {"src/a.py", "src/b.py", "new", "new/c.py"}
+        events = collect(w, lambda ev: want <= changed(ev, tmp_path), settle=0.5)
+    assert changed(events, tmp_path) == want
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only: inotify")
+def test_a_path_pattern_prunes_the_directories_it_cannot_reach(tmp_path: Path) -> None:
+    for i in range(30):
+        (tmp_path / "docs" / f"d{i}").mkdir(parents=True)
+    make(tmp_path, "src/lib/a.c", "docs/x.c")
+    before = inotify_watches()
+    with Watcher(tmp_path, backend="inotify", include=["src/*.c"]) as w:
+        held = inotify_watches() - before
+        make(tmp_path, "docs/d0/y.c", "src/lib/b.c")
+        events = collect(w, lambda ev: "src/lib/b.c" in changed(ev, tmp_path), settle=0.3)
+    assert changed(events, tmp_path) == {"src/lib/b.c"}
+    assert held <= 3 + str(tmp_path).count(os.sep) - 1, f"{held} watches"  # root, src, lib
+
+
+def test_the_command_line_and_the_config_file_take_include(tmp_path: Path) -> None:
+    config = tmp_path / "crosswatch.toml"
+    config.write_text('include = ["*.md"]\n')
+    assert from_file(str(config)) == {"include": ("*.md",)}
+    cli = Cli(["watch", str(tmp_path), *FAST, "--timeout", "2", "--include", "*.py",
+               "--include", "*.c"], None, {}, b"\n")
+    try:
+        cli.ready()
+        for name in ("a.py", "b.c", "c.txt"):
+            (tmp_path / name).write_text("x")
+        assert cli.wait() == 0
+    finally:
+        cli.kill()
+    records = [line.split("\t") for line in cli.rest().decode().splitlines()]
+    assert {os.path.relpath(path, tmp_path) for _, path in records} == {"a.py", "b.c"}

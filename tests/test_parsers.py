@@ -12,7 +12,8 @@ import pytest
 
 from crosswatch import Change, ConfigError, PluginError, Plugins, Watcher
 from crosswatch._cli import main
-from crosswatch._config import BACKEND_NAME_RULE, from_env, from_file
+from crosswatch._config import from_env, from_file
+from crosswatch._config_values import BACKEND_NAME_RULE
 from crosswatch.testing import ScriptedBackend
 
 ACCEPTED_KINDS = ", ".join(c.value for c in Change)

@@ -4,8 +4,8 @@ It keeps a cache of every watched tree and treats each observation as a hint to
 verify against the disk; a rescan (a diff of disk against cache) repairs whatever
 was lost. Its parts, one concern and one piece of state each:
 
-- ``_roots``: the roots, their cached trees and the backends' handles (``_ignore``:
-  what the trees leave out);
+- ``_roots``: the roots, their cached trees and the backends' handles (``_ignore``
+  and ``_gitignore``: what the trees leave out);
 - ``_fates``: what must stay in place on the roots' paths, and files given as links;
 - ``_moves``: rename pairing state, the pending moves and what they hold back;
 - ``_renames``: the rename rules; ``_rules``: every other observation;
@@ -31,6 +31,8 @@ from .._fate import followed
 from .._tree import Kind, Node, kind_of
 from ._diff import Differ
 from ._fates import Fates
+from ._gitignore import NAME as GITIGNORE
+from ._gitignore import GitIgnores, Reread
 from ._ignore import Ignore
 from ._listings import NewDirs
 from ._moves import PendingMoves
@@ -61,6 +63,7 @@ class Engine:
         *,
         access: bool = False,
         ignore: Ignore | None = None,
+        gitignore: bool = False,
         pair_wait: float = 0.02,
         fallback_interval: float = 1.0,
         warn: Callable[[str], None] = lambda message: None,
@@ -79,7 +82,11 @@ class Engine:
         self._warned: set[str] = set()
         self.out = Output()
         self.work = Worklist()
-        self.roots = Roots(ignore or Ignore())
+        self.roots = Roots(ignore or Ignore(), GitIgnores(warn) if gitignore else None)
+        if self.roots.gitignores is not None:
+            self.roots.gitignores.touched = self._gitignore_touched
+            self.out.watched_name = GITIGNORE
+            self.out.on_watched_name = self._gitignore_reported
         self.moves = PendingMoves()
         self.fates = Fates(self)
         self.rules = Rules(self, access=access)
@@ -94,11 +101,16 @@ class Engine:
 
     # ------------------------------------------------------------ roots
 
-    def add_root(self, path: str, backend: Backend, *, recursive: bool = True) -> Root:
+    def add_root(
+        self, path: str, backend: Backend, *, recursive: bool = True,
+        cached: Callable[[Node], None] | None = None,
+    ) -> Root:
         """Start watching ``path`` (absolute) with ``backend``; scan it without events.
 
         Raises :class:`FileNotFoundError` and friends for a path that cannot be watched.
         A symbolic link is followed (see Watches.watch_root and :meth:`_file_root`).
+        ``cached`` fills a directory root's node from a tree read before (a
+        snapshot) instead of the disk: a diff then reports what changed since.
         """
         st = os.stat(path)
         if kind_of(st) is Kind.DIR:
@@ -111,9 +123,14 @@ class Engine:
                 return root
             node = root.node
         self.roots.add(root)
+        if self.roots.gitignores is not None and root.only is None:
+            self.roots.gitignores.read_outer(root)
         self.watches.watch_root(root)
         self.fates.watch(root, path)
-        self.scanner.fill(node, root, emit=False)
+        if cached is not None and root.only is None:
+            cached(node)
+        else:
+            self.scanner.fill(node, root, emit=False)
         # From the names just listed: a listing of its own would be reported (with
         # access events on) as anyone's.
         folds = _os.folds_names(node.path(), node.children.some_names(16))
@@ -149,6 +166,16 @@ class Engine:
 
     def backends(self) -> list[Backend]:
         return self.roots.backends()
+
+    def _gitignore_touched(self, directory: Node, read: bool) -> None:
+        self.work.spawn(Reread(directory, read))
+
+    def _gitignore_reported(self, path: str) -> None:
+        """An event named a ``.gitignore`` (the polling backend's diff finds a change
+        to one no observation named): its directory's is read again."""
+        directory = self.roots.find(os.path.dirname(path))
+        if directory is not None:
+            self._gitignore_touched(directory, False)
 
     def warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import collections
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import stat
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from .._events import Change
@@ -55,6 +56,13 @@ class Differ:
         """Diff ``tops`` (each with its subtree if its flag is set), as a task."""
         if tops:
             self.e.work.spawn(DiffTops(tops))
+
+    def refilter(self, top: Node) -> None:
+        """Diff ``top``'s subtree with every directory in it listed again: what the
+        filters leave out of it changed (a ``.gitignore``, or a path the patterns
+        match), not the directories."""
+        _unlist(top)
+        self.diff([(top, True)])
 
     def diff_now(self, tops: list[tuple[Node, bool]]) -> None:
         """Compare cached directories with the disk and report the differences.
@@ -218,9 +226,14 @@ class Diff:
         if node.listed is not None and node.listed == node.mtime:
             return self._known(node, list(node.children))  # unchanged: stat what we know
         listed = e.scanner.list_stats(node)
-        if listed is None or not e.roots.ignore:
+        roots = e.roots
+        if listed is None or not roots.filters:
             return listed
-        return ((n, s) for n, s in listed if not e.roots.ignored(root, node, n))
+        if roots.gitignores is not None:  # its .gitignore first: it speaks for the rest
+            listed = iter(entries := list(listed))
+            roots.listing(root, node, [n for n, _ in entries])
+        left_out = roots.left_out(root, node)
+        return ((n, s) for n, s in listed if not left_out(n, _is_dir(s)))
 
     def _known(self, node: Node, names: list[str]) -> Iterator[tuple[str, Stat]]:
         """The names the cache knows in ``node``, stated by path.
@@ -349,6 +362,8 @@ class Diff:
         mover.parent, mover.name = parent, name
         parent.children[name] = mover
         e.out.emit(Change.MOVED, mover.path(), mover.is_dir, src=src)
+        if mover.is_dir and e.roots.by_path:
+            _unlist(mover)  # the filters may say otherwise of its subtree at its new path
         # Same inode but new content: moved and written, or a freed inode number
         # reused at once (ext4 does). Either way the consumer must read it again.
         self._refresh(mover, st)
@@ -383,3 +398,13 @@ class Diff:
             self._place(*target)
         if self.e.roots.attached(cur):
             self.e.rules.remove(cur)
+
+
+def _is_dir(st: Stat) -> Callable[[], bool]:
+    return lambda: stat.S_ISDIR(st.st_mode)
+
+
+def _unlist(top: Node) -> None:
+    """Have a diff list ``top`` and every directory below it, not trust their mtimes."""
+    for node in top.walk(dirs_only=True):
+        node.listed = None

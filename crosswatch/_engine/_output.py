@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+
 from .._events import Change, Event, event_size
 
 #: Kinds of which a run for one path is one change: a burst of writes is one event.
@@ -64,6 +67,14 @@ class Output:
         self.nbytes = 0
         """The memory the events not taken yet are estimated to hold."""
         self.shown = Shown()
+        self.watched_name: str | None = None
+        """Events about entries of this name are told to ``on_watched_name``."""
+        self.on_watched_name: Callable[[str], None] = lambda path: None
+        self._onto: tuple[set[int], set[int]] = (set(), set())
+        self.taken_onto: tuple[frozenset[int], frozenset[int]] = (frozenset(), frozenset())
+        """The ``id()`` of each ``moved`` event of the last :meth:`take` whose
+        destination held no entry, and of each that replaced one without a
+        ``deleted`` (for coalescing; of other moves nothing is known)."""
 
     def __len__(self) -> int:
         return len(self._events)
@@ -77,8 +88,19 @@ class Output:
         src: str | None = None,
         pid: int | None = None,
         exact: bool = False,
+        held: bool | None = None,
     ) -> None:
-        """Add an event, under each path it is shown as (unless ``exact``)."""
+        """Add an event, under each path it is shown as (unless ``exact``).
+
+        ``held``: whether a move's destination held an entry (see ``taken_onto``).
+        """
+        if held is not None:
+            start = len(self._events)
+            self.emit(kind, path, is_dir, src=src, pid=pid, exact=exact)
+            self._onto[held].update(id(event) for event in self._events[start:])
+            return
+        if self.watched_name is not None:
+            self._watch_name(path, src)
         shown = self.shown
         if shown and not exact and (path in shown or src in shown):
             sources: list[str | None] = [None] if src is None else list(shown.of(src))
@@ -87,6 +109,12 @@ class Output:
                     self._append(kind, dst, is_dir, source, pid)
             return
         self._append(kind, path, is_dir, src, pid)
+
+    def _watch_name(self, path: str, src: str | None) -> None:
+        name = self.watched_name
+        for p in (path, src):
+            if p is not None and os.path.basename(p) == name:
+                self.on_watched_name(p)
 
     def _append(
         self, kind: Change, path: str, is_dir: bool, src: str | None, pid: int | None
@@ -101,4 +129,6 @@ class Output:
         """The events produced since the last call."""
         out, self._events = self._events, []
         self.nbytes = 0
+        free, held = self._onto
+        self.taken_onto, self._onto = (frozenset(free), frozenset(held)), (set(), set())
         return out

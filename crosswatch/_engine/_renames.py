@@ -208,7 +208,11 @@ class Renames:
             rules.remove(occupant, emit=occupant.is_dir != node.is_dir or respelled, pid=pid)
         node.parent, node.name = dst_parent, dst_name
         dst_parent.children[dst_name] = node
-        e.out.emit(Change.MOVED, dst_path, node.is_dir, src=src_path, pid=pid)
+        # Whether an occupant of the same kind went without a word (for coalescing).
+        held = occupant is not None and occupant.is_dir == node.is_dir and not respelled
+        e.out.emit(Change.MOVED, dst_path, node.is_dir, src=src_path, pid=pid, held=held)
+        if node.is_dir and e.roots.by_path:
+            e.differ.refilter(node)  # the filters may say otherwise of it at its new path
 
     def _occupant(self, parent: Node, name: str) -> Node | None:
         """The cached entry a rename to ``name`` replaces: on a file system that folds

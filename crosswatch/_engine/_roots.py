@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Hashable
+import stat
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
 
 from .._backend import Backend
 from .._tree import Kind, Node, Stat
+from ._gitignore import NAME as GITIGNORE
+from ._gitignore import GitIgnores
 from ._ignore import Ignore
 
 
@@ -38,8 +41,14 @@ class Roots:
     node taken out (deleted, or detached while its rename waits for its pair) is not.
     """
 
-    def __init__(self, ignore: Ignore) -> None:
+    def __init__(self, ignore: Ignore, gitignores: GitIgnores | None = None) -> None:
         self.ignore = ignore
+        self.gitignores = gitignores
+        self.filters = bool(ignore) or gitignores is not None
+        """Can anything be left out (one check for the common case)?"""
+        self.by_path = bool(ignore.paths or ignore.include) or gitignores is not None
+        """Can what is left out below a directory change when it moves (patterns
+        matched against paths, or ``.gitignore`` files above it)?"""
         self.all: list[Root] = []
         self._by_top: dict[int, Root] = {}
         self._handles: dict[Backend, dict[Hashable, Node]] = {}
@@ -65,6 +74,8 @@ class Roots:
         root.folds = folds
 
     def drop(self, root: Root) -> None:
+        if self.gitignores is not None:
+            self.gitignores.forget_root(root)
         self.all.remove(root)
         self._folding -= root.folds
         del self._by_top[id(root.node)]
@@ -88,6 +99,19 @@ class Roots:
 
     def backends(self) -> list[Backend]:
         return list(self._handles)
+
+    def find(self, path: str) -> Node | None:
+        """The cached directory at ``path`` (as events spell it), if any."""
+        for root in self.all:
+            top = root.node.path()
+            if path == top or path.startswith(top.rstrip(os.sep) + os.sep):
+                node: Node | None = root.node
+                for part in path[len(top):].split(os.sep):
+                    if part and node is not None:
+                        node = node.children.get(part)
+                if node is not None and node.is_dir:
+                    return node
+        return None
 
     # ------------------------------------------------------------ handles
 
@@ -177,10 +201,45 @@ class Roots:
             return parent is root.node and name in root.only
         if depth >= root.max_depth:
             return False
-        return not (self.ignore and self.ignored(root, parent, name))
+        if name == GITIGNORE and self.gitignores is not None:
+            self.gitignores.touched(parent, False)  # read again, even if it is left out
+        return not (self.filters and self.ignored(root, parent, name, _lstat_is_dir(parent, name)))
 
-    def ignored(self, root: Root, parent: Node, name: str) -> bool:
-        return self.ignore.match(name, lambda: self._rel(root, parent, name))
+    def ignored(
+        self, root: Root, parent: Node, name: str, is_dir: Callable[[], bool]
+    ) -> bool:
+        """Is ``name`` in ``parent`` left out (``is_dir()`` asked only if it matters)?"""
+        if self.ignore and self.ignore.match(name, lambda: self._rel(root, parent, name), is_dir):
+            return True
+        gitignores = self.gitignores
+        return gitignores is not None and gitignores.leaves_out(root, parent, name, is_dir)
+
+    def left_out(self, root: Root, node: Node) -> Callable[[str, Callable[[], bool]], bool]:
+        """:meth:`ignored` for the names of one listing of ``node``, with what the
+        ``.gitignore`` files say of them found once."""
+        test = None if self.gitignores is None else self.gitignores.tester(root, node)
+        ignore = self.ignore if self.ignore else None
+
+        def left_out(name: str, is_dir: Callable[[], bool]) -> bool:
+            if ignore is not None and ignore.match(
+                name, lambda: self._rel(root, node, name), is_dir
+            ):
+                return True
+            return test is not None and test(name, is_dir)
+
+        return left_out
+
+    def listing(self, root: Root, node: Node, names: Collection[str]) -> None:
+        """A listing of ``node`` shows ``names``: its ``.gitignore`` is read if it has
+        one, or had; if what that says changed while entries below are cached, the
+        subtree is diffed again with it (``touched``)."""
+        gitignores = self.gitignores
+        if gitignores is None or root.only is not None:
+            return
+        if (GITIGNORE in names or gitignores.has(node)) and gitignores.refresh(node) and (
+            node.children
+        ):
+            gitignores.touched(node, True)
 
     @staticmethod
     def _rel(root: Root, parent: Node, name: str) -> str:
@@ -190,3 +249,12 @@ class Roots:
             parts.append(node.name)
             node = node.parent
         return "/".join(reversed(parts))
+
+
+def _lstat_is_dir(parent: Node, name: str) -> Callable[[], bool]:
+    def is_dir() -> bool:
+        try:
+            return stat.S_ISDIR(os.lstat(os.path.join(parent.path(), name)).st_mode)
+        except OSError:
+            return False
+    return is_dir

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TYPE_CHECKING
@@ -194,7 +194,7 @@ class Scanner:
         fd = self.open(node, node.path())
         if fd is None:
             return None
-        return self._stats(fd)
+        return self._stats(fd, self.e.listed)
 
     def names(self, node: Node, path: str) -> list[str] | None:
         """The names in directory ``path``, as stored, if it is ``node``'s (None if
@@ -218,10 +218,12 @@ class Scanner:
             _os.close(fd)
 
     @staticmethod
-    def _stats(fd: _os.Opened) -> Iterator[tuple[str, Slim]]:
+    def _stats(fd: _os.Opened, listed: Callable[[int], None]) -> Iterator[tuple[str, Slim]]:
+        count = 0  # told to ``listed`` (a comparison with a snapshot shows its progress)
         try:
             with _os.entries(fd) as it:
                 for entry in it:
+                    count += 1
                     try:
                         st = slim(_os.entry_lstat(entry))
                     except OSError:
@@ -229,6 +231,7 @@ class Scanner:
                     yield entry.name, st
         finally:
             _os.close(fd)
+            listed(count)
 
     def list_new(self, node: Node, root: Root) -> list[Listed] | None:
         """Watch, then list, a new directory; nothing is cached (see NewDirs)."""
@@ -258,9 +261,14 @@ class Scanner:
         """The entries not ignored: asked of each only if one may be (one C-level
         pass over the names tells, for the default list of plain names)."""
         roots = self.e.roots
-        if not (roots.ignore and roots.ignore.may_match(map(_NAME, entries))):
+        if not roots.filters:
             return entries
-        return [entry for entry in entries if not roots.ignored(root, node, entry.name)]
+        names = list(map(_NAME, entries))
+        roots.listing(root, node, names)
+        if roots.gitignores is None and not roots.ignore.may_match(names):
+            return entries
+        left_out = roots.left_out(root, node)
+        return [e for e in entries if not left_out(e.name, _is_dir(e))]
 
     def _listing(
         self, entries: Iterable[os.DirEntry[str]], node: Node, root: Root, *, new: bool = False
@@ -403,3 +411,7 @@ class Scanner:
             root.node.children[name] = node
             if emit:
                 self.e.out.emit(Change.CREATED, node.path(), node.is_dir)
+
+
+def _is_dir(entry: os.DirEntry[str]) -> Callable[[], bool]:
+    return lambda: entry.is_dir(follow_symlinks=False)

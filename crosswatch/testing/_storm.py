@@ -60,18 +60,15 @@ def storm(
     return total
 
 
-def storm_and_converge(
-    watcher: Watcher, root: str, *, seed: int, timeout: float = 30.0, settle: float = 0.3,
-    respell: bool = False,
+def storm_while_reading(
+    watcher: Watcher, root: str, *, seed: int, names: int = 40, respell: bool = False
 ) -> tuple[int, list[Event]]:
-    """Four writers storm ``root`` for 3 s while a strict mirror takes ``watcher``'s
-    events, kept up with; then the mirror must equal the disk. (operations, events).
-    ``respell``: the writers spell paths in random cases (see random_operation)."""
-    mirror = Mirror.of(root)  # strict: duplicates or bad order fail at once
+    """Four writers storm ``root`` for 3 s while ``watcher``'s events are read, kept
+    up with; (operations, the events read meanwhile)."""
     consumed: list[Event] = []
     stop = threading.Event()
 
-    def consume() -> None:  # keep up with the stream while the writers run
+    def consume() -> None:
         while not stop.is_set():
             batch = watcher.get(timeout=0.05)
             if batch:
@@ -80,10 +77,22 @@ def storm_and_converge(
     reader = threading.Thread(target=consume)
     reader.start()
     try:
-        ops = storm(root, processes=4, seconds=3.0, seed=seed, respell=respell)
+        ops = storm(root, processes=4, seconds=3.0, seed=seed, names=names, respell=respell)
     finally:
         stop.set()
         reader.join()
+    return ops, consumed
+
+
+def storm_and_converge(
+    watcher: Watcher, root: str, *, seed: int, timeout: float = 30.0, settle: float = 0.3,
+    respell: bool = False,
+) -> tuple[int, list[Event]]:
+    """:func:`storm_while_reading`, whose events a strict mirror takes; then the mirror
+    must equal the disk. (operations, events). ``respell``: the writers spell paths in
+    random cases (see random_operation)."""
+    mirror = Mirror.of(root)  # strict: duplicates or bad order fail at once
+    ops, consumed = storm_while_reading(watcher, root, seed=seed, respell=respell)
     mirror.apply(consumed)
     converge(watcher, mirror, timeout=timeout, settle=settle)
     return ops, consumed
