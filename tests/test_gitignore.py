@@ -21,7 +21,9 @@ from test_cli import FAST, Cli, assert_no_traceback
 from test_ignore import changed, inotify_watches, make
 
 from crosswatch import Change, Event, Watcher
-from crosswatch.testing import Mirror, collect, linux_only, snapshot
+from crosswatch._backend import Action, EntryChange
+from crosswatch._engine import Engine
+from crosswatch.testing import Mirror, ScriptedBackend, collect, linux_only, snapshot
 from crosswatch.testing._storm import storm_while_reading
 
 FAST_POLL = 0.05
@@ -243,6 +245,29 @@ def test_a_changed_gitignore_releases_and_takes_back_subtrees(
         want = {"src/a.py", "build/out/x.o", "build/y.o", "notes.txt"}
         follow_to(w, mirror, tmp_path, want)
         assert files_of(mirror.entries, tmp_path) == want
+
+
+def test_a_new_directory_listed_before_a_gitignore_changed_is_placed_under_the_new_one(
+    tmp_path: Path,
+) -> None:
+    """A new directory is listed at once but placed after the next read of the queue;
+    a .gitignore read meanwhile decides what of that listing is kept (a race that
+    storms under load hit)."""
+    backend = ScriptedBackend()
+    engine = Engine(gitignore=True)
+    mirror = Mirror.of(str(tmp_path))
+    engine.add_root(str(tmp_path), backend)
+    top = backend.handle_of(str(tmp_path))
+    make(tmp_path, "d/a.txt", "d/b.c")
+    engine.apply(backend, [EntryChange(top, "d", Action.CREATED, True)])  # listed now
+    events = engine.take()
+    (tmp_path / ".gitignore").write_text("*.txt\n")
+    engine.apply(backend, [EntryChange(top, ".gitignore", Action.CREATED, False)])
+    engine.apply(backend, [])  # the queue read dry: the listing is placed
+    while engine.advance():
+        pass
+    mirror.apply(events + engine.take())
+    assert files_of(mirror.entries, tmp_path) == {".gitignore", "d/b.c"}
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only: inotify")

@@ -96,6 +96,9 @@ class NewDirs:
         children = node.children
         base = node.path()
         listing = task.listing
+        # What the filters leave out may have changed since the listing (its
+        # .gitignore rewritten, read again and its directory diffed meanwhile).
+        left_out = e.roots.left_out(task.root, node) if e.roots.filters else None
         for i in range(task.start, len(listing)):
             if work.full():
                 task.start = i
@@ -110,7 +113,11 @@ class NewDirs:
                     work.spawn(LookAt(node, name))
                 else:
                     e.rules.reconcile(node, name)
-            elif name in children or (moves and renames.wait_for_old(node, name)):
+            elif (
+                name in children
+                or (moves and renames.wait_for_old(node, name))
+                or (left_out is not None and left_out(name, (kind is Kind.DIR).__bool__))
+            ):
                 continue
             else:
                 key = moves.key_of(node.dev, ino) if moves else None
