@@ -112,11 +112,6 @@ class GitIgnores:
 
     # ------------------------------------------------------------ matching
 
-    def leaves_out(self, root: Root, parent: Node, name: str, is_dir: Callable[[], bool]) -> bool:
-        """Do the files that speak for ``name`` in ``parent`` leave it out?"""
-        test = self.tester(root, parent)
-        return test is not None and test(name, is_dir)
-
     def tester(self, root: Root, parent: Node) -> Callable[[str, Callable[[], bool]], bool] | None:
         """What the files say of names in ``parent``: a test of ``(name, is_dir)``,
         found once for a whole listing; None if no file speaks for them."""

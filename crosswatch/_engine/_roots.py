@@ -203,20 +203,11 @@ class Roots:
             return False
         if name == GITIGNORE and self.gitignores is not None:
             self.gitignores.touched(parent, False)  # read again, even if it is left out
-        return not (self.filters and self.ignored(root, parent, name, _lstat_is_dir(parent, name)))
-
-    def ignored(
-        self, root: Root, parent: Node, name: str, is_dir: Callable[[], bool]
-    ) -> bool:
-        """Is ``name`` in ``parent`` left out (``is_dir()`` asked only if it matters)?"""
-        if self.ignore and self.ignore.match(name, lambda: self._rel(root, parent, name), is_dir):
-            return True
-        gitignores = self.gitignores
-        return gitignores is not None and gitignores.leaves_out(root, parent, name, is_dir)
+        return not (self.filters and self.left_out(root, parent)(name, _lstat_is_dir(parent, name)))
 
     def left_out(self, root: Root, node: Node) -> Callable[[str, Callable[[], bool]], bool]:
-        """:meth:`ignored` for the names of one listing of ``node``, with what the
-        ``.gitignore`` files say of them found once."""
+        """Is a name in ``node`` left out (``is_dir()`` asked only if it matters)?
+        What the ``.gitignore`` files say is found once, for a whole listing."""
         test = None if self.gitignores is None else self.gitignores.tester(root, node)
         ignore = self.ignore if self.ignore else None
 
