@@ -95,6 +95,20 @@ def count(name: str, value: object) -> int:
     return value
 
 
+def pids(name: str, value: object) -> frozenset[int]:
+    """Process ids: ``None`` (none), or a collection of whole numbers of at least 1."""
+    if value is None:
+        return frozenset()
+    accepted = "a list of process ids (whole numbers of at least 1)"
+    if isinstance(value, int | str | bytes) or not _collection(value):
+        raise _wrong(name, accepted, value)
+    items = list(value)
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int) or item < 1:
+            raise _wrong(name, accepted, value, f"; {_shown(item)} is not a process id")
+    return frozenset(items)  # type: ignore[arg-type]
+
+
 def _shared(parse: Callable[[], T], shape: bool) -> T:
     """What a shared parser makes of a value; a value it refuses that is not of the
     accepted ``shape`` at all is refused as a wrong type, with the parser's message.

@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 from ._errors import ConfigTypeError
 from ._events import Event
-from ._watch import Paths, Watcher
+from ._setup import Paths
+from ._watch import Watcher
 
 
 class StopEvent(Protocol):

@@ -86,6 +86,8 @@ class Renamed:
     new_handle: Handle
     new_name: str
     is_dir: bool | None = None
+    pid: int | None = None
+    """The process that renamed it, when the OS says; copied to the event."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,13 @@ class Capabilities:
     own_reads: bool = False
     """Access events include the engine's own listings of watched directories (the
     engine takes them out; see the module docstring)."""
+    pids: bool = False
+    """Observations carry the pid of the process that made each change; a watcher
+    asked for pids (``pids=True``, ``ignore_pids=``) selects only such backends."""
+    dirs_report_themselves: bool = False
+    """A directory's changes to itself (its attributes) come on its own handle with
+    name ``""`` and never on its parent's under its name, so the engine reports
+    them for every directory, not only for roots."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,6 +135,8 @@ def _open_watcher(args: argparse.Namespace) -> Watcher:
         hidden=args.hidden,
         kinds=chosen,
         access=access,
+        pids=args.pids,
+        ignore_pids=args.ignore_pid,
         debounce=args.debounce,
         settle=args.settle,
         coalesce=args.coalesce,

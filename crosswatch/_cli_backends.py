@@ -30,7 +30,8 @@ def _report(
     )
     backend = "auto" if settings.backend is None else list(settings.backend)
     report = probe(
-        args.path, backend=backend, deny=settings.deny, access=args.access, plugins=plugins
+        args.path, backend=backend, deny=settings.deny, access=args.access, pids=args.pids,
+        plugins=plugins,
     )
     return report, settings.deny
 
@@ -47,6 +48,7 @@ def _backend_rows(
                 "available": result.available,
                 "denied": result.backend in deny,
                 "lacks_access": report.access and not cls.capabilities.access_events,
+                "lacks_pids": report.pids and not cls.capabilities.pids,
                 "reason": text(result.reason),
                 "score": result.score,
                 "limit": result.limit,
@@ -67,6 +69,8 @@ def human_row(row: dict[str, Any]) -> list[str]:
         status += ", denied"
     if row["lacks_access"]:
         status += ", cannot report access events"
+    if row.get("lacks_pids"):
+        status += ", cannot report pids"
     mark = "*" if row["chosen"] else " "
     lines = [f"{mark} {row['name']}  {status}, score {row['score']}, plugin {row['plugin']}"]
     if row["reason"]:
@@ -106,6 +110,7 @@ def show(args: argparse.Namespace, config_file: str | None) -> bool:
         whole = {
             "path": text(report.path),
             "access": report.access,
+            "pids": report.pids,
             "choice": report.choice,
             "reason": text(report.reason),
             "backends": rows,

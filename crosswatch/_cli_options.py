@@ -261,6 +261,18 @@ def _what_to_report(p: argparse.ArgumentParser) -> Any:
     what.add_argument(
         "--access", action="store_true", help="also report opened, accessed and closed_* events"
     )
+    what.add_argument(
+        "--pids",
+        action="store_true",
+        help="watch with a backend that reports the pid of each change (fanotify)",
+    )
+    what.add_argument(
+        "--ignore-pid",
+        action="append",
+        type=positive_int,
+        metavar="PID",
+        help="leave out the changes this process makes (repeatable; implies --pids)",
+    )
     filter_options(what)
     what.add_argument(
         "--poll-interval",
@@ -430,6 +442,11 @@ def _add_backends(
         "--access",
         action="store_true",
         help="choose as 'watch --access' would: only backends that report access events",
+    )
+    p.add_argument(
+        "--pids",
+        action="store_true",
+        help="choose as 'watch --pids' would: only backends that report pids",
     )
     p.set_defaults(func=command)
 

@@ -37,6 +37,8 @@ VIRTUAL_FS = frozenset(
         "nsfs",
     }
 )
+#: File systems where the local kernel never hears of changes made by other hosts.
+REMOTE_FS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs"})
 
 _ESCAPE = re.compile(rb"\\([0-7]{3})")
 

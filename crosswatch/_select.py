@@ -32,6 +32,58 @@ class ProbeReport:
     """Why ``choice`` was picked, or why nothing can be."""
     access: bool = False
     """Whether selection was asked for a backend that reports access events."""
+    pids: bool = False
+    """Whether selection was asked for a backend that reports the pid of each change."""
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    """What a watcher asks of a backend beyond watching: capabilities it must have."""
+
+    access: bool = False
+    """Access events (``access=True``)."""
+    pids: bool = False
+    """The pid of each change (``pids=True``, ``ignore_pids=``, ``ignore_own=True``)."""
+
+    def __bool__(self) -> bool:
+        return self.access or self.pids
+
+    def lacking(self, backend: type[Backend]) -> list[str]:
+        """What of these ``backend`` cannot give, each as a message names it."""
+        caps = backend.capabilities
+        out = []
+        if self.access and not caps.access_events:
+            out.append(_ACCESS_EVENTS)
+        if self.pids and not caps.pids:
+            out.append(_PIDS)
+        return out
+
+    def asked(self) -> str:
+        """How the user asked for what the first lacking need is, for messages."""
+        parts = []
+        if self.access:
+            parts.append("access=True / --access")
+        if self.pids:
+            parts.append("pids=True, ignore_pids= or ignore_own=True / --pids, --ignore-pid")
+        return "; ".join(parts)
+
+    def without(self) -> str:
+        """How to do without them."""
+        parts = []
+        if self.access:
+            parts.append("access=True")
+        if self.pids:
+            parts.append("pids, ignore_pids and ignore_own")
+        return "watch without " + " and ".join(parts)
+
+    def among(self) -> str:
+        """A phrase for the backends that meet them ("" when there are no needs)."""
+        parts = []
+        if self.access:
+            parts.append("report access events")
+        if self.pids:
+            parts.append("report pids")
+        return " that " + " and ".join(parts) if parts else ""
 
 
 def _run_probe(name: str, backend: type[Backend], path: str) -> Probe:
@@ -71,21 +123,20 @@ class _Probes:
     def all(self) -> list[Probe]:
         return [self[name] for name in self.registry]  # the registry iterates sorted
 
-    def hears_access(self, name: str) -> bool:
-        """Whether backend ``name`` can report access events."""
-        return self.registry[name].capabilities.access_events
+    def meets(self, name: str, needs: Needs) -> bool:
+        """Whether backend ``name`` has every capability ``needs`` asks for."""
+        return not needs.lacking(self.registry[name])
 
-    def usable(self, deny: frozenset[str], access: bool) -> list[str]:
-        """Names of the backends that are available, not denied, and report access
-        events if ``access``."""
-        return [p.backend for p in self.all() if self.fits(p, deny, access)]
+    def usable(self, deny: frozenset[str], needs: Needs) -> list[str]:
+        """Names of the backends that are available, not denied, and meet ``needs``."""
+        return [p.backend for p in self.all() if self.fits(p, deny, needs)]
 
-    def fits(self, result: Probe, deny: frozenset[str], access: bool) -> bool:
+    def fits(self, result: Probe, deny: frozenset[str], needs: Needs) -> bool:
         if not result.available or result.backend in deny:
             return False
-        return not access or self.hears_access(result.backend)
+        return self.meets(result.backend, needs)
 
-    def exhausted(self, names: Iterable[str], deny: frozenset[str], access: bool) -> list[Probe]:
+    def exhausted(self, names: Iterable[str], deny: frozenset[str], needs: Needs) -> list[Probe]:
         """Those of ``names`` that would serve but for a limit used up (``limit == 0``)."""
         found = [self[name] for name in names]
         return [
@@ -94,20 +145,31 @@ class _Probes:
             if not p.available
             and p.limit == 0
             and p.backend not in deny
-            and (not access or self.hears_access(p.backend))
+            and self.meets(p.backend, needs)
         ]
 
 
 #: How messages name what ``access=True`` asks for.
 _ACCESS_EVENTS = "access events (opened, accessed, closed_write, closed_nowrite)"
+#: And what ``pids=True`` asks for.
+_PIDS = "the pid of each change"
 
 
-def no_access_events(backend: type[Backend]) -> str:
-    """Why ``backend``, given as a class, cannot serve a watcher asked for access events."""
+def _asked(wanted: list[str]) -> str:
+    """"which was asked for" or "which were", as the first of ``wanted`` reads."""
+    return "which was" if wanted == [_PIDS] else "which were"
+
+
+def unmet(backend: type[Backend], needs: Needs) -> str | None:
+    """Why ``backend``, given as a class, cannot serve a watcher with ``needs``, if it cannot."""
+    lacking = needs.lacking(backend)
+    if not lacking:
+        return None
+    flags = {_ACCESS_EVENTS: "access_events", _PIDS: "pids"}
     return (
-        f"backend {backend.name!r} cannot report {_ACCESS_EVENTS}, which were asked "
-        "for (access=True / --access); use a backend whose capabilities include access_events, "
-        "or watch without access=True"
+        f"backend {backend.name!r} cannot report {' or '.join(lacking)}, "
+        f"{_asked(lacking)} asked for ({needs.asked()}); use a backend whose capabilities include "
+        f"{' and '.join(flags[x] for x in lacking)}, or {needs.without()}"
     )
 
 
@@ -122,21 +184,21 @@ def select_backend(
     deny: frozenset[str],
     plugins: Plugins,
     *,
-    access: bool = False,
+    needs: Needs = Needs(),
     refused: Mapping[str, str] | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> tuple[type[Backend], Probe]:
     """Choose the backend for ``path`` and return its class and its probe.
 
     ``preference`` ``None`` picks the available backend with the highest score; one
-    name forces that backend; several names take the first available one. With
-    ``access``, only backends whose capabilities include ``access_events`` qualify.
+    name forces that backend; several names take the first available one. Only
+    backends with the capabilities ``needs`` asks for qualify.
     ``refused`` maps backends that could not open to why: they are unavailable.
     ``warn`` is told when the choice passes over a backend whose limit is used up.
     """
     probes = _Probes(path, plugins.backends, refused)
-    name, _ = _choose(probes, preference, deny, access)
-    passed = _passed_over(probes, preference, name, deny, access)
+    name, _ = _choose(probes, preference, deny, needs)
+    passed = _passed_over(probes, preference, name, deny, needs)
     if warn is not None and passed:
         warn(f"{path!r} is watched with {name} {passed}")
     return plugins.backends[name], probes[name]
@@ -147,7 +209,7 @@ def _passed_over(
     preference: tuple[str, ...] | None,
     name: str,
     deny: frozenset[str],
-    access: bool,
+    needs: Needs,
 ) -> str:
     """Which backends the choice of ``name`` passed over only because a limit is used up."""
     if preference is None:
@@ -155,12 +217,12 @@ def _passed_over(
     else:
         before = preference[: preference.index(name)] if name in preference else ()
     return "; ".join(
-        f"instead of {p.backend}: {p.reason}" for p in probes.exhausted(before, deny, access)
+        f"instead of {p.backend}: {p.reason}" for p in probes.exhausted(before, deny, needs)
     )
 
 
 def _choose(
-    probes: _Probes, preference: tuple[str, ...] | None, deny: frozenset[str], access: bool
+    probes: _Probes, preference: tuple[str, ...] | None, deny: frozenset[str], needs: Needs
 ) -> tuple[str, str]:
     """The chosen backend's name and why it was chosen.
 
@@ -172,13 +234,13 @@ def _choose(
     if probes.virtual is not None:
         if preference is None or len(preference) > 1:
             raise BackendUnavailableError(_unseen(probes.path, probes.virtual))
-        name, reason = _choose_forced(probes, preference[0], deny, access)
+        name, reason = _choose_forced(probes, preference[0], deny, needs)
         return name, f"{reason}; but {unseen_warning(probes.path, probes.virtual)}"
     if preference is None:
-        return _choose_auto(probes, deny, access)
+        return _choose_auto(probes, deny, needs)
     if len(preference) == 1:
-        return _choose_forced(probes, preference[0], deny, access)
-    return _choose_listed(probes, preference, deny, access)
+        return _choose_forced(probes, preference[0], deny, needs)
+    return _choose_listed(probes, preference, deny, needs)
 
 
 def _unseen(path: str, kind: str) -> str:
@@ -200,17 +262,18 @@ def unseen_warning(path: str, kind: str) -> str:
     )
 
 
-def _choose_auto(probes: _Probes, deny: frozenset[str], access: bool) -> tuple[str, str]:
-    candidates = [probes[name] for name in probes.usable(deny, access)]
+def _choose_auto(probes: _Probes, deny: frozenset[str], needs: Needs) -> tuple[str, str]:
+    candidates = [probes[name] for name in probes.usable(deny, needs)]
     if not candidates:
-        raise BackendUnavailableError(_nothing_usable(probes, deny, access))
+        raise BackendUnavailableError(_nothing_usable(probes, deny, needs))
     best = min(candidates, key=lambda p: (-p.score, p.backend))
-    among = " that report access events" if access else ""
-    return best.backend, f"highest score ({best.score}) among the available backends{among}"
+    return best.backend, (
+        f"highest score ({best.score}) among the available backends{needs.among()}"
+    )
 
 
 def _choose_forced(
-    probes: _Probes, name: str, deny: frozenset[str], access: bool
+    probes: _Probes, name: str, deny: frozenset[str], needs: Needs
 ) -> tuple[str, str]:
     if name in deny:
         raise ConfigError(
@@ -218,19 +281,20 @@ def _choose_forced(
             "list (deny=, CROSSWATCH_DENY or the config file) or request another backend"
         )
     result = probes[name]
-    if result.available and access and not probes.hears_access(name):
-        able = [n for n in probes.usable(deny, access) if n != name]
+    lacking = needs.lacking(probes.registry[name])
+    if result.available and lacking:
+        able = [n for n in probes.usable(deny, needs) if n != name]
         if able:
             advice = f"backends available for this path that can: {', '.join(able)}"
         else:
-            advice = "no available backend can for this path; watch without access=True"
+            advice = f"no available backend can for this path; {needs.without()}"
         raise BackendUnavailableError(
-            f"backend {name!r} cannot report {_ACCESS_EVENTS}, which were asked for "
-            f"(access=True / --access); {advice}"
+            f"backend {name!r} cannot report {' or '.join(lacking)}, "
+            f"{_asked(lacking)} asked for ({needs.asked()}); {advice}"
         )
     if result.available:
         return name, "requested"
-    others = [n for n in probes.usable(deny, access) if n != name]
+    others = [n for n in probes.usable(deny, needs) if n != name]
     if others:
         advice = (
             f"backends available for this path: {', '.join(others)}; "
@@ -245,15 +309,15 @@ def _choose_forced(
 
 
 def _choose_listed(
-    probes: _Probes, preference: tuple[str, ...], deny: frozenset[str], access: bool
+    probes: _Probes, preference: tuple[str, ...], deny: frozenset[str], needs: Needs
 ) -> tuple[str, str]:
     for name in preference:
-        if probes.fits(probes[name], deny, access):
-            if access:
-                return name, "first backend in the preference list that reports access events"
+        if probes.fits(probes[name], deny, needs):
+            if needs:
+                return name, f"first backend in the preference list{needs.among()}"
             return name, "first available backend in the preference list"
-    lines = [_status_line(probes, probes[name], deny, access) for name in preference]
-    unlisted = [n for n in probes.usable(deny, access) if n not in preference]
+    lines = [_status_line(probes, probes[name], deny, needs) for name in preference]
+    unlisted = [n for n in probes.usable(deny, needs) if n not in preference]
     if unlisted:
         advice = f"available but not listed: {', '.join(unlisted)}; add one or use 'auto'"
     else:
@@ -264,21 +328,22 @@ def _choose_listed(
     )
 
 
-def _nothing_usable(probes: _Probes, deny: frozenset[str], access: bool) -> str:
+def _nothing_usable(probes: _Probes, deny: frozenset[str], needs: Needs) -> str:
     results = probes.all()
     if not results:
         return (
             "no backends are registered; check CROSSWATCH_DISABLE_PLUGINS and that "
             "the crosswatch plugins are installed"
         )
-    lines = [_status_line(probes, p, deny, access) for p in results]
-    if access:
+    lines = [_status_line(probes, p, deny, needs) for p in results]
+    if needs:
+        wanted = [w for w, on in ((_ACCESS_EVENTS, needs.access), (_PIDS, needs.pids)) if on]
         return (
-            f"no backend can watch {probes.path!r} and report {_ACCESS_EVENTS}, which "
-            "were asked for (access=True / --access):\n"
+            f"no backend can watch {probes.path!r} and report {' and '.join(wanted)}, "
+            f"{_asked(wanted)} asked for ({needs.asked()}):\n"
             + "\n".join(lines)
-            + "\nwatch without access=True, allow a denied backend, or install a plugin "
-            "whose backend reports access events on this system"
+            + f"\n{needs.without()}, allow a denied backend, or install a plugin "
+            f"whose backend can{needs.among().replace(' that', '', 1)} on this system"
         )
     return (
         f"no backend can watch {probes.path!r}:\n"
@@ -287,11 +352,14 @@ def _nothing_usable(probes: _Probes, deny: frozenset[str], access: bool) -> str:
     )
 
 
-def _status_line(probes: _Probes, result: Probe, deny: frozenset[str], access: bool) -> str:
+def _status_line(probes: _Probes, result: Probe, deny: frozenset[str], needs: Needs) -> str:
+    lacking = needs.lacking(probes.registry[result.backend])
     if result.backend in deny:
         status = "denied"
-    elif result.available and access and not probes.hears_access(result.backend):
-        status = "available, but cannot report access events"
+    elif result.available and lacking:
+        status = "available, but cannot report " + " or ".join(
+            "access events" if x == _ACCESS_EVENTS else "pids" for x in lacking
+        )
     elif result.available:
         status = "available"
     else:
@@ -327,6 +395,7 @@ def probe(
     backend: str | Sequence[str] | None = None,
     deny: Iterable[str] | None = None,
     access: bool = False,
+    pids: bool = False,
     plugins: Plugins | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ProbeReport:
@@ -334,7 +403,8 @@ def probe(
 
     ``backend`` and ``deny`` are merged with ``CROSSWATCH_BACKEND`` and
     ``CROSSWATCH_DENY`` as the watcher does (``environ`` defaults to ``os.environ``).
-    ``access`` selects as a watcher asked for access events (``access=True``) does.
+    ``access`` and ``pids`` select as a watcher asked for access events
+    (``access=True``) or for the pid of each change (``pids=True``) does.
     """
     if not os.path.exists(path):
         raise WatchPathError(
@@ -351,10 +421,11 @@ def probe(
     results = tuple(probes.all())
     try:
         choice: str | None
-        choice, reason = _choose(probes, settings.backend, settings.deny, access)
-        passed = _passed_over(probes, settings.backend, choice, settings.deny, access)
+        needs = Needs(access=access, pids=pids)
+        choice, reason = _choose(probes, settings.backend, settings.deny, needs)
+        passed = _passed_over(probes, settings.backend, choice, settings.deny, needs)
         if passed:
             reason += f"; {passed}"
     except BackendUnavailableError as exc:
         choice, reason = None, str(exc)
-    return ProbeReport(path, results, choice, reason, access)
+    return ProbeReport(path, results, choice, reason, access, pids)

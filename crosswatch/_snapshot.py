@@ -22,10 +22,12 @@ from ._events import Change, Event
 from ._feed import feed
 from ._polling import PollingBackend
 from ._progress import Meter, Progress
+from ._setup import Paths
+from ._setup import ignore as _ignore
 from ._snapfile import Block, Header
 from ._snaptree import filler, settings_of, skip
 from ._tree import Node
-from ._watch import Paths, Watcher, _ignore, _warn
+from ._watch import Watcher, _warn
 
 #: The poll interval of the watchers used here: they read once and never poll.
 _NEVER = 1e6  # (a selector waits at most about 24 days)

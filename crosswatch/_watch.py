@@ -14,9 +14,19 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
 
-from . import _args, _backend_options, _config, _config_values, _mounts, _os, _select, _snaplive
+from . import (
+    _args,
+    _backend_options,
+    _config,
+    _config_values,
+    _mounts,
+    _os,
+    _select,
+    _setup,
+    _snaplive,
+)
 from ._backend import Backend, Options
-from ._engine import Engine, Ignore, Stopped
+from ._engine import Engine, Stopped
 from ._errors import (
     BackendUnavailableError,
     ConfigError,
@@ -31,64 +41,14 @@ from ._loop import Callback, Loop
 from ._plugins import Plugins
 from ._progress import Meter, Progress
 from ._queue import Backlog, EventQueue
+from ._select import Needs
+from ._setup import Paths
 from ._snaptree import record_filters
 
-Paths = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 BackendSpec = str | Sequence[str] | type[Backend] | None
 
 def _warn(message: str) -> None:
     warnings.warn(message, CrosswatchWarning, stacklevel=2)
-
-
-def _roots(paths: Iterable[Paths], recursive: bool) -> list[str]:
-    """Absolute, existing, de-duplicated roots; a root inside another one is covered by it."""
-    roots: list[str] = []
-    for raw in paths:
-        path = os.path.abspath(os.fsdecode(raw))
-        try:
-            os.stat(path)
-        except FileNotFoundError:
-            raise WatchPathError(
-                f"cannot watch {path!r}: it does not exist; check the path or create it first"
-            ) from None
-        except OSError as exc:
-            raise WatchPathError(f"cannot watch {path!r}: {exc.strerror}") from None
-        if path not in roots:
-            roots.append(path)
-    dirs = [r for r in roots if os.path.isdir(r)]
-
-    def covered(root: str) -> bool:
-        for d in dirs:
-            if d == root:
-                continue
-            inside = root.startswith(d.rstrip(os.sep) + os.sep)
-            if inside and (recursive or (os.path.dirname(root) == d and not os.path.isdir(root))):
-                return True
-        return False
-
-    return [r for r in roots if not covered(r)]
-
-
-def _ignore(settings: _config.Settings) -> Ignore:
-    """What the trees leave out: the patterns given, the default list unless it is
-    turned off, hidden entries if asked, and files no include pattern takes in."""
-    defaults = _config.DEFAULT_IGNORE if settings.default_ignore is not False else ()
-    return Ignore(
-        [*settings.ignore, *defaults], hidden=settings.hidden is not False,
-        include=settings.include,
-    )
-
-
-def _check_readable(path: str) -> None:
-    if not os.path.isdir(path):
-        return
-    try:
-        os.scandir(path).close()
-    except PermissionError:
-        raise WatchPathError(
-            f"cannot watch {path!r}: permission denied listing it; "
-            "grant read and search access, or watch a directory above or below it"
-        ) from None
 
 
 class Watcher:
@@ -105,6 +65,11 @@ class Watcher:
     with a rescan) instead of growing memory. ``get()`` hands over everything waiting,
     merged into one list of at most ``max_batch`` events, so a slow consumer catches
     up in few calls; :attr:`backlog` shows what waits.
+
+    ``pids=True`` selects only backends that report the pid of each change
+    (``Event.pid``; fanotify does). ``ignore_pids`` leaves out the changes those
+    processes make, and ``ignore_own=True`` the watching process's own: the cache
+    still follows them, so later events stay right. Both imply ``pids=True``.
 
     ``progress`` is called on the thread in ``start()`` with a :class:`Progress`
     about every 0.1 s while the roots are read, and once more when all are.
@@ -123,6 +88,9 @@ class Watcher:
         hidden: bool | None = None,
         kinds: Iterable[Change | str] | None = None,
         access: bool = False,
+        pids: bool = False,
+        ignore_pids: Iterable[int] | None = None,
+        ignore_own: bool = False,
         debounce: float | None = None,
         settle: float | None = None,
         coalesce: bool | None = None,
@@ -142,6 +110,10 @@ class Watcher:
         given = _args.paths(paths)
         recursive = _args.flag("recursive", recursive)
         access = _args.flag("access", access)
+        ignored = _args.pids("ignore_pids", ignore_pids)
+        if _args.flag("ignore_own", ignore_own):
+            ignored |= {os.getpid()}
+        self._needs = Needs(access=access, pids=_args.flag("pids", pids) or bool(ignored))
         chosen_backend = _args.backend(backend)
         forced = chosen_backend if isinstance(chosen_backend, type) else None
         args: dict[str, object] = {
@@ -173,7 +145,7 @@ class Watcher:
         file = _args.config_file(config_file)
 
         self.settings = _config.resolve(args=args, config_file=file)
-        self.roots = _roots(given, recursive)
+        self.roots = _setup.roots(given, recursive)
         self.recursive = recursive
         self.kinds = self._kinds(wanted_kinds, access)
         self._queue = EventQueue(**bounds, on_room=self._wake)
@@ -188,7 +160,8 @@ class Watcher:
         self._warn = warn or _warn
         self._engine = Engine(
             access=access,
-            ignore=_ignore(self.settings),
+            ignore_pids=ignored,
+            ignore=_setup.ignore(self.settings),
             gitignore=self.settings.gitignore is True,
             pair_wait=pair_wait,
             fallback_interval=self._options.poll_interval,
@@ -275,8 +248,9 @@ class Watcher:
             while True:
                 if self._forced is not None:
                     cls = self._forced
-                    if self._options.access and not cls.capabilities.access_events:
-                        raise BackendUnavailableError(_select.no_access_events(cls))
+                    unmet = _select.unmet(cls, self._needs)
+                    if unmet is not None:
+                        raise BackendUnavailableError(unmet)
                 else:
                     assert plugins is not None
                     cls, _ = _select.select_backend(
@@ -284,7 +258,7 @@ class Watcher:
                         self.settings.backend,
                         self.settings.deny,
                         plugins,
-                        access=self._options.access,
+                        needs=self._needs,
                         refused=refused,
                         warn=self._warn,
                     )
@@ -299,7 +273,7 @@ class Watcher:
                             "or let selection fall back (backend='auto')"
                         ) from None
                     refused[cls.name] = reason  # chosen again: the next best, or an error
-            _check_readable(root)
+            _setup.check_readable(root)
             kind = _mounts.virtual(root)  # only a forced backend gets this far there
             if kind is not None:
                 self._engine.warn(f"watching with {cls.name}: {_select.unseen_warning(root, kind)}")

@@ -7,7 +7,8 @@ observations (:class:`EntryChange`, :class:`Renamed`, :class:`DirDirty`,
 marked :data:`hookimpl` that calls the :class:`BackendRegistry` it is given. The
 errors :class:`WatchGoneError` and :class:`WatchLimitError` tell the engine why a
 watch could not be placed. :func:`read_mounts`, :func:`parse_mounts` and
-:func:`fs_type` read the mount table for a probe or for mount changes;
+:func:`fs_type` read the mount table for a probe, and :class:`MountWatch` turns its
+changes into observations for Linux backends;
 :func:`open_dir` opens a path at any depth, also one longer than ``PATH_MAX``.
 :class:`Waker` wakes the watcher's thread from a backend's own thread, on every
 OS (a pipe, or a socket pair where selectors take only sockets). See
@@ -33,9 +34,10 @@ from ._backend import (
 from ._errors import WatchError, WatchGoneError, WatchLimitError
 from ._hookspecs import hookimpl, hookspec
 from ._longpath import open_dir
-from ._mounts import VIRTUAL_FS, Mount, fs_type
+from ._mounts import REMOTE_FS, VIRTUAL_FS, Mount, fs_type
 from ._mounts import parse as parse_mounts
 from ._mounts import read as read_mounts
+from ._mountwatch import MountWatch
 from ._os import Waker
 from ._plugins import BackendRegistry
 
@@ -49,9 +51,11 @@ __all__ = [
     "Gone",
     "Handle",
     "Mount",
+    "MountWatch",
     "Observation",
     "Options",
     "Probe",
+    "REMOTE_FS",
     "Renamed",
     "SubtreeLost",
     "VIRTUAL_FS",

@@ -13,7 +13,7 @@ import pytest
 import crosswatch
 from crosswatch import BackendUnavailableError, Plugins, Watcher
 from crosswatch._polling import PollingBackend
-from crosswatch._select import select_backend
+from crosswatch._select import Needs, select_backend
 from crosswatch.backend import Capabilities, Probe
 from crosswatch.testing import ScriptedBackend
 
@@ -44,6 +44,9 @@ class Blind(ScriptedBackend):
         return Probe(cls.name, True, score=80)
 
 
+ACCESS = Needs(access=True)
+
+
 def plugins(*backends: type[ScriptedBackend]) -> Plugins:
     return Plugins(autoload=False, disable=["polling"], extra=backends)
 
@@ -56,21 +59,24 @@ def test_the_test_backends_declare_what_they_claim() -> None:
 def test_auto_skips_backends_without_access_events(tmp_path: Path) -> None:
     both = plugins(Blind, Hearing)
     assert select_backend(str(tmp_path), None, frozenset(), both)[0] is Blind
-    assert select_backend(str(tmp_path), None, frozenset(), both, access=True)[0] is Hearing
+    chosen, _ = select_backend(str(tmp_path), None, frozenset(), both, needs=ACCESS)
+    assert chosen is Hearing
 
 
 def test_a_preference_list_skips_backends_without_access_events(tmp_path: Path) -> None:
     both = plugins(Blind, Hearing)
     preference = ("blind", "hearing")
     assert select_backend(str(tmp_path), preference, frozenset(), both)[0] is Blind
-    chosen, _ = select_backend(str(tmp_path), preference, frozenset(), both, access=True)
+    chosen, _ = select_backend(
+        str(tmp_path), preference, frozenset(), both, needs=ACCESS
+    )
     assert chosen is Hearing
 
 
 def test_a_preference_list_with_none_that_hears_says_so(tmp_path: Path) -> None:
     with pytest.raises(BackendUnavailableError) as info:
         select_backend(
-            str(tmp_path), ("blind",) * 2, frozenset(), plugins(Blind, Hearing), access=True
+            str(tmp_path), ("blind",) * 2, frozenset(), plugins(Blind, Hearing), needs=ACCESS
         )
     message = str(info.value)
     assert "blind: available, but cannot report access events" in message
@@ -78,8 +84,9 @@ def test_a_preference_list_with_none_that_hears_says_so(tmp_path: Path) -> None:
 
 
 def test_forcing_a_backend_without_access_events_names_those_that_can(tmp_path: Path) -> None:
+    both = plugins(Blind, Hearing)
     with pytest.raises(BackendUnavailableError) as info:
-        select_backend(str(tmp_path), ("blind",), frozenset(), plugins(Blind, Hearing), access=True)
+        select_backend(str(tmp_path), ("blind",), frozenset(), both, needs=ACCESS)
     message = str(info.value)
     assert message.startswith("backend 'blind' cannot report access events")
     assert "backends available for this path that can: hearing" in message
@@ -87,13 +94,13 @@ def test_forcing_a_backend_without_access_events_names_those_that_can(tmp_path: 
 
 def test_forcing_when_no_backend_hears(tmp_path: Path) -> None:
     with pytest.raises(BackendUnavailableError) as info:
-        select_backend(str(tmp_path), ("blind",), frozenset(), plugins(Blind), access=True)
+        select_backend(str(tmp_path), ("blind",), frozenset(), plugins(Blind), needs=ACCESS)
     assert "no available backend can for this path; watch without access=True" in str(info.value)
 
 
 def test_auto_with_no_backend_that_hears(tmp_path: Path) -> None:
     with pytest.raises(BackendUnavailableError) as info:
-        select_backend(str(tmp_path), None, frozenset(), plugins(Blind), access=True)
+        select_backend(str(tmp_path), None, frozenset(), plugins(Blind), needs=ACCESS)
     message = str(info.value)
     assert "and report access events" in message
     assert "blind: available, but cannot report access events" in message

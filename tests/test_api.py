@@ -27,6 +27,8 @@ PLUGIN_NAMES = {
     "hookspec",
     # the mount table, for probes and for backends that must notice mounts
     "Mount",
+    "MountWatch",
+    "REMOTE_FS",
     "VIRTUAL_FS",
     "fs_type",
     "parse_mounts",

@@ -62,6 +62,7 @@ class Engine:
         self,
         *,
         access: bool = False,
+        ignore_pids: frozenset[int] = frozenset(),
         ignore: Ignore | None = None,
         gitignore: bool = False,
         pair_wait: float = 0.02,
@@ -81,6 +82,7 @@ class Engine:
         """How long a moved_from waits for its pair, and a stale path for its rename."""
         self._warned: set[str] = set()
         self.out = Output()
+        self.out.ignored_pids = ignore_pids
         self.work = Worklist()
         self.roots = Roots(ignore or Ignore(), GitIgnores(warn) if gitignore else None)
         if self.roots.gitignores is not None:

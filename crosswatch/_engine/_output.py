@@ -64,6 +64,8 @@ class Output:
 
     def __init__(self) -> None:
         self._events: list[Event] = []
+        self.ignored_pids: frozenset[int] = frozenset()
+        """Changes made by these processes are applied to the cache, never reported."""
         self.nbytes = 0
         """The memory the events not taken yet are estimated to hold."""
         self.shown = Shown()
@@ -119,6 +121,8 @@ class Output:
     def _append(
         self, kind: Change, path: str, is_dir: bool, src: str | None, pid: int | None
     ) -> None:
+        if pid is not None and pid in self.ignored_pids:
+            return
         events = self._events
         if kind in _MERGED and events and events[-1].kind is kind and events[-1].path == path:
             return

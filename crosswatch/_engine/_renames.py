@@ -128,10 +128,10 @@ class Renames:
             return
         node = src[0].children.get(src[1]) if e.roots.tracked(*src) else None
         if node is None:
-            e.rules.reconcile(*dst)
+            e.rules.reconcile(*dst, obs.pid)
             return
         del src[0].children[src[1]]
-        self.move(node, src[0], src[1], dst[0], dst[1], None)
+        self.move(node, src[0], src[1], dst[0], dst[1], obs.pid)
 
     # ------------------------------------------------------------ moving
 

@@ -67,7 +67,7 @@ class Rules:
         action = obs.action
         if not name:  # the watched directory itself, seen from its own watch
             e.newdirs.touch(parent, name)
-            self._self_change(parent, action, obs.pid)
+            self._self_change(backend, parent, action, obs.pid)
             return
         if self.folds(parent) and name not in parent.children:
             name = self._spelling(parent, name, action)
@@ -95,11 +95,23 @@ class Rules:
             ):
                 e.out.emit(_ACCESS[action], node.path(), node.is_dir, pid=obs.pid)
 
-    def _self_change(self, node: Node, action: Action, pid: int | None) -> None:
+    def _self_change(self, backend: Backend, node: Node, action: Action, pid: int | None) -> None:
         """Only a root reports on itself; for any other directory its parent's watch
-        does, except that it is deleted: then it is gone, wherever the cache has it."""
+        does, except that it is deleted: then it is gone, wherever the cache has it.
+        (Or unless the backend says that parents never report a directory's own
+        changes.)"""
         e = self.e
         root = e.roots.at_top(node)
+        if root is None and action is Action.ATTRIB:
+            parent = node.parent
+            if (
+                backend.capabilities.dirs_report_themselves
+                and parent is not None
+                and e.roots.attached(node)
+                and e.roots.tracked(parent, node.name)
+            ):
+                e.out.emit(Change.ATTRIB, node.path(), True, pid=pid)
+            return
         if root is None and action is Action.DELETED and e.roots.attached(node):
             # Its parent's observation may find the cached path stale (an ancestor
             # renamed, not read yet) and only defer a look; this one is certain.

@@ -6,11 +6,13 @@ use :func:`storm` to run several at once and wait for them.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 from .._events import Event
 from .._watch import Watcher
@@ -60,11 +62,10 @@ def storm(
     return total
 
 
-def storm_while_reading(
-    watcher: Watcher, root: str, *, seed: int, names: int = 40, respell: bool = False
-) -> tuple[int, list[Event]]:
-    """Four writers storm ``root`` for 3 s while ``watcher``'s events are read, kept
-    up with; (operations, the events read meanwhile)."""
+@contextlib.contextmanager
+def reading(watcher: Watcher, *, paused: bool = False) -> Iterator[list[Event]]:
+    """The events ``watcher`` delivers while the block runs, read on a thread of their
+    own (kept up with); ``paused``: none read, the list stays empty."""
     consumed: list[Event] = []
     stop = threading.Event()
 
@@ -75,12 +76,23 @@ def storm_while_reading(
                 consumed.extend(batch)
 
     reader = threading.Thread(target=consume)
-    reader.start()
+    if not paused:
+        reader.start()
     try:
-        ops = storm(root, processes=4, seconds=3.0, seed=seed, names=names, respell=respell)
+        yield consumed
     finally:
         stop.set()
-        reader.join()
+        if not paused:
+            reader.join()
+
+
+def storm_while_reading(
+    watcher: Watcher, root: str, *, seed: int, names: int = 40, respell: bool = False
+) -> tuple[int, list[Event]]:
+    """Four writers storm ``root`` for 3 s while ``watcher``'s events are read, kept
+    up with; (operations, the events read meanwhile)."""
+    with reading(watcher) as consumed:
+        ops = storm(root, processes=4, seconds=3.0, seed=seed, names=names, respell=respell)
     return ops, consumed
 
 

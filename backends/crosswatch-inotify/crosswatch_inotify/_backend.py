@@ -7,39 +7,33 @@ import errno
 import os
 import select
 import sys
-import time
 from collections.abc import Hashable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from crosswatch.backend import (
+    REMOTE_FS,
     VIRTUAL_FS,
     Action,
     Backend,
     Capabilities,
-    DirDirty,
     EntryChange,
     Gone,
+    MountWatch,
     Observation,
     Options,
     Probe,
-    SubtreeLost,
     WatchError,
     WatchGoneError,
     WatchLimitError,
     fs_type,
     open_dir,
-    parse_mounts,
 )
 
 from . import _abi, _limits
 
-#: File systems where the kernel never hears of changes made by other hosts.
-REMOTE_FS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs"})
 #: Bytes read from the descriptor per call; the queue drains over several calls.
 READ_SIZE = 256 * 1024
-#: After inotify data, the mount table is re-read within this many seconds.
-MOUNT_RECHECK = 1.0
 #: Below this many allowed watches the probe counts the tree's directories; above
 #: it, a tree rarely comes close, and counting would cost as much as watching.
 SMALL_LIMIT = 65_536
@@ -55,10 +49,6 @@ def _libc() -> Any:
         getattr(libc, fn).argtypes = args
         getattr(libc, fn).restype = ctypes.c_int
     return libc
-
-
-def _within(path: str, top: str) -> bool:
-    return path == top or path.startswith(top.rstrip("/") + "/")
 
 
 class InotifyBackend(Backend):
@@ -140,26 +130,16 @@ class InotifyBackend(Backend):
         # watch_self, maybe several times) shares it. Which uses a wd has:
         self._full: set[int] = set()
         self._selves: dict[int, int] = {}  # wd -> watch_self calls not yet released
-        # inotify never reports mounts; the mount table's descriptor turns readable
-        # (POLLPRI) when it changes. One epoll set waits for both.
+        # inotify never reports mounts: the mount table is watched in the same epoll set.
         self._epoll = select.epoll()
         self._epoll.register(fd, select.EPOLLIN)
-        self._mountinfo: Any = None
-        self._mounts: set[tuple[int, str]] = set()  # (mount id, mount point)
-        self._mounts_read = time.monotonic()
-        self._recheck_at: float | None = None
-        try:
-            self._mountinfo = open("/proc/self/mountinfo", "rb")  # noqa: SIM115
-            self._mounts = self._mount_points()
-            self._epoll.register(self._mountinfo.fileno(), select.EPOLLPRI | select.EPOLLERR)
-        except OSError:
-            self._mountinfo = None
+        self._mounts = MountWatch(self._epoll)
 
     def fileno(self) -> int | None:
         return self._epoll.fileno() if self._fd >= 0 else None
 
     def deadline(self) -> float | None:
-        return self._recheck_at
+        return self._mounts.deadline()
 
     def watch(self, path: str, *, recursive: bool) -> Hashable:
         wd = self._add_watch(path, self._mask)
@@ -268,20 +248,7 @@ class InotifyBackend(Backend):
         ready = [fd for fd, _ in self._epoll.poll(0)]
         if self._fd in ready:
             out += self._read_events()
-        # The mount table's readiness is used up by the first poll that sees it,
-        # which may be the caller's poll of our epoll descriptor: woken with nothing
-        # ready means the table changed. A change that came together with inotify
-        # data is caught by one recheck a little later (a deadline, not a period:
-        # an idle watcher has none).
-        if self._mountinfo is None:
-            return out
-        mounts_ready = len(ready) > (self._fd in ready)
-        stale = time.monotonic() - self._mounts_read > MOUNT_RECHECK
-        if not ready or mounts_ready or stale:
-            out += self._mount_changes()
-        elif self._recheck_at is None:
-            self._recheck_at = self._mounts_read + MOUNT_RECHECK
-        return out
+        return out + self._mounts.observations(ready, self._fd, self._paths)
 
     def _read_events(self) -> list[Observation]:
         # Into a buffer kept from read to read: a fresh 256 KiB buffer per read costs
@@ -319,54 +286,10 @@ class InotifyBackend(Backend):
                 out.append(replace(obs, handle=-wd))
         return out
 
-    def _mount_points(self) -> set[tuple[int, str]]:
-        self._mountinfo.seek(0)
-        return {(m.id, m.point) for m in parse_mounts(self._mountinfo.read())}
-
-    def _mount_changes(self) -> list[Observation]:
-        """What a mount or unmount at, above or inside a watched directory changed.
-
-        Inside a watched tree, the mount point is an entry of the nearest watched
-        directory above it: rescanned, its new contents are reported and watched.
-        At or above the top of a watched tree (a root), the directory watched is
-        no longer the one at its path (or is again): ``DirDirty`` makes the engine
-        verify that path, and end the root if it leads elsewhere now.
-        """
-        assert self._mountinfo is not None
-        self._mounts_read = time.monotonic()
-        self._recheck_at = None
-        now = self._mount_points()
-        changed = {point for _, point in now ^ self._mounts}
-        self._mounts = now
-        if not changed:
-            return []
-        # The mount table has resolved paths; a root's path may go through links.
-        paths = self._paths
-        tops = [
-            (path, os.path.realpath(path), wd)
-            for path, wd in paths.items()
-            if os.path.dirname(path) not in paths
-        ]
-        out: list[Observation] = []
-        covered: set[int] = set()
-        for point in sorted(changed):
-            for top, real, top_wd in tops:
-                if _within(real, point):
-                    covered.add(top_wd)
-                elif _within(point, real):
-                    inner = top + point[len(real) :]
-                    parent = os.path.dirname(inner)
-                    while parent not in paths:
-                        parent = os.path.dirname(parent)
-                    out.append(SubtreeLost(paths[parent], os.path.relpath(inner, parent)))
-        out += [DirDirty(wd, "") for wd in sorted(covered)]
-        return out
-
     def close(self) -> None:
         if self._fd >= 0:
             self._epoll.close()
-            if self._mountinfo is not None:
-                self._mountinfo.close()
+            self._mounts.close()
             os.close(self._fd)
             self._fd = -1
             self._full.clear()

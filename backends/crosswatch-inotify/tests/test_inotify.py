@@ -546,7 +546,7 @@ def test_a_mirror_converges_under_a_storm(shm: str, seed: int, paused: bool) -> 
     Paused: the consumer reads nothing while the storm runs and ``max_queue`` is
     small, so the engine stops draining the kernel and its queue overflows.
     """
-    from crosswatch.testing._storm import storm
+    from crosswatch.testing._storm import reading, storm
 
     # The burst gets a root of its own, out of the writers' reach, watched by the
     # same watcher: it floods the same kernel queue.
@@ -554,27 +554,13 @@ def test_a_mirror_converges_under_a_storm(shm: str, seed: int, paused: bool) -> 
     os.mkdir(burst_root)
     with Watcher(shm, burst_root, backend="inotify", max_queue=50 if paused else 100_000) as w:
         mirror = Mirror.of(shm, burst_root)
-        consumed: list[crosswatch.Event] = []
-        stop = threading.Event()
-
-        def consume() -> None:
-            while not stop.is_set():
-                consumed.extend(w.get(timeout=0.05) or [])
-
-        reader = threading.Thread(target=consume)
         burst = None
-        if paused:  # more events than the kernel queue holds (16,384 by default)
-            burst = subprocess.Popen([sys.executable, "-c", CREATOR, burst_root, "30000"])
-        else:
-            reader.start()
-        try:
+        with reading(w, paused=paused) as consumed:
+            if paused:  # more events than the kernel queue holds (16,384 by default)
+                burst = subprocess.Popen([sys.executable, "-c", CREATOR, burst_root, "30000"])
             storm(shm, processes=10, seconds=3.0, seed=seed)
             if burst is not None:
                 assert burst.wait(timeout=120) == 0
-        finally:
-            stop.set()
-            if not paused:
-                reader.join()
         mirror.apply(consumed)
         rest = converge(w, mirror, timeout=60)
     if paused:
