@@ -27,8 +27,11 @@ SECTION_END = "<!-- slow_consumer.py: end -->"
 #: Around the section benchmarks/snapshot.py writes.
 SNAPSHOT_BEGIN = "<!-- snapshot.py: begin -->"
 SNAPSHOT_END = "<!-- snapshot.py: end -->"
+#: Around the section benchmarks/scale.py writes.
+SCALE_BEGIN = "<!-- scale.py: begin -->"
+SCALE_END = "<!-- scale.py: end -->"
 #: The sections of the page that other scripts write, kept when it is written again.
-KEPT = [(SECTION_BEGIN, SECTION_END), (SNAPSHOT_BEGIN, SNAPSHOT_END)]
+KEPT = [(SECTION_BEGIN, SECTION_END), (SNAPSHOT_BEGIN, SNAPSHOT_END), (SCALE_BEGIN, SCALE_END)]
 
 
 def label(tool: str) -> str:

@@ -29,7 +29,7 @@ from . import _abi, _probe, _sys
 #: Bytes read from the descriptor per call; the queue drains over several calls.
 READ_SIZE = 256 * 1024
 #: Events about directories not watched (yet) kept for a directory watched later.
-KEPT = 20_000
+KEPT = 4096
 _OPEN_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 

@@ -8,7 +8,7 @@ import platform
 import sys
 from collections.abc import Callable
 
-from crosswatch.backend import REMOTE_FS, Probe, fs_type
+from crosswatch.backend import REMOTE_FS, VIRTUAL_FS, Probe, fs_type
 
 from . import _abi
 from ._sys import Kernel
@@ -102,6 +102,10 @@ def probe(name: str, path: str, kernel: Callable[[], Kernel]) -> Probe:
         os.close(dirfd)
         os.close(fd)
     kind = fs_type(directory) or "its file system"
+    if kind in VIRTUAL_FS:
+        return Probe(name, True, f"changes on {kind} are not reported by the kernel: a virtual "
+                     "file system, where only writes and directories made through file calls "
+                     "are seen", score=5)
     if kind in REMOTE_FS or kind.startswith("fuse"):
         return Probe(name, True, f"{kind}: changes made by other hosts (or behind FUSE) are "
                      f"not seen; {renames}", score=5)
