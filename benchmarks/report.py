@@ -31,7 +31,11 @@ SNAPSHOT_END = "<!-- snapshot.py: end -->"
 SCALE_BEGIN = "<!-- scale.py: begin -->"
 SCALE_END = "<!-- scale.py: end -->"
 #: The sections of the page that other scripts write, kept when it is written again.
-KEPT = [(SECTION_BEGIN, SECTION_END), (SNAPSHOT_BEGIN, SNAPSHOT_END), (SCALE_BEGIN, SCALE_END)]
+IMPORTS_BEGIN = "<!-- imports.py: begin -->"
+IMPORTS_END = "<!-- imports.py: end -->"
+
+KEPT = [(SECTION_BEGIN, SECTION_END), (SNAPSHOT_BEGIN, SNAPSHOT_END), (SCALE_BEGIN, SCALE_END),
+        (IMPORTS_BEGIN, IMPORTS_END)]
 
 
 def label(tool: str) -> str:

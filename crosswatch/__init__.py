@@ -5,6 +5,7 @@ needs to write a backend is in :mod:`crosswatch.backend`. Everything in
 ``crosswatch._*`` is private and may change.
 """
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._errors import (
@@ -28,15 +29,15 @@ from ._errors import (
     WatchPathError,
 )
 from ._events import Change, Event
-from ._plugins import Plugins
-from ._progress import Progress
-from ._queue import Backlog
-from ._select import ProbeReport, probe
-from ._snapshot import since, snapshot
-from ._watch import Watcher, watch
 
 if TYPE_CHECKING:
     from ._async import AsyncWatcher, awatch
+    from ._plugins import Plugins
+    from ._progress import Progress
+    from ._queue import Backlog
+    from ._select import ProbeReport, probe
+    from ._snapshot import since, snapshot
+    from ._watch import Watcher, watch
 
 __version__ = "0.1.0"
 
@@ -76,10 +77,32 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # The asyncio API loads asyncio: only for the programs that use it.
-    if name in ("AsyncWatcher", "awatch"):
-        from . import _async
+#: Where each name not imported above lives. They are imported on first use, so that
+#: ``import crosswatch`` costs little (asyncio, the engine and the plugin machinery
+#: load only for the programs that use them).
+_LAZY = {
+    "AsyncWatcher": "_async",
+    "awatch": "_async",
+    "Backlog": "_queue",
+    "Plugins": "_plugins",
+    "ProbeReport": "_select",
+    "Progress": "_progress",
+    "Watcher": "_watch",
+    "probe": "_select",
+    "since": "_snapshot",
+    "snapshot": "_snapshot",
+    "watch": "_watch",
+}
 
-        return getattr(_async, name)
-    raise AttributeError(f"module 'crosswatch' has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'crosswatch' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -128,3 +128,24 @@ def test_every_capability_is_read_by_selection_or_the_engine() -> None:
     for flag in dataclasses.fields(Capabilities):
         assert f"capabilities.{flag.name}" in sources, flag.name
     assert "file_id" not in {f.name for f in dataclasses.fields(EntryChange)}
+
+
+def test_importing_the_package_loads_neither_the_engine_nor_plugins_nor_asyncio() -> None:
+    """What a program pays for ``import crosswatch``; the rest loads on first use."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, crosswatch\n"
+        "heavy = ['crosswatch._engine', 'crosswatch._watch', 'pluggy', 'asyncio']\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+        "crosswatch.Watcher\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+        "print('Watcher' in dir(crosswatch))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out[0] == "[]"
+    assert "crosswatch._engine" in out[1]
+    assert "asyncio" not in out[1]
+    assert out[2] == "True"
