@@ -224,8 +224,9 @@ def observations(
     ``dirs`` maps the key of each watched directory to its handle; events about
     any other directory are dropped (a filesystem mark sees the whole file
     system), or kept in ``unknown`` under that directory's key if given (see
-    :func:`replay`). ``selves`` maps (key of the parent, name) of each entry
-    watched for its own fate to that watch's handle.
+    :func:`replay`). ``selves`` maps each entry watched for its own fate to that
+    watch's handle: a directory as (its own key, ``"."``), anything else as (the
+    key of its parent, its name).
     """
     return replay(events(buf), dirs, selves, unknown)
 
@@ -263,6 +264,10 @@ def replay(
             if raw == b".":
                 if handle is not None:
                     _self(out, handle, mask)
+                watched = selves.get((key, raw)) if selves else None
+                if watched is not None and mask & (FAN_DELETE_SELF | FAN_MOVE_SELF):
+                    fate = Action.DELETED if mask & FAN_DELETE_SELF else Action.MOVED_FROM
+                    out.append(EntryChange(watched, "", fate, True))
                 continue
             if selves and mask & (_GONE_BITS | FAN_MOVED_TO):
                 watched = selves.get((key, raw))

@@ -6,6 +6,7 @@ import errno
 import itertools
 import os
 import select
+import stat
 import time
 from collections.abc import Hashable, Sequence
 from typing import ClassVar
@@ -111,19 +112,59 @@ class FanotifyBackend(Backend):
         return handle
 
     def watch_self(self, path: str) -> Hashable | None:
-        """A watch of the entry at ``path`` for its fate: its name in its parent."""
+        """A watch of the entry at ``path`` for its fate, by an inode mark.
+
+        A directory is marked itself (its deletion and its moves); anything else (a
+        symbolic link on the way) in its parent directory, whose entries' removals
+        and renames name it. No file system above a root is marked as a whole: its
+        every change would wake the watcher.
+        """
         parent, name = os.path.split(path.rstrip("/") or "/")
         if not name:
             return None  # "/" is never renamed or removed
-        entry = (self._key(parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC), os.fsencode(name))
+        try:
+            is_dir = stat.S_ISDIR(os.lstat(path).st_mode)
+        except FileNotFoundError:
+            raise WatchGoneError(errno.ENOENT, os.strerror(errno.ENOENT), path) from None
+        except OSError as exc:
+            raise self._refused(exc.errno or 0, path) from None
+        if is_dir:
+            where, mask = path, _abi.FAN_DELETE_SELF | _abi.FAN_MOVE_SELF | _abi.FAN_ONDIR
+        else:
+            where, mask = parent, _abi.FAN_DELETE | _abi.FAN_ONDIR | (
+                self._mask & (_abi.FAN_RENAME | _abi.MOVE_MASK))
+        key = self._inode_mark(where, mask)
+        entry = (key, b"." if is_dir else os.fsencode(name))
         handle = self._selves.get(entry)
         if handle is None:
             handle = next(self._ids)
             self._selves[entry] = handle
             self._self_keys[handle] = entry
-            self._marked[entry[0][: _abi.FSID_SIZE]] += 1
         self._self_uses[handle] = self._self_uses.get(handle, 0) + 1
         return handle
+
+    def _inode_mark(self, path: str, mask: int) -> bytes:
+        """Mark the directory at ``path`` alone for ``mask``; its key (fsid + handle).
+
+        Inode marks stay until the group closes or the directory goes: removing one
+        would need the directory again, which may be elsewhere by then.
+        """
+        try:
+            dirfd = open_dir(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise self._refused(exc.errno or 0, path) from None
+        try:
+            handle, _ = self._kernel.handle(dirfd)
+            key = self._kernel.fsid(dirfd) + handle
+            self._kernel.mark(self._fd, _abi.FAN_MARK_ADD, mask, dirfd)
+        except OSError as exc:
+            err = exc.errno or 0
+            if err in (errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENODEV, errno.EXDEV):
+                raise WatchLimitError(err, _probe.mark_refused(err, path), path) from None
+            raise self._refused(err, path) from None
+        finally:
+            os.close(dirfd)
+        return key
 
     def _key(self, path: str, flags: int) -> bytes:
         """fsid + file handle of the directory at ``path``, its file system marked."""
@@ -181,9 +222,7 @@ class FanotifyBackend(Backend):
             if self._self_uses[handle] > 0:
                 return
             del self._self_uses[handle]
-            entry = self._self_keys.pop(handle)
-            del self._selves[entry]
-            self._release(entry[0], os.fsdecode(entry[1]))
+            del self._selves[self._self_keys.pop(handle)]
             return
         key = self._keys.pop(handle, None)
         if key is None:

@@ -424,3 +424,23 @@ def test_auto_prefers_inotify_until_the_tree_outgrows_its_watches(
     assert report.choice == "fanotify", report.reason
     with Watcher(shm) as w:
         assert w.backends == {shm: "fanotify"}
+
+
+def fanotify_marks(watcher: Watcher) -> list[str]:
+    """The marks of the watcher's fanotify group, as the kernel lists them."""
+    fd = watcher.backend("fanotify")._fd  # type: ignore[attr-defined]
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        return [line for line in f if line.startswith("fanotify ") and "sdev:" in line]
+
+
+def test_the_directories_above_a_root_are_marked_alone_not_their_file_systems(
+    shm: str,
+) -> None:
+    """A whole-file-system mark above the root (``/``, say) would wake the watcher for
+    every change there: the fate of the path to the root is watched by inode marks."""
+    with Watcher(shm, backend="fanotify") as w:
+        marks = fanotify_marks(w)
+    whole = [m for m in marks if " ino:" not in m]
+    assert len(whole) == 1, marks  # the root's own file system
+    assert len(marks) == 1 + len([p for p in Path(shm).parents if p != Path("/")])
+
