@@ -370,6 +370,9 @@ UNREADABLE = textwrap.dedent(
     import os, sys, time
     import crosswatch
     root = sys.argv[1]
+    # What is used is loaded before privileges are dropped, as a daemon does it (this
+    # Python's own library may be unreadable to the user it becomes).
+    from crosswatch import Watcher
     plugins = crosswatch.Plugins()
     if os.geteuid() == 0:
         os.setgroups([])
