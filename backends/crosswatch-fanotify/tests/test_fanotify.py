@@ -92,20 +92,19 @@ def test_the_watching_process_own_changes_are_left_out_on_request(shm: str) -> N
 
 def test_changes_made_by_given_pids_are_left_out(shm: str) -> None:
     quiet, loud = os.path.join(shm, "quiet"), os.path.join(shm, "loud")
-    left_out = subprocess.Popen([sys.executable, "-c", WRITE_WHEN_TOLD, quiet],
-                                stdin=subprocess.PIPE)
-    try:
-        with Watcher(shm, backend="fanotify", ignore_pids=[left_out.pid]) as w:
-            assert left_out.stdin is not None
-            left_out.stdin.write(b"go\n")
-            left_out.stdin.close()
-            assert left_out.wait(timeout=60) == 0
-            other = subprocess.Popen([sys.executable, "-c", WRITE, loud])
-            assert other.wait(timeout=60) == 0
-            events = collect(w, has(Change.CREATED, loud), settle=0.5)
-    finally:
-        left_out.kill()
-        left_out.wait()
+    told = [sys.executable, "-c", WRITE_WHEN_TOLD, quiet]
+    with subprocess.Popen(told, stdin=subprocess.PIPE) as left_out:
+        try:
+            with Watcher(shm, backend="fanotify", ignore_pids=[left_out.pid]) as w:
+                assert left_out.stdin is not None
+                left_out.stdin.write(b"go\n")
+                left_out.stdin.close()
+                assert left_out.wait(timeout=60) == 0
+                other = subprocess.Popen([sys.executable, "-c", WRITE, loud])
+                assert other.wait(timeout=60) == 0
+                events = collect(w, has(Change.CREATED, loud), settle=0.5)
+        finally:
+            left_out.kill()
     assert [(e.kind, e.path) for e in events] == [(Change.CREATED, loud), (Change.MODIFIED, loud)]
     assert {e.pid for e in events} == {other.pid}
 
@@ -379,29 +378,28 @@ def test_the_command_line_asks_for_pids_and_leaves_out_a_pid(shm: str) -> None:
         capture_output=True, text=True, timeout=60, check=True,
     )
     assert '"choice": "fanotify"' in listed.stdout
-    left_out = subprocess.Popen([sys.executable, "-c", WRITE_WHEN_TOLD,
-                                 os.path.join(shm, "quiet")], stdin=subprocess.PIPE)
-    watch = subprocess.Popen(
+    quiet = [sys.executable, "-c", WRITE_WHEN_TOLD, os.path.join(shm, "quiet")]
+    # As context managers, the processes' pipes are closed here, not by a collection
+    # of garbage in some later test that counts descriptors.
+    with subprocess.Popen(quiet, stdin=subprocess.PIPE) as left_out, subprocess.Popen(
         [sys.executable, "-m", "crosswatch", "watch", "--ignore-pid", str(left_out.pid),
          "--format", "{kind} {pid} {path}", shm],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-    try:
-        assert watch.stderr is not None
-        assert watch.stdout is not None
-        assert b"watching" in watch.stderr.readline()  # established
-        assert left_out.stdin is not None
-        left_out.stdin.write(b"go\n")
-        left_out.stdin.close()
-        assert left_out.wait(timeout=60) == 0
-        loud = subprocess.Popen([sys.executable, "-c", WRITE, os.path.join(shm, "loud")])
-        assert loud.wait(timeout=60) == 0
-        line = watch.stdout.readline().decode()
-    finally:
-        watch.terminate()
-        watch.wait(timeout=60)
-        left_out.kill()
-        left_out.wait()
+    ) as watch:
+        try:
+            assert watch.stderr is not None
+            assert watch.stdout is not None
+            assert b"watching" in watch.stderr.readline()  # established
+            assert left_out.stdin is not None
+            left_out.stdin.write(b"go\n")
+            left_out.stdin.close()
+            assert left_out.wait(timeout=60) == 0
+            loud = subprocess.Popen([sys.executable, "-c", WRITE, os.path.join(shm, "loud")])
+            assert loud.wait(timeout=60) == 0
+            line = watch.stdout.readline().decode()
+        finally:
+            watch.terminate()
+            left_out.kill()
     assert line == f"created {loud.pid} {os.path.join(shm, 'loud')}\n"
 
 
