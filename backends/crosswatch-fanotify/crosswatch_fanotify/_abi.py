@@ -236,13 +236,17 @@ def replay(
     dirs: Mapping[bytes, Handle],
     selves: Mapping[tuple[bytes, bytes], Handle],
     unknown: Kept | None = None,
+    *,
+    late: bool = False,
 ) -> list[Observation]:
     """The observations of events already read, as :func:`observations` gives them.
 
     A directory made a moment ago is watched only once the engine has applied its
     creation, after the events that followed were read: those about its entries
-    were kept in ``unknown`` and are given again, now that it is known, so that
-    their pids are not lost.
+    were kept in ``unknown`` and are given again (``late``), now that it is known,
+    so that their pids are not lost. A rename given late is never paired: its other
+    end may have been applied already, or the name taken since by another entry
+    that the directory's listing found, so each end is only looked at.
     """
     out: list[Observation] = []
     get = dirs.get
@@ -253,7 +257,7 @@ def replay(
             continue
         is_dir = bool(mask & FAN_ONDIR)
         if mask & FAN_RENAME:
-            _rename(out, event, is_dir, dirs, selves, unknown)
+            _rename(out, event, is_dir, dirs, selves, unknown, paired=not late)
             continue
         for info_type, key, raw in records:
             if info_type != INFO_DFID_NAME:
@@ -298,8 +302,10 @@ def _rename(
     dirs: Mapping[bytes, Handle],
     selves: Mapping[tuple[bytes, bytes], Handle],
     unknown: Kept | None,
+    *,
+    paired: bool,
 ) -> None:
-    """Both ends of a rename, paired by the kernel.
+    """Both ends of a rename, paired by the kernel (unless not ``paired``).
 
     An end outside every watched directory makes the other one a deletion or a
     creation: no partner will come, so nothing waits for one.
@@ -323,9 +329,10 @@ def _rename(
         for handle, end in ((old_handle, old), (new_handle, new)):
             if handle is None:
                 unknown.add(end[0], event)
-    if old_handle is not None and new_handle is not None:
+    if paired and old_handle is not None and new_handle is not None:
         out.append(Renamed(old_handle, _name(old[1]), new_handle, _name(new[1]), is_dir, pid))
-    elif old_handle is not None:
+        return
+    if old_handle is not None:
         out.append(EntryChange(old_handle, _name(old[1]), Action.DELETED, is_dir, None, pid))
-    elif new_handle is not None:
+    if new_handle is not None:
         out.append(EntryChange(new_handle, _name(new[1]), Action.CREATED, is_dir, None, pid))

@@ -273,7 +273,7 @@ class FanotifyBackend(Backend):
         out: list[Observation] = []
         if self._again:  # older than anything still queued
             again, self._again = self._again, []
-            out += self._handled(_abi.replay(again, self._dirs, self._selves))
+            out += self._handled(_abi.replay(again, self._dirs, self._selves, late=True))
         if self._fd in ready:
             out += self._read_events()
         return out + self._mounts.observations(ready, self._fd, self._paths)

@@ -164,3 +164,14 @@ def test_a_truncated_or_malformed_buffer_stops_cleanly() -> None:
 def test_the_fsid_from_statvfs_is_the_one_events_carry() -> None:
     packed = (0x1234 & 0xFFFFFFFF) | ((-7 & 0xFFFFFFFF) << 32)
     assert _abi.fsid_bytes(packed) == FSID
+
+
+def test_a_rename_given_late_is_looked_at_on_both_ends_not_paired() -> None:
+    """Given again once its directory is watched, a rename's other end may have been
+    applied already, or its old name taken by an entry the listing found."""
+    buf = event(_abi.FAN_RENAME, record(_abi.INFO_OLD_DFID_NAME, 10, b"a"),
+                record(_abi.INFO_NEW_DFID_NAME, 11, b"b"), pid=5)
+    assert _abi.replay(list(_abi.events(buf)), DIRS, {}, late=True) == [  # type: ignore[arg-type]
+        EntryChange("top", "a", Action.DELETED, False, None, 5),
+        EntryChange("sub", "b", Action.CREATED, False, None, 5),
+    ]
