@@ -36,7 +36,7 @@ from types import ModuleType
 
 from crosswatch import Change, Event, Watcher
 from crosswatch.testing import FileOps, GuaranteeError, Mirror, ScriptedBackend, snapshot
-from crosswatch.testing._conformance import converge
+from crosswatch.testing._collect import converge
 from crosswatch.testing._storm import storm
 
 HERE = os.path.dirname(os.path.abspath(__file__))

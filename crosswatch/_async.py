@@ -1,17 +1,23 @@
-"""The asyncio API: :class:`AsyncWatcher` and :func:`awatch`.
+"""The async API: :class:`AsyncWatcher` and :func:`awatch`, under asyncio or trio.
 
 An :class:`AsyncWatcher` runs a :class:`~crosswatch.Watcher` (the same thread, the
 same bounded queue) and hands its batches to a coroutine. The event loop is never
 blocked: the watcher's queue tells the loop when a batch is waiting, and reading
 the roots in (``start``) runs on a thread of its own, which a cancellation stops
 at the next directory.
+
+What differs between async libraries sits behind one small object each
+(:class:`_AsyncioLoop`, :class:`_TrioLoop`), picked when ``start()`` runs. trio is
+never imported here: it is found in ``sys.modules``, where a running trio put it.
+anyio runs on one of the two, so it is covered by both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -22,14 +28,41 @@ from ._watch import Watcher
 
 
 class StopEvent(Protocol):
-    """What ``stop_event=`` takes: an ``asyncio.Event``, or anything shaped like it."""
+    """What ``stop_event=`` takes: an ``asyncio.Event`` or a ``trio.Event`` (for the
+    library the watcher runs under), or anything shaped like them."""
 
     def is_set(self) -> bool: ...
     def wait(self) -> Awaitable[Any]: ...
 
 
+class _Flag(Protocol):
+    """A clearable event of the running library (``asyncio.Event`` is one)."""
+
+    def set(self) -> None: ...
+    def clear(self) -> None: ...
+    def is_set(self) -> bool: ...
+    def wait(self) -> Awaitable[Any]: ...
+
+
+class _Loop(Protocol):
+    """The few things :class:`AsyncWatcher` needs from an async library."""
+
+    def flag(self) -> _Flag:
+        """A new, unset flag."""
+        ...
+
+    def waker(self, flag: _Flag) -> Callable[[], None]:
+        """A callable for any thread that sets ``flag`` soon, on the loop, without
+        blocking; once the loop is gone it does nothing."""
+        ...
+
+    async def first(self, ready: _Flag, stop: StopEvent) -> None:
+        """Wait until ``ready`` or ``stop`` is set."""
+        ...
+
+
 class AsyncWatcher:
-    """Batches of :class:`~crosswatch.Event` for ``async for``, under asyncio.
+    """Batches of :class:`~crosswatch.Event` for ``async for``, under asyncio or trio.
 
     It takes the keywords of :class:`~crosswatch.Watcher` except ``callback``,
     plus ``stop_event``: once that is set, iteration ends. Use it as
@@ -49,13 +82,14 @@ class AsyncWatcher:
             and callable(getattr(stop_event, "wait", None))
         ):
             raise ConfigTypeError(
-                f"argument stop_event= must be None or an asyncio.Event (something with "
-                f"is_set() and an awaitable wait()), got {type(stop_event).__name__} "
-                f"{stop_event!r}"
+                f"argument stop_event= must be None or an asyncio.Event or trio.Event "
+                f"(something with is_set() and an awaitable wait()), got "
+                f"{type(stop_event).__name__} {stop_event!r}"
             )
         self._watcher = Watcher(*paths, **keywords)  # every argument checked here
         self._stop_event = stop_event
-        self._ready: asyncio.Event | None = None
+        self._loop: _Loop | None = None
+        self._ready: _Flag | None = None
         self._started = False
 
     @property
@@ -74,40 +108,10 @@ class AsyncWatcher:
         if self._started:
             return self
         self._started = True
-        loop = asyncio.get_running_loop()
-        ready = self._ready = asyncio.Event()
-
-        def tell() -> None:  # on the watcher's thread
-            try:
-                loop.call_soon_threadsafe(ready.set)
-            except RuntimeError:
-                pass  # the loop is closed: nobody waits any more
-
-        self._watcher._queue.listen(tell)
-        done: asyncio.Future[BaseException | None] = loop.create_future()
-
-        def run() -> None:
-            error: BaseException | None = None
-            try:
-                self._watcher.start()
-            except BaseException as exc:
-                error = exc
-            try:
-                loop.call_soon_threadsafe(_settle, done, error)
-            except RuntimeError:
-                pass
-
-        starter = threading.Thread(target=run, name="crosswatch-start", daemon=True)
-        starter.start()
-        try:
-            error = await asyncio.shield(done)
-        except asyncio.CancelledError:
-            self._watcher.close()  # stops the reading at the next directory
-            starter.join()
-            raise
-        starter.join()
-        if error is not None:
-            raise error
+        loop = self._loop = _running_loop()
+        ready = self._ready = loop.flag()
+        self._watcher._queue.listen(loop.waker(ready))
+        await _on_thread(loop, self._watcher.start, cancel=self._watcher.close)
         return self
 
     async def aclose(self) -> None:
@@ -148,7 +152,8 @@ class AsyncWatcher:
         the stream ended or ``stop_event`` is set. Raises the error that ended it."""
         if not self._started:
             await self.start()
-        ready = self._ready
+        loop, ready = self._loop, self._ready
+        assert loop is not None
         assert ready is not None
         stop = self._stop_event
         while True:
@@ -158,26 +163,146 @@ class AsyncWatcher:
             batch = self._watcher.get(timeout=0)
             if batch != []:
                 return batch  # events, or None at the end
-            await _first(ready, stop)
+            if stop is None:
+                await ready.wait()
+            else:
+                await loop.first(ready, stop)
 
 
-def _settle(future: asyncio.Future[BaseException | None], error: BaseException | None) -> None:
-    if not future.done():
-        future.set_result(error)
+async def _on_thread(loop: _Loop, work: Callable[[], object], cancel: Callable[[], object]) -> None:
+    """Run the blocking ``work()`` on a thread of its own and raise what it raised.
 
+    Cancelled (or interrupted) meanwhile: ``cancel()`` makes ``work()`` return soon,
+    the thread is joined, and the cancellation goes on.
+    """
+    done = loop.flag()
+    wake = loop.waker(done)
+    errors: list[BaseException] = []
 
-async def _first(ready: asyncio.Event, stop: StopEvent | None) -> None:
-    """Wait until ``ready`` is set or ``stop`` is."""
-    if stop is None:
-        await ready.wait()
-        return
-    waits = [asyncio.ensure_future(ready.wait()), asyncio.ensure_future(stop.wait())]
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            wake()
+
+    thread = threading.Thread(target=run, name="crosswatch-start", daemon=True)
+    thread.start()
     try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()
-        await asyncio.gather(*waits, return_exceptions=True)
+        await done.wait()
+    except BaseException:
+        cancel()  # stops the reading at the next directory
+        thread.join()
+        raise
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _running_loop() -> _Loop:
+    """The object for the async library running this task.
+
+    sniffio (loaded by trio and anyio, never imported here) tells which one;
+    without it, the library can only be asyncio.
+    """
+    sniffio = sys.modules.get("sniffio")
+    name = "asyncio"
+    if sniffio is not None:
+        try:
+            name = sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:
+            pass  # then asyncio's own check below says what is wrong
+    if name == "trio":
+        return _TrioLoop(sys.modules["trio"])
+    if name != "asyncio":
+        raise RuntimeError(f"awatch() runs under asyncio or trio, not under {name}")
+    return _AsyncioLoop(asyncio.get_running_loop())
+
+
+# ---------------------------------------------------------------- asyncio
+
+
+class _AsyncioLoop:
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self._loop = loop
+
+    def flag(self) -> _Flag:
+        return asyncio.Event()
+
+    def waker(self, flag: _Flag) -> Callable[[], None]:
+        loop = self._loop
+
+        def wake() -> None:  # on any thread
+            try:
+                loop.call_soon_threadsafe(flag.set)
+            except RuntimeError:
+                pass  # the loop is closed: nobody waits any more
+
+        return wake
+
+    async def first(self, ready: _Flag, stop: StopEvent) -> None:
+        waits = [asyncio.ensure_future(ready.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
+
+# ---------------------------------------------------------------- trio
+
+
+class _TrioFlag:
+    """A ``trio.Event`` that can be cleared: clearing puts a fresh one in its place."""
+
+    def __init__(self, trio: Any):
+        self._trio = trio
+        self._event: Any = trio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def clear(self) -> None:
+        if self._event.is_set():
+            self._event = self._trio.Event()
+
+    def is_set(self) -> bool:
+        return bool(self._event.is_set())
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
+class _TrioLoop:
+    def __init__(self, trio: Any):
+        self._trio = trio
+        self._token: Any = trio.lowlevel.current_trio_token()
+
+    def flag(self) -> _Flag:
+        return _TrioFlag(self._trio)
+
+    def waker(self, flag: _Flag) -> Callable[[], None]:
+        token, finished = self._token, self._trio.RunFinishedError
+
+        def wake() -> None:  # on any thread
+            try:
+                token.run_sync_soon(flag.set)
+            except finished:
+                pass  # the run is over: nobody waits any more
+
+        return wake
+
+    async def first(self, ready: _Flag, stop: StopEvent) -> None:
+        async with self._trio.open_nursery() as nursery:
+
+            async def until(wait: Callable[[], Awaitable[Any]]) -> None:
+                await wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(until, ready.wait)
+            nursery.start_soon(until, stop.wait)
 
 
 #: ``awatch(*paths, stop_event=None, **keywords)``: an unstarted

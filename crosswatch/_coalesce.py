@@ -14,6 +14,7 @@ on it are kept.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 
 from ._coalesce_tree import ABSENT, PRESENT, UNKNOWN, Node, Tree
@@ -142,6 +143,9 @@ class _Coalescer:
             return
         attr = e.kind is Change.ATTRIB
         if self._live(node.attr if attr else node.mod):
+            kept = self.out[node.mod] if not attr and node.mod is not None else None
+            if e.replaced and kept is not None and node.mod is not None:
+                self.out[node.mod] = dataclasses.replace(kept, replaced=True)
             return
         slot = self._emit(e)
         if attr:
@@ -158,7 +162,7 @@ class _Coalescer:
         if not is_dir and gone is not None and self._gone_file(gone):
             # A file deleted and a file created at its path: the path holds new content.
             self.out[gone] = None
-            slot = self._emit(Event(Change.MODIFIED, path, False, pid=pid))
+            slot = self._emit(Event(Change.MODIFIED, path, False, pid=pid, replaced=True))
             node = self.tree.replace(old, PRESENT, slot)
             node.is_dir, node.mod = False, slot
             self._touch(node, slot, structural=True)

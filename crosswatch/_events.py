@@ -42,6 +42,11 @@ class Event:
     the catch-up events before it stand for everything that happened while blind.
     Names that are not valid UTF-8 are carried as surrogate escapes, so
     ``os.fsencode(event.path)`` gives back the exact bytes.
+
+    ``replaced`` is set on a ``MODIFIED`` file whose path now holds another entry
+    (another identity): an atomic save, or a file deleted and another created there
+    in one merged batch. What a consumer keeps of the old file (an inode number, an
+    open descriptor, a hard link) no longer speaks for the path.
     """
 
     kind: Change
@@ -49,12 +54,14 @@ class Event:
     is_dir: bool = False
     src_path: str | None = None
     pid: int | None = None
+    replaced: bool = False
 
     def __repr__(self) -> str:
         src = f"{self.src_path!r} -> " if self.src_path is not None else ""
         tail = "/" if self.is_dir else ""
         pid = f" pid={self.pid}" if self.pid is not None else ""
-        return f"<Event {self.kind.value} {src}{self.path!r}{tail}{pid}>"
+        replaced = " replaced" if self.replaced else ""
+        return f"<Event {self.kind.value} {src}{self.path!r}{tail}{pid}{replaced}>"
 
 
 #: Bytes an event is estimated to hold besides its path's characters: the

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from ._events import Event
 
-FIELDS = ("kind", "path", "src", "is_dir", "dir", "pid", "time")
+FIELDS = ("kind", "path", "src", "is_dir", "dir", "pid", "replaced", "time")
 
 Render = Callable[[Event], bytes]
 
@@ -62,6 +62,7 @@ def render_json(event: Event) -> bytes:
         "src_path": None if event.src_path is None else text(event.src_path),
         "is_dir": event.is_dir,
         "pid": event.pid,
+        "replaced": event.replaced,
         "time": _now(),
     }
     return json.dumps(record, ensure_ascii=True).encode("ascii")
@@ -81,6 +82,8 @@ def _field(event: Event, name: str) -> bytes:
         return _slash(event)
     if name == "pid":
         return b"" if event.pid is None else str(event.pid).encode()
+    if name == "replaced":
+        return b"true" if event.replaced else b"false"
     return _now().encode()
 
 

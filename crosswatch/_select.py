@@ -48,42 +48,64 @@ class Needs:
     def __bool__(self) -> bool:
         return self.access or self.pids
 
-    def lacking(self, backend: type[Backend]) -> list[str]:
-        """What of these ``backend`` cannot give, each as a message names it."""
+    def wanted(self) -> list[_Need]:
+        """Each need asked for, in the order messages name them."""
+        return [need for field, need in _NEEDS.items() if getattr(self, field)]
+
+    def lacking(self, backend: type[Backend]) -> list[_Need]:
+        """What of these ``backend`` cannot give."""
         caps = backend.capabilities
-        out = []
-        if self.access and not caps.access_events:
-            out.append(_ACCESS_EVENTS)
-        if self.pids and not caps.pids:
-            out.append(_PIDS)
-        return out
+        return [need for need in self.wanted() if not getattr(caps, need.capability)]
 
     def asked(self) -> str:
-        """How the user asked for what the first lacking need is, for messages."""
-        parts = []
-        if self.access:
-            parts.append("access=True / --access")
-        if self.pids:
-            parts.append("pids=True, ignore_pids= or ignore_own=True / --pids, --ignore-pid")
-        return "; ".join(parts)
+        """How the user asked for them, for messages."""
+        return "; ".join(need.asked for need in self.wanted())
 
     def without(self) -> str:
         """How to do without them."""
-        parts = []
-        if self.access:
-            parts.append("access=True")
-        if self.pids:
-            parts.append("pids, ignore_pids and ignore_own")
-        return "watch without " + " and ".join(parts)
+        return "watch without " + " and ".join(need.without for need in self.wanted())
 
     def among(self) -> str:
         """A phrase for the backends that meet them ("" when there are no needs)."""
-        parts = []
-        if self.access:
-            parts.append("report access events")
-        if self.pids:
-            parts.append("report pids")
-        return " that " + " and ".join(parts) if parts else ""
+        cans = [need.can for need in self.wanted()]
+        return " that " + " and ".join(cans) if cans else ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Need:
+    """How one need is checked and named: the capability that meets it, and the
+    words of messages about it."""
+
+    capability: str
+    """The :class:`~crosswatch.backend.Capabilities` field that meets it."""
+    what: str
+    short: str
+    asked: str
+    without: str
+    can: str
+    plural: bool
+
+
+_NEEDS = {
+    "access": _Need(
+        capability="access_events",
+        what="access events (opened, accessed, closed_write, closed_nowrite)",
+        short="access events",
+        asked="access=True / --access",
+        without="access=True",
+        can="report access events",
+        plural=True,
+    ),
+    "pids": _Need(
+        capability="pids",
+        what="the pid of each change",
+        short="pids",
+        asked="pids=True, ignore_pids= or ignore_own=True / --pids, --ignore-pid",
+        without="pids, ignore_pids and ignore_own",
+        can="report pids",
+        plural=False,
+    ),
+}
 
 
 def _run_probe(name: str, backend: type[Backend], path: str) -> Probe:
@@ -149,15 +171,9 @@ class _Probes:
         ]
 
 
-#: How messages name what ``access=True`` asks for.
-_ACCESS_EVENTS = "access events (opened, accessed, closed_write, closed_nowrite)"
-#: And what ``pids=True`` asks for.
-_PIDS = "the pid of each change"
-
-
-def _asked(wanted: list[str]) -> str:
-    """"which was asked for" or "which were", as the first of ``wanted`` reads."""
-    return "which was" if wanted == [_PIDS] else "which were"
+def _asked(wanted: list[_Need]) -> str:
+    """"which was asked for" or "which were", as ``wanted`` reads."""
+    return "which was" if len(wanted) == 1 and not wanted[0].plural else "which were"
 
 
 def unmet(backend: type[Backend], needs: Needs) -> str | None:
@@ -165,11 +181,10 @@ def unmet(backend: type[Backend], needs: Needs) -> str | None:
     lacking = needs.lacking(backend)
     if not lacking:
         return None
-    flags = {_ACCESS_EVENTS: "access_events", _PIDS: "pids"}
     return (
-        f"backend {backend.name!r} cannot report {' or '.join(lacking)}, "
+        f"backend {backend.name!r} cannot report {' or '.join(n.what for n in lacking)}, "
         f"{_asked(lacking)} asked for ({needs.asked()}); use a backend whose capabilities include "
-        f"{' and '.join(flags[x] for x in lacking)}, or {needs.without()}"
+        f"{' and '.join(n.capability for n in lacking)}, or {needs.without()}"
     )
 
 
@@ -289,7 +304,7 @@ def _choose_forced(
         else:
             advice = f"no available backend can for this path; {needs.without()}"
         raise BackendUnavailableError(
-            f"backend {name!r} cannot report {' or '.join(lacking)}, "
+            f"backend {name!r} cannot report {' or '.join(n.what for n in lacking)}, "
             f"{_asked(lacking)} asked for ({needs.asked()}); {advice}"
         )
     if result.available:
@@ -337,9 +352,10 @@ def _nothing_usable(probes: _Probes, deny: frozenset[str], needs: Needs) -> str:
         )
     lines = [_status_line(probes, p, deny, needs) for p in results]
     if needs:
-        wanted = [w for w, on in ((_ACCESS_EVENTS, needs.access), (_PIDS, needs.pids)) if on]
+        wanted = needs.wanted()
         return (
-            f"no backend can watch {probes.path!r} and report {' and '.join(wanted)}, "
+            f"no backend can watch {probes.path!r} and report "
+            f"{' and '.join(n.what for n in wanted)}, "
             f"{_asked(wanted)} asked for ({needs.asked()}):\n"
             + "\n".join(lines)
             + f"\n{needs.without()}, allow a denied backend, or install a plugin "
@@ -357,9 +373,7 @@ def _status_line(probes: _Probes, result: Probe, deny: frozenset[str], needs: Ne
     if result.backend in deny:
         status = "denied"
     elif result.available and lacking:
-        status = "available, but cannot report " + " or ".join(
-            "access events" if x == _ACCESS_EVENTS else "pids" for x in lacking
-        )
+        status = "available, but cannot report " + " or ".join(n.short for n in lacking)
     elif result.available:
         status = "available"
     else:

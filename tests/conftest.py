@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+
+from crosswatch.testing import open_fds, own_threads
+
+
+@pytest.fixture
+def clean() -> Iterator[None]:
+    """No crosswatch thread and no new descriptor is left once the test is done."""
+    fds = open_fds()
+    yield
+    assert own_threads() == []
+    assert open_fds() == fds
 
 
 @pytest.fixture

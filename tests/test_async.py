@@ -7,7 +7,6 @@ import asyncio
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,23 +14,10 @@ import pytest
 
 import crosswatch
 from crosswatch import Change, ConfigTypeError, Event, WatchPathError
-from crosswatch.testing import open_fds
+from crosswatch.testing import own_threads
 
 FAST = {"backend": "polling", "poll_interval": 0.05}
 WAIT = 30  # seconds: generous, never a measure
-
-
-def ours() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("crosswatch")]
-
-
-@pytest.fixture
-def clean() -> Iterator[None]:
-    """No crosswatch thread and no new descriptor is left once the test is done."""
-    fds = open_fds()
-    yield
-    assert ours() == []
-    assert open_fds() == fds
 
 
 async def first(aiter_: object, wanted: Change) -> list[Event]:
@@ -122,7 +108,7 @@ def test_a_bare_async_for_left_by_break_closes_the_watcher(tmp_path: Path, clean
             break
         writer.cancel()
         for _ in range(50):  # the generator is closed by the loop, soon after
-            if aw.watcher.closed and not ours():
+            if aw.watcher.closed and not own_threads():
                 break
             await asyncio.sleep(0.02)
         return aw

@@ -787,3 +787,14 @@ def test_format_of_a_file_with_surrogate_escapes() -> None:
     render = compile_format("{kind} {path}{dir} [{src}] {pid}")
     event = Event(Change.MODIFIED, os.fsdecode(b"/w/caf\xe9"))
     assert render(event) == b"modified /w/caf\xe9 [] "
+
+
+def test_a_replaced_file_is_said_so_in_json_and_format() -> None:
+    saved = Event(Change.MODIFIED, "/w/conf", replaced=True)
+    written = Event(Change.MODIFIED, "/w/conf")
+    assert json.loads(render_json(saved))["replaced"] is True
+    assert json.loads(render_json(written))["replaced"] is False
+    render = compile_format("{kind} {path} {replaced}")
+    assert render(saved) == b"modified /w/conf true"
+    assert render(written) == b"modified /w/conf false"
+    assert repr(saved) == "<Event modified '/w/conf' replaced>"

@@ -31,16 +31,18 @@ def _path(text: str) -> tuple[str, bool]:
 
 
 def parse(text: str) -> tuple[Event, str]:
-    """``"KIND PATH"`` or ``"moved SRC -> DST [(free)|(held)]"``: the event, and what
-    the engine knew of the move's destination (``""``: nothing)."""
+    """``"KIND PATH"``, ``"modified PATH (replaced)"`` or ``"moved SRC -> DST
+    [(free)|(held)]"``: the event, and what the engine knew of the move's destination
+    (``""``: nothing)."""
     text, _, known = text.partition(" (")
+    known = known.rstrip(")")
     kind, _, rest = text.partition(" ")
     if kind == "moved":
         src, _, dst = rest.partition(" -> ")
         path, is_dir = _path(dst)
-        return Event(Change.MOVED, path, is_dir, src_path=_path(src)[0]), known.rstrip(")")
+        return Event(Change.MOVED, path, is_dir, src_path=_path(src)[0]), known
     path, is_dir = _path(rest)
-    return Event(Change(kind), path, is_dir), ""
+    return Event(Change(kind), path, is_dir, replaced=known == "replaced"), ""
 
 
 def _tree(paths: list[str]) -> dict[str, bool]:
@@ -175,7 +177,7 @@ def test_a_config_file_turns_coalescing_on(tmp_path: Path, clean_env: None) -> N
 @pytest.mark.skipif(not LINUX, reason="inotify is Linux's")
 def test_an_atomic_save_is_one_modified(fast_root: str) -> None:
     """A temporary file written and renamed over a file: the engine knew the rename
-    replaced it, so the burst is told as the file modified."""
+    replaced it, so the burst is told as the file modified, by another file."""
     target = os.path.join(fast_root, "f")
     Path(target).write_text("old", encoding="utf-8")
     with Watcher(fast_root, backend="inotify", coalesce=True, settle=0.3) as w:
@@ -183,7 +185,7 @@ def test_an_atomic_save_is_one_modified(fast_root: str) -> None:
         Path(tmp).write_text("new", encoding="utf-8")
         os.rename(tmp, target)
         events = collect(w, bool, settle=0.6)
-    assert events == [Event(Change.MODIFIED, target, False)]
+    assert events == [Event(Change.MODIFIED, target, False, replaced=True)]
 
 
 @pytest.mark.skipif(not LINUX, reason="inotify is Linux's")

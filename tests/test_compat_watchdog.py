@@ -7,9 +7,11 @@ saw. Where the two must differ, the test states the difference and checks it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
+import queue as queue_module
 import shutil
 import subprocess
 import sys
@@ -248,6 +250,35 @@ def test_unschedule_ends_the_emitter(root: str) -> None:
     finally:
         observer.stop()
         observer.join()
+
+
+def test_the_emitter_alone_puts_event_and_watch_pairs_on_the_queue(root: str) -> None:
+    """Built and run as watchdog's own emitters are, with no observer around it."""
+    from watchdog.observers.api import EventQueue, ObservedWatch
+
+    from crosswatch.compat.watchdog import CrosswatchEmitter
+
+    queue: EventQueue = EventQueue()
+    watch = ObservedWatch(root, recursive=True)
+    emitter = CrosswatchEmitter(queue, watch, timeout=0.1)
+    emitter.start()
+    try:
+        touch(root, "f")
+        deadline = time.monotonic() + WAIT
+        pairs: list[tuple[FileSystemEvent, ObservedWatch]] = []
+        while not any(named("f")(e.src_path) for e, _ in pairs):
+            assert time.monotonic() < deadline, pairs
+            with contextlib.suppress(queue_module.Empty):
+                pairs.append(queue.get(timeout=0.1))
+        event, seen = next((e, w) for e, w in pairs if named("f")(e.src_path))
+        assert isinstance(event, FileCreatedEvent)
+        assert seen is watch
+        shutil.rmtree(root)  # it stops by itself, after the deletions
+        emitter.join(WAIT)
+        assert not emitter.is_alive()
+    finally:
+        emitter.stop()
+        emitter.join(WAIT)
 
 
 def test_root_deleted_stops_the_emitter(root: str) -> None:

@@ -19,7 +19,7 @@ from crosswatch._engine import Engine
 from crosswatch._feed import feed
 from crosswatch.backend import Observation
 from crosswatch.testing import FileOps, Mirror, ScriptedBackend, snapshot
-from crosswatch.testing._conformance import random_operation
+from crosswatch.testing._operations import random_operation
 
 
 def _replay(

@@ -20,6 +20,7 @@ from crosswatch._engine import Engine, Ignore
 from crosswatch._feed import feed
 from crosswatch.backend import (
     Action,
+    Capabilities,
     DirDirty,
     EntryChange,
     Gone,
@@ -60,6 +61,9 @@ class Case:
     ignore: list[str] = field(default_factory=list)
     #: The id of the rule this case pins, as docs/architecture.md names it.
     rule: str = ""
+    #: The backend watches each root's whole subtree, naming entries by their path
+    #: below it (``created . a/b``), as ReadDirectoryChangesW and FSEvents do.
+    recursive: bool = False
 
 
 # d is moved to t and deleted there while a move out of it waits for its pair, with a
@@ -296,7 +300,7 @@ CASES = [
                     "moved_from . t #2",
                     "moved_to . y #2",
                 ],
-                ["moved x -> y", "modified y"],
+                ["moved x -> y", "modified y (replaced)"],
             )
         ],
         rule="verify",
@@ -877,7 +881,7 @@ CASES = [
     Case(
         "a file replaced by another file is modified (an atomic save)",
         ["f"],
-        [Step(["write tmp", "mv tmp f"], ["moved_to . f #5"], ["modified f"])],
+        [Step(["write tmp", "mv tmp f"], ["moved_to . f #5"], ["modified f (replaced)"])],
         rule="verify",
     ),
     Case(
@@ -1071,13 +1075,32 @@ CASES = [
             Step(
                 ["write tmp", "mv tmp conf", "append other"],
                 ["created . tmp", "moved_from . tmp #1", "moved_to . conf #1", "modified . other"],
-                ["modified conf"],
+                ["modified conf (replaced)"],
             ),
             Step(["rm conf"], ["deleted . conf"], ["deleted conf"]),
             Step(["write conf"], ["created . conf"], ["created conf"]),
         ],
         root="conf",
         rule="file-root",
+    ),
+    Case(
+        "an entry made at the old name of a rename held behind a move waits for the rename",
+        ["n8/", "n32/", "n32/n21/"],
+        [
+            # A removal read last in its buffer may be half a move (ReadDirectoryChangesW).
+            Step(["mkdir n19", "rmtree n8"], ["created . n19 /", "moved_from . n8 #36 /"],
+                 ["created n19/"], expire=False),
+            Step(
+                ["mkdir n8", "mv n19 n8/n11", "mv n8 n32/n21/n26", "mkdir n19"],
+                # Both renames name n8, so they wait behind its move; the new n19 must
+                # too, or the rename replayed later carries it away.
+                ["created . n8 /", "renamed . n19 . n8/n11 /",
+                 "renamed . n8 . n32/n21/n26 /", "created . n19 /"],
+                None,
+            ),
+        ],
+        recursive=True,
+        rule="pending-move",
     ),
 ]
 
@@ -1098,7 +1121,7 @@ class Harness:
                 # by a later rescan, which errs on the side of reporting.)
                 os.utime(path, (0, 1_000_000))
         self.root = os.path.join(self.top, case.root) if case.root else self.top
-        self.backend = RacingBackend()
+        self.backend = RecursiveRacingBackend() if case.recursive else RacingBackend()
         self.engine = Engine(ignore=Ignore(case.ignore), pair_wait=0.0)
         self.engine.add_root(self.root, self.backend)
         self.mirror = Mirror.of(self.root)
@@ -1169,7 +1192,8 @@ class Harness:
             elif e.kind.value == "rescan":
                 out.append(f"rescan {rel(e.path)}")
             else:
-                out.append(f"{e.kind.value} {rel(e.path)}{tail}")
+                replaced = " (replaced)" if e.replaced else ""
+                out.append(f"{e.kind.value} {rel(e.path)}{tail}{replaced}")
         return out
 
 
@@ -1185,6 +1209,10 @@ class RacingBackend(ScriptedBackend):
         if self.races:
             self.races.pop(0)()
         return handle
+
+
+class RecursiveRacingBackend(RacingBackend):
+    capabilities = Capabilities(recursive=True)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.rule}: {c.name}" for c in CASES])

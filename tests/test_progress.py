@@ -91,33 +91,49 @@ def test_progress_must_be_a_function_of_one_argument(tmp_path: Path) -> None:
 @pytest.mark.skipif(os.name != "posix", reason="a pseudo-terminal")
 def test_the_command_line_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
     tree(tmp_path, 400, 150)  # 60,000 entries: long enough to read for a report
-
-    def stderr_of(*args: str, tty: bool) -> bytes:
-        import pty
-
-        master, slave = pty.openpty() if tty else os.pipe()[::-1]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "crosswatch", "watch", str(tmp_path), *FAST,
-             "--timeout", "0.2", *args],
-            stdout=subprocess.DEVNULL, stderr=slave, env=_env(),
-        )
-        os.close(slave)
-        out = b""
-        try:
-            while chunk := _read(master):
-                out += chunk
-        finally:
-            os.close(master)
-            proc.wait(timeout=WAIT)
-        return out
-
-    shown = stderr_of(tty=True)
+    watch = ("watch", str(tmp_path), *FAST, "--timeout", "0.2")
+    shown = _stderr_of(*watch, tty=True)
     assert b"crosswatch: reading: " in shown
     assert b" entries in " in shown
     # wiped before the line that says watching has begun
     assert shown.index(b"\r\x1b[K") < shown.index(b"crosswatch: watching 1 path")
-    assert b"reading" not in stderr_of(tty=False)
-    assert b"reading" not in stderr_of("-q", tty=True)
+    assert b"reading" not in _stderr_of(*watch, tty=False)
+    assert b"reading" not in _stderr_of(*watch, "-q", tty=True)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a pseudo-terminal")
+def test_snapshot_and_since_show_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    root.mkdir()
+    tree(root, 400, 150)
+    snap = str(tmp_path / "tree.snap")
+    for args in (("snapshot", str(root), "-o", snap), ("since", snap)):
+        shown = _stderr_of(*args, tty=True)
+        assert b"crosswatch: reading: " in shown, args
+        assert shown.rstrip().endswith(b"\r\x1b[K"), args  # wiped at the end
+        assert b"reading" not in _stderr_of(*args, tty=False), args
+        assert b"reading" not in _stderr_of(*args, "-q", tty=True), args
+    assert os.path.getsize(snap) > 0
+
+
+def _stderr_of(*args: str, tty: bool) -> bytes:
+    """What ``crosswatch ARGS`` writes to stderr: a pseudo-terminal's, or a pipe's."""
+    import pty
+
+    master, slave = pty.openpty() if tty else os.pipe()[::-1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crosswatch", *args],
+        stdout=subprocess.DEVNULL, stderr=slave, env=_env(),
+    )
+    os.close(slave)
+    out = b""
+    try:
+        while chunk := _read(master):
+            out += chunk
+    finally:
+        os.close(master)
+        proc.wait(timeout=WAIT)
+    return out
 
 
 def _read(fd: int) -> bytes:

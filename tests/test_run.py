@@ -202,6 +202,21 @@ def test_the_exit_code_of_each_run_is_reported(
     said(cli, b"crosswatch: the command exited with code 3")
 
 
+def test_a_server_that_dies_at_start_is_told_and_started_again_on_change(
+    start_run: Callable[..., tuple[Cli, Logged, Path]]
+) -> None:
+    """With --restart, a command that exits at once is not waited for in silence: its
+    exit is reported, watching goes on, and the next change starts it again."""
+    cli, log, watched = start_run("--restart", EXIT_CODE="3")
+    cli.ready()
+    log.wait_runs(1)
+    said(cli, b"crosswatch: the command exited with code 3")
+    (watched / "a").write_text("x")
+    second = log.wait_runs(2)[1]
+    assert ("created", "a") in names(second)
+    assert cli.proc.poll() is None  # still watching
+
+
 # --------------------------------------------------------------------------- stopping
 
 

@@ -333,7 +333,7 @@ class Diff:
             if mover is None and cur.kind is not Kind.DIR and kind_of(st) is not Kind.DIR:
                 self.matched.add(id(cur))
                 cur.refresh(st)  # replaced by another file: new content
-                e.out.emit(Change.MODIFIED, cur.path(), False)
+                e.out.emit(Change.MODIFIED, cur.path(), False, replaced=True)
                 return
             self._evict(cur)
             again = parent.children.get(name)

@@ -33,6 +33,8 @@ class Pending:
     held: list[tuple[Backend, Observation]] = field(default_factory=list)
     #: When it began among the pending moves: the oldest holds first.
     seq: int = 0
+    #: (id(directory), name) of each place an observation held here is about.
+    places: list[tuple[int, str]] = field(default_factory=list)
 
 
 class PendingMoves:
@@ -45,6 +47,7 @@ class PendingMoves:
         self._identity: dict[tuple[int, int], list[Key]] = {}  # (dev, ino) of the moved node
         self._identity_of: dict[Key, tuple[int, int]] = {}
         self._held_from: dict[Key, list[Pending]] = {}  # key of a moved_from held -> holders
+        self._held_at: dict[tuple[int, str], list[Pending]] = {}  # a held observation's place
         self._adjacent: dict[Backend, Key] = {}  # the last cookie-less moved_from, per backend
         self._count = 0
 
@@ -105,11 +108,24 @@ class PendingMoves:
 
     # ------------------------------------------------------------ holding back
 
-    def hold(self, pending: Pending, backend: Backend, obs: Observation) -> None:
-        """Queue ``obs`` behind ``pending``; a held ``moved_from`` takes its ``moved_to`` along."""
+    def hold(
+        self, pending: Pending, backend: Backend, obs: Observation,
+        places: Iterable[tuple[Node, str]] = (),
+    ) -> None:
+        """Queue ``obs`` behind ``pending``; a held ``moved_from`` takes its ``moved_to`` along.
+
+        ``places`` are the (directory, name) ``obs`` is about: until ``pending`` is
+        settled, later observations about them wait behind it too (see :meth:`holding`).
+        """
         pending.held.append((backend, obs))
         if isinstance(obs, EntryChange) and obs.action is Action.MOVED_FROM:
             self._held_from.setdefault((id(backend), obs.cookie), []).append(pending)
+        for node, name in places:
+            place = (id(node), name)
+            holders = self._held_at.setdefault(place, [])
+            if pending not in holders:
+                holders.append(pending)
+                pending.places.append(place)
 
     def held_partner(self, backend: Backend, cookie: Hashable) -> Pending | None:
         """The pending move behind which this ``moved_to``'s ``moved_from`` was held.
@@ -132,13 +148,22 @@ class PendingMoves:
         return others[0] if others else None
 
     def holding(self, node: Node, name: str, skip: Pending | None) -> Pending | None:
-        """The oldest pending move of ``name`` in ``node``, or of ``node`` or an ancestor."""
+        """The oldest pending move that ``name`` in ``node`` must wait behind: a move of
+        it, or of ``node`` or an ancestor; or one holding an observation about it or
+        about an ancestor (a rename held there names its source too, which must not
+        be looked at before the rename is applied: the name may belong to a newer
+        entry by then)."""
         found = [p for p in self._at.get((id(node), name), ()) if p is not skip]
+        held_at = self._held_at
+        if held_at:
+            found += [p for p in held_at.get((id(node), name), ()) if p is not skip]
         up: Node | None = node
         while up is not None:
             moved = self._nodes.get(id(up))
             if moved is not None and moved is not skip:
                 found.append(moved)
+            if held_at and up.parent is not None:
+                found += [p for p in held_at.get((id(up.parent), up.name), ()) if p is not skip]
             up = up.parent
         return min(found, key=attrgetter("seq"), default=None)
 
@@ -193,6 +218,9 @@ class PendingMoves:
         for backend, obs in pending.held:
             if isinstance(obs, EntryChange) and obs.action is Action.MOVED_FROM:
                 _unlist(self._held_from, (id(backend), obs.cookie), pending)
+        for place in pending.places:
+            _unlist(self._held_at, place, pending)
+        pending.places.clear()
         return pending
 
     def clear(self) -> list[Pending]:

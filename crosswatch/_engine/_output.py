@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 
@@ -91,14 +92,16 @@ class Output:
         pid: int | None = None,
         exact: bool = False,
         held: bool | None = None,
+        replaced: bool = False,
     ) -> None:
         """Add an event, under each path it is shown as (unless ``exact``).
 
-        ``held``: whether a move's destination held an entry (see ``taken_onto``).
+        ``held``: whether a move's destination held an entry (see ``taken_onto``);
+        ``replaced``: see :attr:`Event.replaced`.
         """
         if held is not None:
             start = len(self._events)
-            self.emit(kind, path, is_dir, src=src, pid=pid, exact=exact)
+            self.emit(kind, path, is_dir, src=src, pid=pid, exact=exact, replaced=replaced)
             self._onto[held].update(id(event) for event in self._events[start:])
             return
         if self.watched_name is not None:
@@ -108,9 +111,9 @@ class Output:
             sources: list[str | None] = [None] if src is None else list(shown.of(src))
             for dst in shown.of(path):
                 for source in sources:
-                    self._append(kind, dst, is_dir, source, pid)
+                    self._append(kind, dst, is_dir, source, pid, replaced)
             return
-        self._append(kind, path, is_dir, src, pid)
+        self._append(kind, path, is_dir, src, pid, replaced)
 
     def _watch_name(self, path: str, src: str | None) -> None:
         name = self.watched_name
@@ -119,14 +122,17 @@ class Output:
                 self.on_watched_name(p)
 
     def _append(
-        self, kind: Change, path: str, is_dir: bool, src: str | None, pid: int | None
+        self, kind: Change, path: str, is_dir: bool, src: str | None, pid: int | None,
+        replaced: bool = False,
     ) -> None:
         if pid is not None and pid in self.ignored_pids:
             return
         events = self._events
         if kind in _MERGED and events and events[-1].kind is kind and events[-1].path == path:
+            if replaced and not events[-1].replaced:  # the run says the entry changed
+                events[-1] = dataclasses.replace(events[-1], replaced=True)
             return
-        events.append(Event(kind, path, is_dir, src, pid))
+        events.append(Event(kind, path, is_dir, src, pid, replaced))
         self.nbytes += event_size(path, src)
 
     def take(self) -> list[Event]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Hashable
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from .._backend import Action, Backend, EntryChange, Gone, Observation, Renamed
@@ -55,16 +56,16 @@ class Renames:
             targets.append((obs.handle, ""))
         else:
             return False
+        places: list[tuple[Node, str]] = []
         for handle, name in targets:
             node = self.e.roots.node_of(backend, handle)
-            if node is None:
-                continue
-            first = name.split(os.sep, 1)[0] if name else ""
-            pending = moves.holding(node, first, partner)
-            if pending is not None:
-                moves.hold(pending, backend, obs)
-                return True
-        return False
+            if node is not None:
+                places.append((node, name.split(os.sep, 1)[0] if name else ""))
+        found = [p for node, first in places if (p := moves.holding(node, first, partner))]
+        if not found:
+            return False
+        moves.hold(min(found, key=attrgetter("seq")), backend, obs, places)
+        return True
 
     def wait_for_old(self, parent: Node, name: str) -> bool:
         """Hold back reporting a new entry at ``name`` while the old one's move waits.
@@ -82,7 +83,7 @@ class Renames:
         if pending is None:
             return False
         observed = EntryChange(parent.handle, name, Action.CREATED, False)
-        e.moves.hold(pending, root.backend, observed)
+        e.moves.hold(pending, root.backend, observed, [(parent, name)])
         return True
 
     def replay(self, pending: Pending) -> None:

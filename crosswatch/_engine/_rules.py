@@ -194,7 +194,7 @@ class Rules:
             self.folds(parent) and self._respelled(parent, base, name)
         ):
             cur.refresh(st)  # replaced by another file (atomic save): new content
-            e.out.emit(Change.MODIFIED, path, False, pid=pid)
+            e.out.emit(Change.MODIFIED, path, False, pid=pid, replaced=True)
         else:
             # Removing it may replay observations held behind moves out of it, and
             # those may cache what is here now: look again after them, do not just

@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any
 from ._fuse import FoldingFS, FuseServerError, FuseUnavailableError
 from ._inotify import Inotify
 from ._mirror import GuaranteeError, Mirror, snapshot
-from ._platform import LINUX, open_fds, symlinks_work, tmpfs
+from ._platform import LINUX, open_fds, own_threads, symlinks_work, tmpfs
 from ._portable import force_portable
 from ._scripted import FileOps, ScriptedBackend
 from ._stub import StubBackend
 
 if TYPE_CHECKING:
-    from ._conformance import BackendConformance, collect, converge, ends_with
+    from ._collect import collect, converge, ends_with
+    from ._conformance import BackendConformance
     from ._marks import (
         linux_only,
         needs_byte_names,
@@ -68,6 +69,7 @@ __all__ = [
     "needs_posix_signals",
     "needs_symlinks",
     "open_fds",
+    "own_threads",
     "snapshot",
     "symlinks_work",
     "tmpfs",
@@ -86,10 +88,14 @@ _MARKS = (
 
 def __getattr__(name: str) -> Any:
     # The suite and the marks import pytest; load them only when asked for.
-    if name in ("BackendConformance", "collect", "converge", "ends_with"):
+    if name == "BackendConformance":
         from . import _conformance
 
-        return getattr(_conformance, name)
+        return _conformance.BackendConformance
+    if name in ("collect", "converge", "ends_with"):
+        from . import _collect
+
+        return getattr(_collect, name)
     if name in _MARKS:
         from . import _marks
 

@@ -26,69 +26,15 @@ from .._backend import Backend
 from .._events import Change, Event
 from .._longpath import PATH_MAX
 from .._watch import Watcher
+from ._collect import collect, converge, ends_with, kinds
 from ._deep import BY_FD, in_dir, make_chain, remove_tree, touch
 from ._marks import needs_byte_names, needs_symlinks
 from ._mirror import Mirror, snapshot
+from ._operations import random_operation
 from ._platform import WINDOWS, open_fds, tmpfs
 from ._scripted import FileOps
 
-__all__ = ["BackendConformance", "collect", "converge", "ends_with", "open_fds"]
-
-
-def collect(
-    watcher: Watcher,
-    until: Callable[[list[Event]], bool],
-    *,
-    timeout: float = 10.0,
-    settle: float = 0.0,
-) -> list[Event]:
-    """Events until ``until(events)`` holds (or ``timeout``), then ``settle`` seconds more."""
-    events: list[Event] = []
-    deadline = time.monotonic() + timeout
-    while not until(events) and time.monotonic() < deadline:
-        batch = watcher.get(timeout=0.05)
-        if batch is None:
-            break
-        events.extend(batch)
-    end = time.monotonic() + settle
-    while time.monotonic() < end:
-        batch = watcher.get(timeout=max(0.0, end - time.monotonic()))
-        if batch is None:
-            break
-        events.extend(batch)
-    return events
-
-
-def converge(
-    watcher: Watcher, mirror: Mirror, *, timeout: float = 15.0, settle: float = 0.3
-) -> list[Event]:
-    """Apply events to ``mirror`` until it equals the disk, then ``settle`` s more; check."""
-    applied = 0
-
-    def done(events: list[Event]) -> bool:
-        nonlocal applied
-        mirror.apply(events[applied:])
-        applied = len(events)
-        return mirror.entries == snapshot(*mirror.roots)
-
-    events = collect(watcher, done, timeout=timeout)
-    done(events)
-    late = collect(watcher, lambda _: False, timeout=0, settle=settle)
-    mirror.apply(late)
-    disk = snapshot(*mirror.roots)
-    assert mirror.entries == disk, mirror.diff(disk)
-    return events + late
-
-
-def ends_with(watcher: Watcher) -> list[tuple[Change, str]]:
-    """What ``watcher`` reports until its stream ends (which it must, within 5 s)."""
-    events = collect(watcher, lambda ev: False, timeout=0, settle=0.5)
-    assert watcher.get(timeout=5) is None, "the watch did not end"
-    return [(e.kind, e.path) for e in events]
-
-
-def kinds(events: list[Event], path: str) -> list[str]:
-    return [e.kind.value for e in events if e.path == path]
+__all__ = ["BackendConformance"]
 
 
 class BackendConformance:
@@ -150,6 +96,7 @@ class BackendConformance:
         ops.write(f, b"two two", append=True)
         events = collect(w, lambda ev: "modified" in kinds(ev, f), settle=self.settle)
         assert "modified" in kinds(events, f)
+        assert not any(e.replaced for e in events)  # the same file, written to
         mirror.apply(events)
         ops.remove(f)
         events = converge(w, mirror, settle=self.settle)
@@ -235,6 +182,7 @@ class BackendConformance:
             ops.rename(tmp, target)
             events = collect(w, lambda ev: bool(kinds(ev, target)), settle=self.settle)
             assert kinds(events, target) == ["modified"]
+            assert all(e.replaced for e in events)  # another file holds the path now
             assert {e.path for e in events} == {target}  # siblings are not reported
         ops.remove(target)
         events = collect(w, lambda ev: bool(kinds(ev, target)), settle=self.settle)
@@ -510,42 +458,3 @@ class BackendConformance:
         events = collect(w, lambda _: False, timeout=0, settle=1.0)
         assert [e for e in events if e.kind is Change.DELETED] == []
         assert len(warned) == 1, warned
-
-
-def random_operation(
-    rng: random.Random, root: str, ops: FileOps, names: int = 40, *, respell: bool = False
-) -> None:
-    """One random create, write, mkdir, rename or delete somewhere under ``root``.
-
-    Entries are named ``n0`` .. ``n{names-1}``: with few names, renames chain and collide.
-    ``respell``: paths are spelled with random cases (``N3/n0`` for ``n3/n0``), which on
-    a file system that folds names reach the same entries by other spellings.
-    """
-    entries = [root]
-    for path, is_dir in snapshot(root).items():
-        if is_dir:
-            entries.append(path)
-    where = rng.choice(entries)
-    name = os.path.join(where, f"n{rng.randrange(names)}")
-    existing = [p for p in snapshot(root) if not p.startswith(name + os.sep)]
-
-    def spelled(path: str) -> str:
-        if not respell:
-            return path
-        rel = os.path.relpath(path, root).split(os.sep)
-        return os.path.join(root, *(p.swapcase() if rng.random() < 0.3 else p for p in rel))
-
-    op = rng.random()
-    try:
-        if op < 0.3:
-            ops.write(spelled(name), b"x" * rng.randrange(10), append=rng.random() < 0.5)
-        elif op < 0.45:
-            ops.mkdir(spelled(name))
-        elif op < 0.75 and existing:
-            src = rng.choice(existing)
-            if not name.startswith(src + os.sep):
-                ops.rename(spelled(src), spelled(name))
-        elif existing:
-            ops.rmtree(spelled(rng.choice(existing)))
-    except (FileExistsError, IsADirectoryError, NotADirectoryError, OSError):
-        pass  # a collision with what is there: the operation simply did not happen

@@ -14,6 +14,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import threading
 
 #: Linux: inotify, ``/proc``, mounts, ``unshare``.
 LINUX = sys.platform.startswith("linux")
@@ -63,6 +64,11 @@ def case_folds(directory: str | os.PathLike[str]) -> bool:
         return os.path.exists(os.path.join(directory, ".CASE-PROBE"))
     finally:
         os.unlink(probe)
+
+
+def own_threads() -> list[threading.Thread]:
+    """crosswatch's threads now running (every one is named ``crosswatch…``)."""
+    return [t for t in threading.enumerate() if t.name.startswith("crosswatch")]
 
 
 def open_fds() -> set[int]:

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 
 from .._events import Event
 from .._watch import Watcher
-from ._conformance import converge, random_operation
+from ._collect import converge
 from ._mirror import Mirror
+from ._operations import random_operation
 from ._scripted import FileOps
 
 

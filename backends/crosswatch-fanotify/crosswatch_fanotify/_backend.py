@@ -154,7 +154,7 @@ class FanotifyBackend(Backend):
         except OSError as exc:
             raise self._refused(exc.errno or 0, path) from None
         try:
-            handle, _ = self._kernel.handle(dirfd)
+            handle = self._kernel.handle(dirfd)
             key = self._kernel.fsid(dirfd) + handle
             self._kernel.mark(self._fd, _abi.FAN_MARK_ADD, mask, dirfd)
         except OSError as exc:
@@ -174,7 +174,7 @@ class FanotifyBackend(Backend):
             raise self._refused(exc.errno or 0, path) from None
         try:
             try:
-                handle, _ = self._kernel.handle(dirfd)
+                handle = self._kernel.handle(dirfd)
             except OSError as exc:
                 err = exc.errno or 0
                 if err in (errno.EOPNOTSUPP, errno.ENOTSUP):

@@ -48,7 +48,7 @@ class Kernel:
             getattr(libc, fn).restype = ctypes.c_int
         self._libc = libc
         self._handle = ctypes.create_string_buffer(_abi.FILE_HANDLE.size + _abi.MAX_HANDLE_SZ)
-        self._mount_id = ctypes.c_int()
+        self._mount_id = ctypes.c_int()  # an out-parameter the call requires; unused
 
     def init(self, flags: int) -> int:
         """A new fanotify group's descriptor, read-only, for notification only."""
@@ -67,16 +67,16 @@ class Kernel:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))
 
-    def handle(self, dirfd: int) -> tuple[bytes, int]:
-        """The file handle (header included) of the object ``dirfd`` is open on, and its
-        mount id: the bytes fanotify reports for it."""
+    def handle(self, dirfd: int) -> bytes:
+        """The file handle (header included) of the object ``dirfd`` is open on: the
+        bytes fanotify reports for it."""
         err = self._name_to_handle(dirfd, AT_EMPTY_PATH)
         if err in (errno.EOPNOTSUPP, errno.ENOTSUP):
             err = self._name_to_handle(dirfd, AT_EMPTY_PATH | AT_HANDLE_FID) and err
         if err:
             raise OSError(err, os.strerror(err))
         size, _ = _abi.FILE_HANDLE.unpack_from(self._handle, 0)
-        return self._handle.raw[: _abi.FILE_HANDLE.size + size], self._mount_id.value
+        return self._handle.raw[: _abi.FILE_HANDLE.size + size]
 
     def _name_to_handle(self, dirfd: int, flags: int) -> int:
         """0, or the errno of name_to_handle_at."""

@@ -15,13 +15,13 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-#: Seen in about one clean-clone run of the whole suite in three, never alone (18 of 18
-#: and 26 of 26 runs passed): the mirror keeps a directory's entries that the disk no
-#: longer has there. Not understood yet; see docs/windows.md.
+#: Under load, rarely: the emulation places a new directory's watch late, so an entry
+#: made and removed in it meanwhile goes unreported, though the engine may have listed
+#: it (Windows' recursive watch would have reported both). See docs/windows.md.
 WINDOWS_STORM_OPEN = pytest.mark.xfail(
     strict=False, raises=AssertionError,
-    reason="open defect: under a loaded machine, the backend on its emulation rarely "
-           "leaves a directory's old entries in the mirror (see docs/windows.md)")
+    reason="open defect of the emulation: under load, an entry made and removed in a "
+           "directory before its late watch goes unreported (see docs/windows.md)")
 
 
 @pytest.mark.slow
