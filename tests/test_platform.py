@@ -96,6 +96,7 @@ for name in ("O_DIRECTORY", "O_PATH", "O_CLOEXEC", "O_NONBLOCK", "mkfifo", "gete
         delattr(os, name)
 if hasattr(socket, "AF_UNIX"):
     del socket.AF_UNIX
+    socket.__all__.remove("AF_UNIX")  # Windows' socket module names only what it has
 os.supports_fd.discard(os.scandir)
 os.supports_dir_fd.clear()
 sys.modules["resource"] = sys.modules["fcntl"] = None
