@@ -175,3 +175,24 @@ def test_a_rename_given_late_is_looked_at_on_both_ends_not_paired() -> None:
         EntryChange("top", "a", Action.DELETED, False, None, 5),
         EntryChange("sub", "b", Action.CREATED, False, None, 5),
     ]
+
+
+def test_events_kept_for_directories_not_watched_stay_within_their_bound() -> None:
+    """Bounded memory: past the bound, everything kept is dropped at once, and keeping
+    starts over; a directory's events come back in order, once."""
+    kept = _abi.Kept(bound=4)
+    made = [_abi.Event(_abi.FAN_CREATE, pid, ()) for pid in range(7)]
+    for i, ev in enumerate(made[:4]):
+        kept.add(key(i % 2), ev)
+    assert len(kept) == 4
+    assert kept.pop(key(0)) == [made[0], made[2]]
+    assert kept.pop(key(0)) == []
+    assert len(kept) == 2
+    kept.add(key(1), made[4])
+    kept.add(key(2), made[5])
+    assert len(kept) == 4  # at the bound
+    kept.add(key(2), made[6])  # past it: all dropped, then this one kept
+    assert len(kept) == 1
+    assert kept.pop(key(1)) == []
+    assert kept.pop(key(2)) == [made[6]]
+    assert len(kept) == 0
