@@ -143,9 +143,8 @@ class _Coalescer:
             return
         attr = e.kind is Change.ATTRIB
         if self._live(node.attr if attr else node.mod):
-            kept = self.out[node.mod] if not attr and node.mod is not None else None
-            if e.replaced and kept is not None and node.mod is not None:
-                self.out[node.mod] = dataclasses.replace(kept, replaced=True)
+            if e.replaced and not attr:
+                self._now_replaced(node.mod)
             return
         slot = self._emit(e)
         if attr:
@@ -153,6 +152,11 @@ class _Coalescer:
         else:
             node.mod = slot
         self._touch(node, slot, structural=False)
+
+    def _now_replaced(self, slot: int | None) -> None:
+        """The ``modified`` kept at ``slot`` is about another file now."""
+        if slot is not None and (earlier := self.out[slot]) is not None:
+            self.out[slot] = dataclasses.replace(earlier, replaced=True)
 
     def _created(self, path: str, is_dir: bool, pid: int | None) -> None:
         old = self.tree.node(path)
