@@ -153,6 +153,11 @@ class Capabilities:
     """A directory's changes to itself (its attributes) come on its own handle with
     name ``""`` and never on its parent's under its name, so the engine reports
     them for every directory, not only for roots."""
+    merges_later: bool = False
+    """The OS folds a change into an earlier event about the same name while that
+    event waits unread (fanotify), so the event also stands for changes made after
+    the ones that follow it. A paired rename is then no proof of what its two names
+    hold now: the engine looks at both again once the queue has been read."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,7 +84,7 @@ class Loop:
     def _loop(self, selector: selectors.BaseSelector) -> None:
         engine, queue, full = self.engine, self.queue, self.full
         while not queue.closed:
-            queue.paused = queue.must_pause(len(self._batch), self._bytes)
+            queue.decide_pause(len(self._batch), self._bytes)
             self._sync_fds(selector)
             drained = True
             for key, _ in selector.select(self._timeout()):
@@ -94,10 +94,11 @@ class Loop:
                     feed(engine, key.data, full=full)
                     drained = False
             if not queue.paused:
-                now = time.monotonic()
                 for backend in engine.backends():
                     due = backend.deadline()
-                    if due is not None and due <= now:
+                    # The clock is read after asking: a backend due at once answers
+                    # time.monotonic(), later than any time taken before.
+                    if due is not None and due <= time.monotonic():
                         feed(engine, backend, full=full)
                 if drained:
                     # Only once the backends had nothing more to say: a moved_to still

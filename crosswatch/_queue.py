@@ -59,7 +59,7 @@ class EventQueue:
         self._peak = (0, 0)
         self._cond = threading.Condition()
         self.paused = False
-        """Set by the watcher's thread: reading is paused."""
+        """Reading is paused (decided by :meth:`decide_pause`)."""
         self._closed = False
         self._ended = False
         self._error: BaseException | None = None
@@ -93,6 +93,18 @@ class EventQueue:
             self._events + held >= self.max_queue
             or self._bytes + held_bytes >= self.max_queue_bytes
         )
+
+    def decide_pause(self, held: int, held_bytes: int) -> bool:
+        """Set :attr:`paused` to :meth:`must_pause`'s answer, and return it.
+
+        Under the lock ``get()`` takes: a consumer that drains the queue meanwhile
+        either comes first, and the answer counts it, or comes after and sees the
+        pause, and wakes the thread. Decided outside, the drain could fall between
+        the question and the answer, and the thread would sleep for good.
+        """
+        with self._cond:
+            self.paused = self.must_pause(held, held_bytes)
+            return self.paused
 
     def end(self, error: BaseException | None = None) -> None:
         """The stream ended (every root gone, closed, or ``error``)."""

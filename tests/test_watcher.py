@@ -17,7 +17,7 @@ import pytest
 import crosswatch
 from crosswatch import Change, ConfigError, Event, Watcher, WatchPathError
 from crosswatch import _longpath as longpath
-from crosswatch.backend import Action, EntryChange
+from crosswatch.backend import Action, EntryChange, Observation, Options
 from crosswatch.testing import (
     FileOps,
     Mirror,
@@ -136,6 +136,49 @@ def until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
     while not check():
         assert time.monotonic() < deadline, what
         time.sleep(0.01)
+
+
+class Deferring(ScriptedBackend):
+    """Gives part of what it reads one read later, and says so by a deadline of now,
+    its descriptor quiet: as fanotify gives again a new directory's early events once
+    the engine watches it."""
+
+    name = "deferring"
+
+    def __init__(self, options: Options | None = None) -> None:
+        super().__init__(options)
+        self._after: list[Observation] = []  # set before the push that wakes the loop
+        self._later: list[Observation] = []
+
+    def push_deferring(self, now: Observation, later: Observation) -> None:
+        self._after = [later]
+        self.push(now)
+
+    def deadline(self) -> float | None:
+        return time.monotonic() if self._later else None
+
+    def read(self) -> Sequence[Observation]:
+        out = [*self._later, *super().read()]
+        self._later, self._after = self._after, []
+        return out
+
+
+def test_a_backend_due_now_is_read_though_its_descriptor_stays_quiet(tmp_path: Path) -> None:
+    """A deadline of ``time.monotonic()`` is due: a loop that compared it with the
+    time taken before asking spun on, never reading (a storm's last entries lost)."""
+    with Watcher(tmp_path, backend=Deferring) as w:
+        mirror = Mirror.of(str(tmp_path))
+        backend = w.backend("deferring")
+        assert isinstance(backend, Deferring)
+        handle = backend.handle_of(str(tmp_path))
+        for name in ("first", "deferred"):
+            (tmp_path / name).write_text("x")
+        backend.push_deferring(
+            EntryChange(handle, "first", Action.CREATED, False),
+            EntryChange(handle, "deferred", Action.CREATED, False),
+        )
+        events = converge(w, mirror, timeout=10)
+    assert paths(events, Change.CREATED) == [str(tmp_path / n) for n in ("first", "deferred")]
 
 
 @pytest.mark.parametrize("bound", ["max_queue", "max_queue_bytes"])

@@ -18,7 +18,7 @@ from .._tree import Node, Stat, kind_of, lstat
 from ._moves import Key, Pending
 from ._spellings import Spellings
 from ._stale import Suspect
-from ._work import CheckSuspect, LookAt, replay
+from ._work import CheckSuspect, LookAgain, LookAt, replay
 
 if TYPE_CHECKING:
     from . import Engine
@@ -127,6 +127,11 @@ class Renames:
                 if end is not None and end[1]:
                     e.work.spawn(LookAt(*end))
             return
+        if backend.capabilities.merges_later:
+            # A change made to either name after the rename may have been folded into
+            # an event before it: nothing later will tell of it.
+            e.work.after_read(LookAgain(*src))
+            e.work.after_read(LookAgain(*dst))
         node = src[0].children.get(src[1]) if e.roots.tracked(*src) else None
         if node is None:
             e.rules.reconcile(*dst, obs.pid)

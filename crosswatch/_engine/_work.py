@@ -241,6 +241,29 @@ class LookAt:
 
 
 @dataclass(frozen=True, slots=True)
+class LookAgain:
+    """Make the cache agree with the disk for one name, a file's content included:
+    what an observation said of it may be older than it seemed (see
+    ``Capabilities.merges_later``)."""
+
+    parent: Node
+    name: str
+
+    def run(self, e: Engine) -> None:
+        if not e.roots.attached(self.parent):
+            return
+        e.rules.reconcile(self.parent, self.name)
+        node = self.parent.children.get(self.name)
+        if node is None or node.is_dir or not e.roots.tracked(self.parent, self.name):
+            return
+        st = lstat(os.path.join(self.parent.path(), self.name))
+        if st is not None and node.same(st):
+            change = node.refresh(st)
+            if change is not None:
+                e.out.emit(change, node.path(), False)
+
+
+@dataclass(frozen=True, slots=True)
 class Unpark:
     """Look again at a name where a cached directory turned up before its rename."""
 

@@ -48,7 +48,9 @@ class FanotifyBackend(Backend):
         "Linux fanotify(7): one mark per file system, renames paired by the kernel, "
         "the pid of every change (needs root)"
     )
-    capabilities = Capabilities(recursive=False, pids=True, dirs_report_themselves=True)
+    capabilities = Capabilities(
+        recursive=False, pids=True, dirs_report_themselves=True, merges_later=True
+    )
     kernel: ClassVar[type[_sys.Kernel]] = _sys.Kernel
     """The system calls (a test swaps in a kernel this machine is not)."""
 

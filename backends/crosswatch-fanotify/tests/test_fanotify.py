@@ -180,6 +180,31 @@ def test_renames_across_directories_are_paired_without_waiting(shm: str) -> None
     ]
 
 
+@pytest.mark.parametrize("kind", ["file", "directory"])
+def test_a_name_made_again_after_its_rename_is_reported(shm: str, kind: str) -> None:
+    """Read paused, the kernel folds the second creation of ``x`` into the first
+    one's event, still unread: what is read says ``x`` was made, then renamed to
+    ``y``, and nothing after. The engine looks at both names again."""
+
+    def make(path: str) -> None:
+        if kind == "file":
+            Path(path).write_text("x")
+        else:
+            os.mkdir(path)
+
+    with Watcher(shm, backend="fanotify", max_queue=1) as w:
+        mirror = Mirror.of(shm)
+        Path(shm, "hold").touch()
+        deadline = time.monotonic() + 30
+        while not w.backlog.paused:
+            assert time.monotonic() < deadline, "reading never paused"
+            time.sleep(0.01)
+        make(os.path.join(shm, "x"))
+        os.rename(os.path.join(shm, "x"), os.path.join(shm, "y"))
+        make(os.path.join(shm, "x"))
+        converge(w, mirror)
+
+
 class NoRename(_sys.Kernel):
     """A kernel before Linux 5.17: marks that ask for FAN_RENAME are refused."""
 
