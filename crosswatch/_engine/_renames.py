@@ -2,7 +2,9 @@
 
 The kernel's pairing of a rename is trusted: observations are in the order things
 happened, and what the disk shows when one is read is a later state whose own
-observations are still queued.
+observations are still queued. A backend that folds later changes into earlier
+events (``Capabilities.merges_later``) breaks the second half: there, both names
+of a rename are looked at again once the queue is read.
 """
 
 from __future__ import annotations
