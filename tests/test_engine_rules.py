@@ -1149,6 +1149,23 @@ CASES = [
         recursive=True,
         rule="pending-move",
     ),
+    Case(
+        "a paired rename into a directory the cache lacks is a deletion and that directory",
+        ["f", "a/"],
+        # a/b's creation was never told (lost, or folded into the rename).
+        [Step(["mkdir a/b", "mv f a/b/g"], ["renamed . f . a/b/g"],
+              ["deleted f", "created a/b/", "created a/b/g"])],
+        recursive=True,
+        rule="paired-renames",
+    ),
+    Case(
+        "a paired rename out of a directory the cache has as a file is looked at, not moved",
+        ["a/", "a/b"],
+        [Step(["rm a/b", "mkdir a/b", "write a/b/g", "mv a/b/g h"], ["renamed . a/b/g . h"],
+              ["deleted a/b", "created a/b/", "created h"])],
+        recursive=True,
+        rule="paired-renames",
+    ),
 ]
 
 

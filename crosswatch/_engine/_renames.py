@@ -119,12 +119,17 @@ class Renames:
     def renamed(self, backend: Backend, obs: Renamed) -> None:
         """A rename the backend paired itself: both ends in one observation."""
         e = self.e
-        src = e.roots.split(backend, obs.old_handle, obs.old_name)
-        dst = e.roots.split(backend, obs.new_handle, obs.new_name)
+        src_at = e.roots.split_to(backend, obs.old_handle, obs.old_name)
+        dst_at = e.roots.split_to(backend, obs.new_handle, obs.new_name)
+        src = None if src_at is None else src_at[:2]
+        dst = None if dst_at is None else dst_at[:2]
         for end in (src, dst):
             if end is not None:
                 e.newdirs.touch(*end)
-        if src is None or dst is None or not src[1] or not dst[1]:
+        # An end below a directory the cache lacks is not the entry: each end is only
+        # looked at (the directory is then listed with what came into it).
+        whole = src_at is not None and src_at[2] and dst_at is not None and dst_at[2]
+        if src is None or dst is None or not src[1] or not dst[1] or not whole:
             for end in (src, dst):
                 if end is not None and end[1]:
                     e.work.spawn(LookAt(*end))

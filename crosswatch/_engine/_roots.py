@@ -162,18 +162,26 @@ class Roots:
         deepest cached directory and the first missing name are returned: reconciling
         that one entry reports everything below it.
         """
+        found = self.split_to(backend, handle, name)
+        return None if found is None else (found[0], found[1])
+
+    def split_to(
+        self, backend: Backend, handle: Hashable, name: str
+    ) -> tuple[Node, str, bool] | None:
+        """:meth:`split`, and whether it reached the entry itself (False: it stopped
+        at a directory above it that the cache lacks, or has as a file)."""
         node = self.node_of(backend, handle)
         if node is None:
             return None
         if not name:  # about the watched directory itself
-            return node, ""
+            return node, "", True
         parts = name.split(os.sep)
         for part in parts[:-1]:
             child = node.children.get(part)
             if child is None or child.kind is not Kind.DIR:
-                return node, part
+                return node, part, False
             node = child
-        return node, parts[-1]
+        return node, parts[-1], True
 
     # ------------------------------------------------------------ membership
 
