@@ -13,6 +13,7 @@ import socket
 import pytest
 
 from crosswatch._engine import Engine, Ignore
+from crosswatch._engine._work import _written_since_renamed
 from crosswatch._tree import Children, Kind, Node, kind_of
 from crosswatch.testing import ScriptedBackend, needs_symlinks, symlinks_work
 from crosswatch.testing._platform import FIFOS, UNIX_SOCKETS
@@ -152,7 +153,7 @@ def test_directories_are_found_without_unpacking_the_listing(tmp_path: str) -> N
         pytest.param(lambda c: "f3" in c, id="in"),
         pytest.param(lambda c: len(c), id="len"),
         pytest.param(lambda c: sorted(c), id="iter"),
-                pytest.param(lambda c: c.get("f3"), id="get"),
+        pytest.param(lambda c: c.get("f3"), id="get"),
         pytest.param(lambda c: c["f3"], id="getitem"),
         pytest.param(lambda c: c.pop("f3"), id="pop"),
         pytest.param(lambda c: c.values(), id="values"),
@@ -176,3 +177,26 @@ def test_any_use_unpacks_the_listing_first(tmp_path: str, use) -> None:  # type:
     for name in names - {"d", "l", "f3"}:
         assert children[name].kind is Kind.FILE
         assert children[name].ino == os.lstat(os.path.join(root, name)).st_ino
+
+
+def test_a_write_is_told_from_a_rename_by_the_inode_times(tmp_path: str) -> None:
+    """Content known only as of a time counts as written after a rename only if its
+    last write is not older than its last change of metadata (which a rename is)."""
+    root = os.path.join(tmp_path, "r")
+    os.mkdir(root)
+    path = os.path.join(root, "f")
+    with open(path, "w") as f:
+        f.write("x")
+    top = Node(root, None, os.lstat(root))
+    as_of = Node.listed_entry("f", top, Kind.FILE, os.lstat(path).st_ino, 0)
+    stated = Node("f", top, os.lstat(path))
+    # A metadata change (as a rename makes) after the last write.
+    old = os.lstat(path).st_mtime_ns - 10**9
+    os.utime(path, ns=(old, old))
+    st = os.lstat(path)
+    assert st.st_mtime_ns < st.st_ctime_ns
+    assert not _written_since_renamed(as_of, st)
+    assert _written_since_renamed(stated, st), "a stated content is compared as it is"
+    with open(path, "a") as f:
+        f.write("y")
+    assert _written_since_renamed(as_of, os.lstat(path))

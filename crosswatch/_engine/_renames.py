@@ -137,8 +137,8 @@ class Renames:
         if backend.capabilities.merges_later:
             # A change made to either name after the rename may have been folded into
             # an event before it: nothing later will tell of it.
-            e.work.after_read(LookAgain(*src))
-            e.work.after_read(LookAgain(*dst))
+            e.work.after_read(LookAgain(*src, obs.pid))
+            e.work.after_read(LookAgain(*dst, obs.pid))
         node = src[0].children.get(src[1]) if e.roots.tracked(*src) else None
         if node is None:
             e.rules.reconcile(*dst, obs.pid)

@@ -244,23 +244,38 @@ class LookAt:
 class LookAgain:
     """Make the cache agree with the disk for one name, a file's content included:
     what an observation said of it may be older than it seemed (see
-    ``Capabilities.merges_later``)."""
+    ``Capabilities.merges_later``). ``pid`` made the rename: the kernel folds only
+    a process's own events together, so what turns up here is that process's."""
 
     parent: Node
     name: str
+    pid: int | None = None
 
     def run(self, e: Engine) -> None:
         if not e.roots.attached(self.parent):
             return
-        e.rules.reconcile(self.parent, self.name)
+        e.rules.reconcile(self.parent, self.name, self.pid)
         node = self.parent.children.get(self.name)
         if node is None or node.is_dir or not e.roots.tracked(self.parent, self.name):
             return
         st = lstat(os.path.join(self.parent.path(), self.name))
-        if st is not None and node.same(st):
-            change = node.refresh(st)
-            if change is not None:
-                e.out.emit(change, node.path(), False)
+        if st is None or not node.same(st) or not _written_since_renamed(node, st):
+            return
+        change = node.refresh(st)
+        if change is not None:
+            e.out.emit(change, node.path(), False, pid=self.pid)
+
+
+def _written_since_renamed(node: Node, st: os.stat_result) -> bool:
+    """Can the file have been written after its rename?
+
+    A content known only as of a time (a listing, a reported write) may have been
+    written within a timestamp tick of it, before or after. The rename set the
+    inode's ctime, and a later write sets mtime and ctime alike: a last write older
+    than the last ctime came before the rename (a metadata change after a write
+    after the rename is the one sequence this cannot tell).
+    """
+    return node.size >= 0 or st.st_mtime_ns >= st.st_ctime_ns
 
 
 @dataclass(frozen=True, slots=True)
