@@ -33,9 +33,12 @@ SCALE_END = "<!-- scale.py: end -->"
 #: The sections of the page that other scripts write, kept when it is written again.
 IMPORTS_BEGIN = "<!-- imports.py: begin -->"
 IMPORTS_END = "<!-- imports.py: end -->"
+#: Around the section benchmarks/remote.py writes.
+REMOTE_BEGIN = "<!-- remote.py: begin -->"
+REMOTE_END = "<!-- remote.py: end -->"
 
 KEPT = [(SECTION_BEGIN, SECTION_END), (SNAPSHOT_BEGIN, SNAPSHOT_END), (SCALE_BEGIN, SCALE_END),
-        (IMPORTS_BEGIN, IMPORTS_END)]
+        (IMPORTS_BEGIN, IMPORTS_END), (REMOTE_BEGIN, REMOTE_END)]
 
 
 def label(tool: str) -> str:

@@ -11,6 +11,7 @@ watchfiles. Events are turned into :class:`Ev` so that the scenarios are written
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -80,6 +81,80 @@ class Crosswatch:
 
     def stop(self) -> None:
         self._watcher.close()
+
+
+class Remote:
+    """crosswatch across the network: ``crosswatch publish`` in a process of its own
+    sends the tree's batches to the NATS server at ``$CROSSWATCH_BENCH_NATS``, and a
+    :class:`crosswatch.Follower` here hands them over. Its ``now`` is when the
+    follower hands a batch over: the time from a write includes the watcher, the
+    publish, JetStream's storing, and the follower's fetch."""
+
+    name = "crosswatch-remote"
+    settings = "crosswatch publish (inotify) -> nats-server -js -> Follower"
+
+    def __init__(self, root: str) -> None:
+        import subprocess
+
+        self.root = root
+        self.url = os.environ["CROSSWATCH_BENCH_NATS"]
+        self.stream = f"bench{os.getpid()}"
+        self._publisher = subprocess.Popen(
+            [sys.executable, "-m", "crosswatch", "publish", root, "--to", self.url,
+             "--stream", self.stream, "--backend", "inotify"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True)
+        self._loop: Any = None
+        self._task: Any = None
+        self._on_batch: OnBatch | None = None
+
+    def start(self, on_batch: OnBatch) -> None:
+        import asyncio
+
+        from crosswatch import Follower
+        from crosswatch._publish import root_id
+
+        assert self._publisher.stderr is not None
+        line = self._publisher.stderr.readline()  # once its first baseline is stored
+        if "publishing to" not in line:
+            raise RuntimeError(f"the publisher did not begin: {line!r}")
+        self._on_batch = on_batch
+        # Ready once the follower has loaded the baseline: the tree as it was, which
+        # is not a change and is not handed on.
+        self._loop = asyncio.new_event_loop()
+        self._follower = Follower(self.url, self.stream, root=root_id(self.root), wait=0.5)
+        self._loop.run_until_complete(self._follower.open())
+        self._batches = self._follower.__aiter__()
+        self._loop.run_until_complete(anext(self._batches))
+
+    def run(self) -> None:
+        import asyncio
+
+        on_batch = self._on_batch
+        assert on_batch is not None
+
+        async def consume() -> None:
+            async for batch in self._batches:
+                now = time.time_ns()
+                on_batch(now, [Ev(str(e.kind.value), e.path, e.src_path, e.is_dir, e)
+                               for e in batch])
+
+        self._task = self._loop.create_task(consume())
+        try:
+            self._loop.run_until_complete(self._task)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._loop.run_until_complete(self._follower.close())
+            self._loop.close()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._task is not None:
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        self._publisher.terminate()
+        self._publisher.wait()
+        if self._publisher.stderr is not None:
+            self._publisher.stderr.close()
 
 
 class Watchdog:
@@ -179,7 +254,7 @@ class Watchfiles:
 _WATCHFILES_KINDS = {1: "created", 2: "modified", 3: "deleted"}
 
 #: Every configuration measured, by column name; a baseline is ``crosswatch@REV``.
-TOOLS = ("crosswatch", "watchdog", "watchfiles", "watchfiles-default")
+TOOLS = ("crosswatch", "crosswatch-remote", "watchdog", "watchfiles", "watchfiles-default")
 
 
 def is_crosswatch(name: str) -> bool:
@@ -191,6 +266,8 @@ def make(name: str, root: str, *, rust_timeout: int = 100) -> Tool:
     """The adapter for column ``name``; ``rust_timeout`` (ms) only matters to watchfiles."""
     if is_crosswatch(name):
         return Crosswatch(root, name)
+    if name == "crosswatch-remote":
+        return Remote(root)
     if name == "watchdog":
         return Watchdog(root)
     if name == "watchfiles":

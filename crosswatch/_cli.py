@@ -1,6 +1,7 @@
 """The ``crosswatch`` command line: stream events (``watch``), count them (``stats``),
 run a command on change (``run``); ``backends``, ``snapshot`` and ``since`` have
-modules of their own (``_cli_backends``, ``_cli_snapshot``).
+modules of their own (``_cli_backends``, ``_cli_snapshot``), and so do ``publish`` and
+``follow`` (``_cli_remote``).
 
 Exit codes are listed in ``EXIT_*`` below and in ``docs/cli.md``; every error crosswatch
 raises on purpose becomes one ``crosswatch: error: ...`` line on stderr, never a traceback.
@@ -19,7 +20,7 @@ import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 from . import _cli_backends, _cli_options, _config, _run, _stats
 from ._cli_options import PROG, build_parser
@@ -121,18 +122,27 @@ def _progress(args: argparse.Namespace) -> _Reading | None:
     return _Reading(stream)
 
 
+def _tree_keywords(args: argparse.Namespace) -> dict[str, Any]:
+    """The keywords of :class:`Watcher` that the filter options set (with the
+    config file and warnings), shared by every command that reads a tree."""
+    return {
+        "recursive": not args.no_recursive,
+        "ignore": args.ignore,
+        "include": args.include,
+        "gitignore": args.gitignore,
+        "default_ignore": args.default_ignore,
+        "hidden": args.hidden,
+        "config_file": _config_file(args),
+        "on_warning": _warn,
+    }
+
+
 def _open_watcher(args: argparse.Namespace) -> Watcher:
     chosen, access = _chosen_kinds(args)
     return watch(
         *args.paths,
-        recursive=not args.no_recursive,
         backend=_cli_options.backend(args),
         deny=_cli_options.deny(args),
-        ignore=args.ignore,
-        include=args.include,
-        gitignore=args.gitignore,
-        default_ignore=args.default_ignore,
-        hidden=args.hidden,
         kinds=chosen,
         access=access,
         pids=args.pids,
@@ -142,9 +152,8 @@ def _open_watcher(args: argparse.Namespace) -> Watcher:
         coalesce=args.coalesce,
         poll_interval=args.poll_interval,
         backend_options=_cli_options.backend_options(args),
-        config_file=_config_file(args),
-        on_warning=_warn,
         progress=_progress(args),
+        **_tree_keywords(args),
     )
 
 

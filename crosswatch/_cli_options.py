@@ -13,7 +13,14 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from . import __version__, _backend_options, _cli_snapshot, _config_values, _stats
+from . import (
+    __version__,
+    _backend_options,
+    _cli_remote,
+    _cli_snapshot,
+    _config_values,
+    _stats,
+)
 from ._errors import ConfigError
 from ._events import Change
 from ._records import FIELDS, compile_format
@@ -470,4 +477,5 @@ def build_parser(
     _add_stats(subparsers, parent, stats)
     _add_run(subparsers, parent, run)
     _cli_snapshot.add_commands(subparsers, filter_options, record_options)
+    _cli_remote.add_commands(subparsers, parent)
     return parser

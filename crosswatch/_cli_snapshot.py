@@ -57,19 +57,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     from . import _cli
     from ._snapshot import snapshot
 
-    snapshot(
-        args.path,
-        args.output,
-        recursive=not args.no_recursive,
-        ignore=args.ignore,
-        include=args.include,
-        gitignore=args.gitignore,
-        default_ignore=args.default_ignore,
-        hidden=args.hidden,
-        config_file=_cli._config_file(args),
-        on_warning=_cli._warn,
-        progress=_cli._progress(args),
-    )
+    snapshot(args.path, args.output, progress=_cli._progress(args), **_cli._tree_keywords(args))
     return _cli.EXIT_OK
 
 

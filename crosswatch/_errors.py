@@ -76,3 +76,31 @@ class SnapshotVersionError(SnapshotError):
 
 class SnapshotMismatchError(SnapshotError):
     """The snapshot is of another root, or of another platform's file identities."""
+
+
+class RemoteError(CrosswatchError):
+    """Publishing to a message stream, or following one, failed (see its subclasses)."""
+
+
+class ServerUnreachableError(RemoteError, ConnectionError):
+    """No server answered at the URL given."""
+
+
+class RemoteAuthError(RemoteError):
+    """The server refused the credentials given."""
+
+
+class StreamMismatchError(RemoteError):
+    """A stream of that name exists with settings crosswatch cannot use."""
+
+
+class MessageError(RemoteError):
+    """A message on the stream is not a crosswatch batch this version reads."""
+
+
+class UnknownRootError(RemoteError):
+    """A follower asked for a stream, or a root, that was never published."""
+
+
+class FollowerGapError(RemoteError):
+    """A follower cannot replay the stream past a gap, even from the newest baseline."""

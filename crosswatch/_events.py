@@ -10,6 +10,10 @@ from dataclasses import dataclass
 class Change(enum.StrEnum):
     """What happened to an entry.
 
+    ``RESYNC`` comes only from a follower of a published stream (see
+    :func:`crosswatch.follow`): it lost its place, so what a consumer holds of that
+    root is void, and the ``CREATED`` events after it rebuild the root.
+
     The access kinds (``OPENED`` … ``CLOSED_NOWRITE``) are only delivered when the
     watcher was asked for them, and only by backends that can see them.
     """
@@ -20,6 +24,7 @@ class Change(enum.StrEnum):
     DELETED = "deleted"
     MOVED = "moved"
     RESCAN = "rescan"
+    RESYNC = "resync"
     OPENED = "opened"
     ACCESSED = "accessed"
     CLOSED_WRITE = "closed_write"

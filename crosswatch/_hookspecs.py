@@ -14,6 +14,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from ._plugins import BackendRegistry
+    from ._sinks import SinkRegistry
 
 hookspec = pluggy.HookspecMarker("crosswatch")
 hookimpl = pluggy.HookimplMarker("crosswatch")
@@ -28,4 +29,16 @@ def crosswatch_register_backends(register: BackendRegistry) -> None:
     duplicate is rejected with :class:`crosswatch.PluginError`. Do not import
     OS-specific modules here: registration must work on every OS, so that users
     can see a backend listed as unavailable and why.
+    """
+
+
+@hookspec
+def crosswatch_register_sinks(register: SinkRegistry) -> None:
+    """Register the message sinks this plugin provides: ``register(scheme, factory)``.
+
+    A publisher given ``--to SCHEME://…`` calls ``factory(url, stream, options)``
+    and gets a :class:`crosswatch.sinks.Sink`. A scheme no other plugin takes
+    (``nats``, ``redis``, …); a duplicate is rejected with
+    :class:`crosswatch.PluginError`. Import the transport's client library in the
+    factory, not here, so that registering costs nothing where it is not used.
     """

@@ -1,4 +1,4 @@
-"""Plugin loading: built-in backends, entry points, and the backend registry."""
+"""Plugin loading: built-in plugins, entry points, and the backend and sink registries."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from . import _hookspecs
 from ._backend import Backend
 from ._config_values import BACKEND_NAME_RULE, is_backend_name
 from ._errors import CrosswatchWarning, PluginError
+from ._sinks import SinkRegistry
 
 ENTRY_POINT_GROUP = "crosswatch"
 
 #: Built-in plugins, registered like any third-party one.
-BUILTIN_PLUGINS = ("crosswatch._polling",)
+BUILTIN_PLUGINS = ("crosswatch._polling", "crosswatch._nats")
 
 
 class BackendRegistry:
@@ -112,6 +113,11 @@ class Plugins:
         self.backends._current = "<direct>"
         for backend in direct:
             self.backends(backend)
+        self.sinks = SinkRegistry()
+        for impl in self.manager.hook.crosswatch_register_sinks.get_hookimpls():
+            self.sinks._current = self.manager.get_name(impl.plugin) or repr(impl.plugin)
+            impl.function(register=self.sinks)
+        self.sinks._current = "<direct>"
 
     def _register_module(self, name: str, module: str) -> None:
         if self.manager.is_blocked(name):

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from crosswatch.testing import open_fds, own_threads
+from crosswatch.testing import NatsServer, open_fds, own_threads
 
 
 @pytest.fixture
@@ -25,3 +25,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("CROSSWATCH_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="module")
+def nats_server() -> Iterator[NatsServer]:
+    """A NATS server with JetStream on a loopback port, shared by a module's tests."""
+    with NatsServer() as server:
+        yield server

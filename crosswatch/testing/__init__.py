@@ -11,6 +11,7 @@
 - :func:`force_portable`: the core's portable fallbacks, forced for a test.
 - :class:`Inotify`: raw inotify records (Linux), the ground that the emulations of
   other OSes' APIs (kqueue, FSEvents, ReadDirectoryChangesW) stand on.
+- :class:`NatsServer`: a real NATS server with JetStream on a loopback port.
 - :class:`FoldingFS`: a real case- and normalization-insensitive file system on
   Linux (a FUSE mount served by the test process), as APFS and NTFS are.
 - What this OS can do, for tests that must adapt or skip (``LINUX``,
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ._fuse import FoldingFS, FuseServerError, FuseUnavailableError
 from ._inotify import Inotify
 from ._mirror import GuaranteeError, Mirror, snapshot
+from ._nats_server import NatsServer, NatsServerMissingError
 from ._platform import LINUX, open_fds, own_threads, symlinks_work, tmpfs
 from ._portable import force_portable
 from ._scripted import FileOps, ScriptedBackend
@@ -55,6 +57,8 @@ __all__ = [
     "GuaranteeError",
     "Inotify",
     "Mirror",
+    "NatsServer",
+    "NatsServerMissingError",
     "ScriptedBackend",
     "StubBackend",
     "collect",

@@ -116,6 +116,9 @@ class Mirror:
                 self._fail(f"{kind.value} for an unknown entry", e)
         elif kind is Change.RESCAN:
             self.rescans += 1
+        elif kind is Change.RESYNC:  # start over: what follows rebuilds the root
+            for p in self._below(path):
+                del self.entries[p]
 
     def _move(self, e: Event) -> None:
         src, dst = e.src_path, e.path
