@@ -240,6 +240,10 @@ class JetStreamSource(_Connection):
             info = await self.js.consumer_info(self.stream, durable)
         except NotFoundError:
             return 0
+        if not info.ack_floor.consumer_seq:
+            # Nothing acknowledged yet: the floor is then the position before its
+            # start, which may be a message of another root.
+            return 0
         return int(info.ack_floor.stream_seq or 0)
 
     async def message_at(self, position: int) -> bytes | None:

@@ -198,3 +198,20 @@ def test_batches_the_stream_dropped_are_a_resync_never_a_hole(
         assert mirror == set(snapshot(root))
 
     asyncio.run(asyncio.wait_for(go(), 120))
+
+
+def test_a_durable_follower_that_took_nothing_starts_again_from_the_baseline(
+    nats_server: NatsServer, root: str
+) -> None:
+    seed_tree(root)
+
+    async def go() -> None:
+        async with publishing_here(nats_server.url, root, "untaken", 1000) as rid:
+            for _ in range(2):  # the baseline handed over, and nothing acknowledged
+                async with Follower(nats_server.url, "untaken", root=rid,
+                                    durable="d") as f:
+                    first = await anext(f.__aiter__())
+                assert first[0].kind is Change.RESYNC
+                assert {e.path for e in first[1:]} == set(snapshot(root))
+
+    asyncio.run(asyncio.wait_for(go(), 60))

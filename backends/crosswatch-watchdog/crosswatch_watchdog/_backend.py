@@ -33,6 +33,7 @@ from crosswatch.backend import (
     Observation,
     Options,
     Probe,
+    SubtreeLost,
     Waker,
     WatchError,
     WatchGoneError,
@@ -93,8 +94,12 @@ class WatchdogBackend(Backend):
     """The observer run; ``None``: ``watchdog.observers.Observer``, the OS's native one.
     A subclass sets another (``watchdog.observers.polling.PollingObserver``)."""
     max_failures: ClassVar[int] = 3
-    """Threads of watchdog's that may die within ``FAILURE_WINDOW`` seconds before
-    :meth:`read` gives up with a :class:`WatchError`."""
+    """Threads of watchdog's that may die one after the other, within
+    ``FAILURE_WINDOW`` seconds and with no event delivered between them (an
+    observer that cannot run), before :meth:`read` gives up with a
+    :class:`WatchError`. One that delivered events before it died was working: a
+    storm makes watchdog's own threads die now and then, and each time the
+    engine's rescan covers what was lost."""
     check_interval: ClassVar[float] = 1.0
     """Seconds between checks that watchdog's helper threads (the inotify observer's
     reader, for one) are alive; they cannot be told to report their end."""
@@ -153,6 +158,7 @@ class WatchdogBackend(Backend):
         self._stopping: set[Any] = set()
         self._threads: dict[int, Any] = {}  # our observer's threads: ident -> watch
         self._failures: list[tuple[float, BaseException]] = []
+        self._delivered = False  # an event came since the last failure
         self._helpers: set[threading.Thread] = set()
         self._next_check = time.monotonic() + self.check_interval
         self._closed = False
@@ -206,6 +212,8 @@ class WatchdogBackend(Backend):
             return  # (the waker's descriptors may be another file's by now)
         for obs in observations:
             self._queue.put(obs)
+            if not isinstance(obs, SubtreeLost):
+                self._delivered = True
         self._waker.wake()
 
     def _thread_started(self, watch: Any) -> None:
@@ -235,6 +243,9 @@ class WatchdogBackend(Backend):
             if exc is None and watch is not None and watch in self._stopping:
                 return
             if exc is not None:
+                if self._delivered:
+                    self._failures.clear()  # it worked in between: no crash loop
+                self._delivered = False
                 self._failures.append((time.monotonic(), exc))
             self._ended.append(watch)  # None: the dispatcher, so every watch
         # What the thread had not yet reported is lost: the Gone that read() reports
