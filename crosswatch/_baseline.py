@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from . import _snapfile
 from ._errors import MessageError, SnapshotError
 from ._events import Change, Event
-from ._snaptree import _DIR, skip
+from ._snaptree import created, skip
 
 SCHEMA = "crosswatch.baseline"
 VERSION = 1
@@ -82,21 +82,7 @@ def events(data: bytes, mark: Mark, into: str) -> list[Event]:
 def _entries(file: str, path: str, into: str) -> Iterator[Event]:
     header, blocks = _snapfile.read(file)
     for info in header.roots:
-        if info.path != path:
-            skip(blocks, file)
-            continue
-        stack = [into]
-        while stack:
-            directory = stack.pop()
-            block = next(blocks, None)
-            if block is None:
-                raise _snapfile.corrupt(file, "a directory's entries are missing")
-            subdirs = []
-            for name, code in zip(block.names, block.kinds, strict=True):
-                entry = os.path.join(directory, name)
-                yield Event(Change.CREATED, entry, code == _DIR)
-                if code == _DIR:
-                    subdirs.append(entry)
-            stack += reversed(subdirs)
-        return
+        if info.path == path:
+            return created(blocks, file, into)
+        skip(blocks, file)
     raise _snapfile.corrupt(file, f"it holds no root {path!r}")

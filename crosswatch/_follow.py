@@ -22,7 +22,7 @@ from . import _baseline
 from ._baseline import Mark
 from ._errors import FollowerGapError, MessageError, ServerUnreachableError
 from ._events import Event
-from ._nats import JetStreamSource
+from ._jetstream import JetStreamSource
 from ._publish import check_stream_name, subject_of
 from ._wire import Message, decode, from_wire
 

@@ -6,6 +6,7 @@ import importlib.metadata
 import os
 import warnings
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pluggy
 
@@ -107,17 +108,19 @@ class Plugins:
             else:
                 self.manager.register(obj)
         self.backends = BackendRegistry()
-        for impl in self.manager.hook.crosswatch_register_backends.get_hookimpls():
-            self.backends._current = self.manager.get_name(impl.plugin) or repr(impl.plugin)
-            impl.function(register=self.backends)
-        self.backends._current = "<direct>"
+        self._collect(self.manager.hook.crosswatch_register_backends, self.backends)
         for backend in direct:
             self.backends(backend)
         self.sinks = SinkRegistry()
-        for impl in self.manager.hook.crosswatch_register_sinks.get_hookimpls():
-            self.sinks._current = self.manager.get_name(impl.plugin) or repr(impl.plugin)
-            impl.function(register=self.sinks)
-        self.sinks._current = "<direct>"
+        self._collect(self.manager.hook.crosswatch_register_sinks, self.sinks)
+
+    def _collect(self, hook: Any, registry: BackendRegistry | SinkRegistry) -> None:
+        """Call every plugin's ``hook`` with ``registry``, which names the plugin in
+        what it rejects."""
+        for impl in hook.get_hookimpls():
+            registry._current = self.manager.get_name(impl.plugin) or repr(impl.plugin)
+            impl.function(register=registry)
+        registry._current = "<direct>"
 
     def _register_module(self, name: str, module: str) -> None:
         if self.manager.is_blocked(name):

@@ -205,9 +205,6 @@ class Publisher:
                 return root
         return None
 
-    async def close(self) -> None:
-        await self.sink.close()
-
 
 async def apublish(*paths: str, to: str, stream: str = "crosswatch",
                    options: Mapping[str, Any] | None = None,

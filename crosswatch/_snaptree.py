@@ -8,12 +8,14 @@ comparing with the snapshot later errs on the side of reporting a change.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import _config
 from ._errors import SnapshotError, SnapshotMismatchError
+from ._events import Change, Event
 from ._snapfile import Block, Header, RootInfo, corrupt, encode
 from ._tree import Kind, Node, Slim, unpack
 
@@ -185,6 +187,22 @@ def filler(info: RootInfo, blocks: Iterator[Block], file: str) -> Callable[[Node
             stack += reversed(subdirs)
 
     return fill
+
+
+def created(blocks: Iterator[Block], file: str, top: str) -> Iterator[Event]:
+    """A root's tree from its blocks, as a ``CREATED`` event per entry under path
+    ``top``, each directory before its entries (for a follower's baseline)."""
+    stack = [top]
+    while stack:
+        directory = stack.pop()
+        block = _next(blocks, file)
+        subdirs = []
+        for name, code in zip(block.names, block.kinds, strict=True):
+            path = os.path.join(directory, name)
+            yield Event(Change.CREATED, path, code == _DIR)
+            if code == _DIR:
+                subdirs.append(path)
+        stack += reversed(subdirs)
 
 
 def skip(blocks: Iterator[Block], file: str) -> None:

@@ -4,14 +4,18 @@ registry, and a publisher against a real ``nats-server -js`` on a loopback port.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
-from collections.abc import Awaitable, Callable
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
+from remote_kit import publishing_here
 
 from crosswatch import (
     Change,
@@ -23,7 +27,7 @@ from crosswatch import (
     ServerUnreachableError,
     StreamMismatchError,
 )
-from crosswatch._nats import JetStreamSink
+from crosswatch._jetstream import JetStreamSink
 from crosswatch._publish import Publisher, apublish, root_id, subject_of, subjects
 from crosswatch._sinks import SinkRegistry
 from crosswatch._wire import Message, decode, from_wire, to_wire
@@ -103,6 +107,17 @@ def test_two_plugins_may_not_take_one_scheme() -> None:
         registry("Not A Scheme", lambda url, stream, options: JetStreamSink(url, stream, options))
 
 
+def test_loading_the_plugins_loads_no_network_client() -> None:
+    """The NATS plugin is registered with every plugin set, at every watcher's start:
+    its client (asyncio, nats-py) loads only when a sink is made."""
+    code = ("import sys; from crosswatch import Plugins; Plugins(autoload=False)\n"
+            "print(sorted(m for m in ('asyncio', 'nats', 'crosswatch._jetstream') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_root_ids_hide_the_path_and_last_across_runs(tmp_path: Path) -> None:
     assert root_id(str(tmp_path), "host") == root_id(str(tmp_path) + "/.", "host")
     assert root_id(str(tmp_path), "host") != root_id(str(tmp_path), "other-host")
@@ -139,16 +154,15 @@ async def _stored(url: str, stream: str, subject: str) -> list[tuple[str, Messag
         await nc.close()
 
 
-async def _publishing(root: Path, url: str, stream: str,
-                      act: Callable[[], Awaitable[None]]) -> None:
-    """Publish ``root`` while ``act`` runs, then stop the publisher."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(apublish(str(root), to=url, stream=stream, stop_event=stop))
+@contextlib.asynccontextmanager
+async def _sink(url: str, stream: str) -> AsyncIterator[JetStreamSink]:
+    """A sink of ``stream``, open while the block runs."""
+    sink = JetStreamSink(url, stream, {})
     try:
-        await act()
+        await sink.open(subjects(stream))
+        yield sink
     finally:
-        stop.set()
-        await task
+        await sink.close()
 
 
 async def _until(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
@@ -166,21 +180,21 @@ def test_batches_are_stored_in_order_on_the_root_subject(
     subject = subject_of("order", root_id(str(root)))
 
     async def changes() -> None:
-        await asyncio.sleep(0.5)  # the tree is read and watched by now, or soon
-        for i in range(5):
-            (root / f"f{i}").write_text("x")
-            await asyncio.sleep(0.2)
-        (root / "d").mkdir()
-        (root / "f0").rename(root / "d" / "g")
+        async with publishing_here(nats_server.url, str(root), "order", 1000):
+            for i in range(5):
+                (root / f"f{i}").write_text("x")
+                await asyncio.sleep(0.2)
+            (root / "d").mkdir()
+            (root / "f0").rename(root / "d" / "g")
 
-        async def all_there() -> bool:
-            got = await _stored(nats_server.url, "order", subject)
-            paths = {e.path for _, m in got for e in m.events}
-            return {"f4", "d/g"} <= paths
+            async def all_there() -> bool:
+                got = await _stored(nats_server.url, "order", subject)
+                paths = {e.path for _, m in got for e in m.events}
+                return {"f4", "d/g"} <= paths
 
-        await _until(all_there)
+            await _until(all_there)
 
-    _run(_publishing(root, nats_server.url, "order", changes))
+    _run(changes())
     got = _run(_stored(nats_server.url, "order", subject))
     ids, messages = [i for i, _ in got], [m for _, m in got]
     assert [m.seq for m in messages] == list(range(1, len(messages) + 1))
@@ -201,16 +215,16 @@ def test_a_publisher_started_again_begins_a_new_epoch(
 
     def one_run(name: str) -> None:
         async def change() -> None:
-            await asyncio.sleep(0.5)
-            (root / name).write_text("x")
+            async with publishing_here(nats_server.url, str(root), "epochs", 1000):
+                (root / name).write_text("x")
 
-            async def there() -> bool:
-                got = await _stored(nats_server.url, "epochs", subject)
-                return any(e.path == name for _, m in got for e in m.events)
+                async def there() -> bool:
+                    got = await _stored(nats_server.url, "epochs", subject)
+                    return any(e.path == name for _, m in got for e in m.events)
 
-            await _until(there)
+                await _until(there)
 
-        _run(_publishing(root, nats_server.url, "epochs", change))
+        _run(change())
 
     one_run("first")
     one_run("second")
@@ -222,15 +236,11 @@ def test_a_publisher_started_again_begins_a_new_epoch(
 
 def test_a_batch_sent_twice_is_stored_once(tmp_path: Path, nats_server: NatsServer) -> None:
     async def go() -> None:
-        sink = JetStreamSink(nats_server.url, "dedupe", {})
-        try:
-            await sink.open(subjects("dedupe"))
+        async with _sink(nats_server.url, "dedupe") as sink:
             pub = Publisher(sink, "dedupe", [str(tmp_path)], {str(tmp_path): "root1"})
             [msg] = await pub.send([Event(Change.CREATED, str(tmp_path / "a"))])
             # a retry after a lost acknowledgement: the same id
             await sink.send(subject_of("dedupe", "root1"), msg.encode(), msg.msg_id)
-        finally:
-            await sink.close()
 
     _run(go())
     got = _run(_stored(nats_server.url, "dedupe", subject_of("dedupe", "root1")))
@@ -239,15 +249,11 @@ def test_a_batch_sent_twice_is_stored_once(tmp_path: Path, nats_server: NatsServ
 
 def test_events_outside_every_root_are_not_sent(tmp_path: Path, nats_server: NatsServer) -> None:
     async def go() -> list[Message]:
-        sink = JetStreamSink(nats_server.url, "roots", {})
-        try:
-            await sink.open(subjects("roots"))
+        async with _sink(nats_server.url, "roots") as sink:
             pub = Publisher(sink, "roots", [str(tmp_path / "a"), str(tmp_path / "a" / "b")])
             return await pub.send([Event(Change.CREATED, str(tmp_path / "a" / "x")),
                                    Event(Change.CREATED, str(tmp_path / "a" / "b" / "y")),
                                    Event(Change.CREATED, str(tmp_path / "ab"))])
-        finally:
-            await sink.close()
 
     sent = _run(go())
     assert sorted((m.root, [e.path for e in m.events]) for m in sent) == sorted(
@@ -264,7 +270,7 @@ def test_an_unreachable_server_is_told_at_once(tmp_path: Path) -> None:
         _run(apublish(str(tmp_path), to=url, stream="s", options={"timeout": 2}))
 
 
-def test_wrong_credentials_are_told_without_the_password(tmp_path: Path) -> None:
+def test_wrong_credentials_are_told_without_the_password(tmp_path: Path, clean: None) -> None:
     with NatsServer(user="alice", password="right") as server:
         with pytest.raises(RemoteAuthError, match="refused the credentials") as info:
             _run(apublish(str(tmp_path), to=server.url, stream="s",
