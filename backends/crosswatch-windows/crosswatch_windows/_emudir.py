@@ -22,6 +22,7 @@ from crosswatch.backend import open_dir
 from crosswatch.testing import _inotify as ino
 
 from . import _abi
+from ._emubirths import Births
 
 #: What each directory is watched for: its entries, their data, and its own end.
 MASK = (ino.CHANGES & ~ino.IN_CLOSE_WRITE) | ino.IN_ONLYDIR
@@ -199,6 +200,7 @@ class Directory:
                 continue  # gone already: its removal is reported by its parent
             try:
                 wd = inotify.add_fd(fd, MASK)
+                gap = self._gap(wd, fd, fresh=wd not in users, report=report)
                 if self not in users.setdefault(wd, []):
                     users[wd].append(self)
                 stale, other = self.rel_of.get(wd), self.wd_of.get(rel)
@@ -219,11 +221,12 @@ class Directory:
                 else:
                     entries = []
             except OSError:
-                entries = []
+                entries, gap = [], {}
             finally:
                 os.close(fd)
             if rel and not self.subtree:
                 continue
+            self._vanished(rel, gap, {os.fsdecode(entry.name) for entry in entries})
             for entry in entries:
                 name = os.fsdecode(entry.name)
                 if "\\" in name:  # (see apply)
@@ -239,6 +242,31 @@ class Directory:
                                         self.ids[child]))
                 if is_dir and self.subtree:
                     todo.append(child)
+
+    def _gap(self, wd: int, fd: int, *, fresh: bool, report: bool) -> dict[str, bool]:
+        """What was named in the directory open at ``fd`` before the new inotify watch
+        ``wd`` on it (see :class:`~crosswatch_windows._emubirths.Births`); where that
+        cannot be known, the changes are lost (a zero-byte read, as on Windows)."""
+        births: Births | None = self.port.births if self.port is not None else None
+        if births is None or not fresh:
+            return {}
+        if not report:
+            births.watching(wd, fd)
+            return {}
+        gap = births.gap(wd, fd)
+        if gap is None:
+            self.overflowed = True
+            return {}
+        return gap
+
+    def _vanished(self, rel: str, gap: dict[str, bool], present: set[str]) -> None:
+        """Entries named in ``rel`` before its watch and gone now: Windows' watch,
+        there from the directory's first instant, reported their removal."""
+        for name, is_dir in gap.items():
+            if name not in present and "\\" not in name:
+                child = f"{rel}\\{name}" if rel else name
+                self.add(Change(_abi.FILE_ACTION_REMOVED, child, is_dir, self.ids.pop(child, 0),
+                                self.ids.get(rel, 0)))
 
     def _unwatch_tree(self, top: str, inotify: ino.Inotify,
                       users: dict[int, list[Directory]]) -> None:
@@ -303,6 +331,8 @@ class Directory:
         if rel is None:
             return False
         if mask & ino.IN_IGNORED:
+            if self.port is not None:
+                self.port.births.unwatched(wd)
             self.rel_of.pop(wd, None)
             if self.wd_of.get(rel) == wd:
                 del self.wd_of[rel]
@@ -416,3 +446,5 @@ def drop(wd: int, user: Directory, inotify: ino.Inotify,
     if not held:
         del users[wd]
         inotify.remove(wd)
+        if user.port is not None:
+            user.port.births.unwatched(wd)

@@ -38,6 +38,7 @@ from crosswatch.testing import _inotify as ino
 from . import _abi
 from . import _kernel32 as k
 from ._backend import WindowsBackend
+from ._emubirths import Births
 from ._emudir import Directory, Pending, encode
 
 ERROR_NOT_FOUND = 1168
@@ -47,10 +48,12 @@ OVERFLOW, ENUM_DIR = "overflow", "enum_dir"
 
 @dataclass(eq=False)
 class _Port:
-    """One completion port: its packets, and the inotify instance its directories use."""
+    """One completion port: its packets, the inotify instance its directories use, and
+    what covers the births of their new directories."""
 
     handle: int
     inotify: ino.Inotify
+    births: Births
     wake_r: int
     wake_w: int
     packets: deque[k.Completion] = field(default_factory=deque)
@@ -173,7 +176,7 @@ class WindowsEmulation:
             if handle == k.INVALID_HANDLE_VALUE and not port:
                 inotify = ino.Inotify()
                 r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-                new = _Port(next(self._ids), inotify, r, w)
+                new = _Port(next(self._ids), inotify, Births(), r, w)
                 self._objects[new.handle] = new
                 return new.handle
             d, p = self._objects.get(handle), self._objects.get(port)
@@ -277,6 +280,7 @@ class WindowsEmulation:
             for d in obj.dirs:
                 d.port = None  # their completions have nowhere to go now
             obj.inotify.close()
+            obj.births.close()
             os.close(obj.wake_r)
             os.close(obj.wake_w)
 
@@ -285,6 +289,7 @@ class WindowsEmulation:
     def _pump(self, p: _Port) -> None:
         """Turn what inotify has for the port's directories into gathered records, and
         complete the reads waiting for them."""
+        p.births.drain()  # (so that the kernel's queue of it does not overflow)
         records = p.inotify.read()
         if records and records[-1].mask & ino.IN_MOVED_FROM and p.inotify.wait(0.01):
             records += p.inotify.read()  # its MOVED_TO, if it is one, comes right after

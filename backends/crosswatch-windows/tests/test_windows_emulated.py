@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crosswatch_windows import WindowsBackend, _abi
+from crosswatch_windows import WindowsBackend, _abi, _emubirths
 from crosswatch_windows import _kernel32 as k
 from crosswatch_windows.testing import ENUM_DIR, OVERFLOW, EmulatedWindows, WindowsEmulation
 
@@ -228,6 +228,68 @@ def test_changes_that_do_not_fit_between_reads_are_lost_as_on_windows(
         assert packet == (0, 0, 7, ctypes.addressof(raw.ov))  # zero bytes: thrown away
     finally:
         raw.close()
+
+
+needs_births = pytest.mark.skipif(
+    not _emubirths.available(),
+    reason="the emulation sees a new directory's first instant through fanotify, which "
+           "needs CAP_SYS_ADMIN")
+
+
+def _brief_lives(root: str) -> None:
+    """A new directory, and in it (and in one below) entries made and removed at once,
+    all before the emulation reads the directory's creation and watches it."""
+    new = Path(root, "new")
+    (new / "sub").mkdir(parents=True)
+    for path in (new / "brief", new / "sub" / "x"):
+        path.write_text("x")
+        path.unlink()
+    (new / "gone-dir").mkdir()
+    (new / "gone-dir").rmdir()
+    (new / "kept").write_text("x")
+
+
+@needs_births
+def test_what_lived_in_a_new_directory_before_its_watch_is_reported_as_on_windows(
+    emu: WindowsEmulation, root: str
+) -> None:
+    # Windows' recursive watch covers a new directory from its first instant; the
+    # emulation's inotify watch comes later, and what a listing could have seen there
+    # meanwhile must still be reported gone.
+    raw = Raw(emu, root, extended=True)
+    try:
+        def change() -> None:
+            with emu.held():
+                _brief_lives(root)
+
+        _, recs = raw.records(change)
+    finally:
+        raw.close()
+    told = [(r.action, r.name) for r in recs]
+    added, removed = _abi.FILE_ACTION_ADDED, _abi.FILE_ACTION_REMOVED
+    assert {(added, "new"), (added, "new\\sub"), (added, "new\\kept")} <= set(told)
+    assert {(removed, "new\\brief"), (removed, "new\\sub\\x"),
+            (removed, "new\\gone-dir")} <= set(told)
+    assert (added, "new\\brief") not in told  # gone before the watch: never seen there
+    dirs = {r.name for r in recs if r.extended is not None and r.extended.is_dir}
+    assert "new\\gone-dir" in dirs
+    assert "new\\brief" not in dirs
+
+
+@needs_births
+def test_when_those_names_were_lost_the_read_is_a_zero_byte_result(
+    emu: WindowsEmulation, root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_emubirths, "BOUND", 2)
+    raw = Raw(emu, root, extended=True)
+    try:
+        raw.issue()
+        with emu.held():
+            _brief_lives(root)
+        packet = raw.wait()
+    finally:
+        raw.close()
+    assert packet == (0, 0, 7, ctypes.addressof(raw.ov))  # lost: the engine rescans
 
 
 # ------------------------------------------------------------------ the backend
