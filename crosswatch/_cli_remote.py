@@ -12,9 +12,12 @@ import asyncio
 import os
 import signal
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._records import write_bytes
+
+if TYPE_CHECKING:
+    import ssl
 
 #: Where secrets come from: never the command line, which other users can read.
 PASSWORD_ENV = "CROSSWATCH_NATS_PASSWORD"
@@ -76,6 +79,17 @@ def _server(p: argparse.ArgumentParser, *, url: bool = True) -> None:
     group.add_argument("--user", metavar="NAME",
                        help=f"user name; the password comes from ${PASSWORD_ENV}")
     group.add_argument("--creds", metavar="FILE", help="a NATS credentials file")
+    group.add_argument("--tls-ca", metavar="FILE",
+                       help="trust the CA in this PEM file for the server's certificate "
+                       "(default: the system's)")
+    group.add_argument("--tls-cert", metavar="FILE",
+                       help="this side's certificate (PEM), for a server that verifies "
+                       "its clients")
+    group.add_argument("--tls-key", metavar="FILE",
+                       help="the key of --tls-cert, unless that file holds it")
+    group.add_argument("--tls-hostname", metavar="NAME",
+                       help="the name the server's certificate must hold (default: the "
+                       "URL's host)")
     group.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
                        help="how long to wait for the server (default: 5)")
 
@@ -93,7 +107,41 @@ def connection_options(args: argparse.Namespace) -> dict[str, Any]:
         options["user_credentials"] = args.creds
     if args.timeout is not None:
         options["timeout"] = args.timeout
+    if args.tls_ca is not None or args.tls_cert is not None or args.tls_key is not None:
+        options["tls"] = tls_context(args.tls_ca, args.tls_cert, args.tls_key)
+    if args.tls_hostname is not None:
+        options["tls_hostname"] = args.tls_hostname
     return options
+
+
+def tls_context(ca: str | None, cert: str | None, key: str | None) -> ssl.SSLContext:
+    """A client's TLS context: the server verified against ``ca`` (or the system's
+    CAs), and ``cert`` (with ``key``) presented to a server that verifies clients."""
+    import ssl
+
+    from ._errors import ConfigError
+
+    if key is not None and cert is None:
+        raise ConfigError("--tls-key is the key of a client certificate: give that "
+                          "certificate too (--tls-cert FILE)")
+    try:
+        context = ssl.create_default_context(cafile=ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot take {ca} as the CA of the server's certificate "
+                          f"({_reason(exc)}): give a PEM file") from None
+    if cert is not None:
+        try:
+            context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot take {cert} as this side's certificate "
+                              f"({_reason(exc)}): give it in PEM, and its key with "
+                              "--tls-key unless the same file holds it") from None
+    return context
+
+
+def _reason(exc: OSError) -> str:
+    reason = getattr(exc, "reason", None)  # an ssl.SSLError's
+    return str(reason or exc.strerror or exc)
 
 
 def cmd_publish(args: argparse.Namespace) -> int:

@@ -90,6 +90,11 @@ class RemoteAuthError(RemoteError):
     """The server refused the credentials given."""
 
 
+class RemoteTLSError(RemoteError):
+    """The TLS handshake with the server failed: this side does not trust the
+    server's certificate, or the server wants one from this side."""
+
+
 class StreamMismatchError(RemoteError):
     """A stream of that name exists with settings crosswatch cannot use."""
 

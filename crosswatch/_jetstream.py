@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +19,7 @@ from ._errors import (
     ConfigError,
     RemoteAuthError,
     RemoteError,
+    RemoteTLSError,
     ServerUnreachableError,
     StreamMismatchError,
     UnknownRootError,
@@ -28,6 +30,9 @@ CONNECT_OPTIONS = frozenset({"user", "password", "token", "user_credentials", "n
                              "tls", "tls_hostname", "name"})
 #: How long a stored message's id is remembered for de-duplication (seconds).
 DUPLICATE_WINDOW = 120.0
+#: How long a client that failed to connect gets to close: after a failed TLS
+#: handshake, nats-py's close never returns (its socket is released all the same).
+CLOSE_WAIT = 1.0
 #: Tries to read a baseline, each within the connection's timeout.
 BASELINE_TRIES = 5
 
@@ -83,8 +88,9 @@ class _Connection:
             # A connection refused half-way (credentials) keeps its socket until
             # the client is closed.
             with contextlib.suppress(Exception):
-                await nc.close()
-            raise self._connect_error(exc, errors) from None
+                await asyncio.wait_for(nc.close(), CLOSE_WAIT)
+            info = getattr(nc, "_server_info", None)
+            raise self._connect_error(exc, errors, info if isinstance(info, dict) else {}) from None
         self._nc = nc
         self.js = nc.jetstream(timeout=self.timeout)
 
@@ -111,14 +117,49 @@ class _Connection:
             return
         raise failed
 
-    def _connect_error(self, exc: Exception, errors: list[Exception]) -> RemoteError:
-        text = " ".join(str(e) for e in [*errors, exc]).lower()
+    def _connect_error(self, exc: Exception, errors: list[Exception],
+                       info: Mapping[str, Any]) -> RemoteError:
+        """What a failed connection means; ``info``: what the server said of itself."""
+        seen = [*errors, exc]
+        tls = self._tls_error(seen, info)
+        if tls is not None:
+            return tls
+        text = " ".join(str(e) for e in seen).lower()
         if "authorization" in text or "authentication" in text:
             return RemoteAuthError(f"the NATS server at {self.url} refused the credentials: "
                                    "check the user, password, token or creds file")
         return ServerUnreachableError(f"no NATS server answered at {self.url} within "
                                       f"{self.timeout:g} s: is it running, and is the "
                                       "address right?")
+
+    def _tls_error(self, seen: list[Exception], info: Mapping[str, Any]) -> RemoteTLSError | None:
+        failed = next((e for e in seen if isinstance(e, ssl.SSLError)), None)
+        if isinstance(failed, ssl.SSLCertVerificationError):
+            reason = str(failed.verify_message or "not trusted").rstrip(".")
+            hint = ("connect by the name its certificate holds, or give that name "
+                    "(--tls-hostname NAME, or the tls_hostname option)"
+                    if "hostname" in reason.lower() else
+                    "give the CA that signed it (--tls-ca FILE, or an ssl.SSLContext "
+                    "that trusts it as the tls option)")
+            return RemoteTLSError(f"the NATS server at {self.url} offered a certificate "
+                                  f"this side does not accept ({reason}): {hint}")
+        reason = str(failed.reason or failed) if failed is not None else ""
+        # A server that verifies clients ends the handshake with an alert, or (when
+        # it comes before the client reads) just drops the connection.
+        dropped = failed is None and any(isinstance(e, ConnectionError) for e in seen)
+        if info.get("tls_verify") and (dropped or "ALERT" in reason):
+            which = ("ended the connection: this side showed none it trusts" if dropped
+                     else "took none from this side" if "CERTIFICATE_REQUIRED" in reason
+                     else f"did not accept this side's ({reason})")
+            return RemoteTLSError(f"the NATS server at {self.url} verifies its clients' "
+                                  f"certificates and {which}: give one signed by a CA it "
+                                  "trusts (--tls-cert FILE --tls-key FILE, or load it into "
+                                  "the tls option's ssl.SSLContext)")
+        if failed is not None:
+            return RemoteTLSError(f"the TLS handshake with the NATS server at {self.url} "
+                                  f"failed ({reason}): check --tls-ca, --tls-cert and "
+                                  "--tls-key (the tls option)")
+        return None
 
     def lost(self, exc: Exception, what: str) -> ServerUnreachableError:
         return ServerUnreachableError(f"the NATS server at {self.url} did not {what} "

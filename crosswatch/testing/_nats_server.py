@@ -40,13 +40,19 @@ class NatsServer:
 
     :meth:`stop` and :meth:`start` again keep the port and the store, as a server
     restarted in place does. ``user`` and ``password``: clients must give them;
-    ``directory``: where the store is made (a tmpfs, for benchmarks).
+    ``directory``: where the store is made (a tmpfs, for benchmarks); ``tls``: the
+    server's certificate and key files (PEM), and then every client speaks TLS;
+    ``client_ca``: with ``tls``, clients must show a certificate that CA signed.
     """
 
     def __init__(self, *, user: str | None = None, password: str | None = None,
-                 directory: str | None = None) -> None:
+                 directory: str | None = None, tls: tuple[str, str] | None = None,
+                 client_ca: str | None = None) -> None:
+        if client_ca is not None and tls is None:
+            raise ValueError("client_ca needs tls: the server's own certificate and key")
         self.port = _free_port()
         self.user, self.password = user, password
+        self.tls, self.client_ca = tls, client_ca
         self._dir = tempfile.TemporaryDirectory(prefix="nats-", dir=directory)
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -62,6 +68,10 @@ class NatsServer:
                 "-sd", os.path.join(self._dir.name, "store"), "-l", log]
         if self.user is not None:
             argv += ["--user", self.user, "--pass", self.password or ""]
+        if self.tls is not None:
+            argv += ["--tlscert", self.tls[0], "--tlskey", self.tls[1]]
+            argv += ["--tls"] if self.client_ca is None else ["--tlsverify", "--tlscacert",
+                                                               self.client_ca]
         self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
