@@ -5,6 +5,7 @@ handshake fails or a file given cannot be used."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import re
 import ssl
@@ -118,15 +119,19 @@ def test_a_tree_is_published_and_followed_over_tls(
 def test_a_server_certificate_this_side_does_not_trust_is_told(
     tls_server: NatsServer, certs: Certs, tmp_path: Path
 ) -> None:
-    descriptors = _descriptors()
-    with pytest.raises(RemoteTLSError, match=r"does not accept .*--tls-ca FILE"):
-        _publish_once(tls_server.url, str(tmp_path), {})
-    with pytest.raises(RemoteTLSError, match=r"Hostname mismatch.*--tls-hostname"):
-        _publish_once(tls_server.url, str(tmp_path),
-                      {"tls": _context(certs), "tls_hostname": "elsewhere.example"})
-    # A failed handshake leaves no connection behind (nats-py's own close of it
-    # never returns).
-    assert _descriptors() == descriptors
+    gc.disable()  # what is left open must be found now, not closed by a collection later
+    try:
+        descriptors = _descriptors()
+        with pytest.raises(RemoteTLSError, match=r"does not accept .*--tls-ca FILE"):
+            _publish_once(tls_server.url, str(tmp_path), {})
+        with pytest.raises(RemoteTLSError, match=r"Hostname mismatch.*--tls-hostname"):
+            _publish_once(tls_server.url, str(tmp_path),
+                          {"tls": _context(certs), "tls_hostname": "elsewhere.example"})
+        # A failed handshake leaves no connection behind (nats-py's own close of it
+        # never returns).
+        assert _descriptors() == descriptors
+    finally:
+        gc.enable()
     _publish_once(tls_server.url, str(tmp_path), {"tls": _context(certs)})
 
     done = _cli("publish", str(tmp_path), "--to", tls_server.url, "--timeout", "5")
