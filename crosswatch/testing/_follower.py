@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from typing import Any
 
@@ -59,6 +60,9 @@ async def run(url: str, stream: str, root: str, state: str, durable: str | None)
 
 
 if __name__ == "__main__":
+    # It is stopped by SIGINT, even where its parent left SIGINT ignored (a shell
+    # without job control does that to a background job, and children inherit it).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     url, stream, root, state = sys.argv[1:5]
     try:
         asyncio.run(run(url, stream, root, state, sys.argv[5] if len(sys.argv) > 5 else None))
