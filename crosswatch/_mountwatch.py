@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import select
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import IO
 
 from ._backend import DirDirty, Observation, SubtreeLost
@@ -49,12 +49,13 @@ class MountWatch:
         return None if self._file is None else self._file.fileno()
 
     def observations(
-        self, ready: list[int], own: int, paths: Mapping[str, Hashable]
+        self, ready: list[int], own: int, paths: Callable[[], Mapping[str, Hashable]]
     ) -> list[Observation]:
-        """What the mount table's changes mean for the directories in ``paths``.
+        """What the mount table's changes mean for the watched directories.
 
         ``ready`` is what the backend's epoll set said (with no timeout), ``own`` its
-        event descriptor, ``paths`` each watched directory's path and handle.
+        event descriptor; ``paths`` gives each watched directory's path and handle,
+        called only when the table changed.
 
         The table's readiness is used up by the first poll that sees it, which may
         be the watcher's poll of the epoll descriptor: woken with nothing ready means
@@ -77,7 +78,7 @@ class MountWatch:
         self._file.seek(0)
         return {(m.id, m.point) for m in parse(self._file.read())}
 
-    def _changes(self, paths: Mapping[str, Hashable]) -> list[Observation]:
+    def _changes(self, placed: Callable[[], Mapping[str, Hashable]]) -> list[Observation]:
         """Inside a watched tree, a mount point is an entry of the nearest watched
         directory above it: rescanned, its new contents are reported and watched.
         At or above the top of a watched tree (a root), the directory watched is no
@@ -91,6 +92,7 @@ class MountWatch:
         self._mounts = now
         if not changed:
             return []
+        paths = placed()
         # The mount table has resolved paths; a root's path may go through links.
         tops = [
             (path, os.path.realpath(path), handle)

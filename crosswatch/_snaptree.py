@@ -129,8 +129,7 @@ def _block(node: Node, moved_away: Iterable[tuple[str, Node]]) -> tuple[Block, l
     ino, dev, size, mtime, mode, uid, gid = cols
     subdirs: list[Node] = []
     if listing is not None:  # a first listing, never used since: all files as of then
-        packed, inodes = listing
-        listed = packed.split("\0")
+        listed, inodes = listing
         if stored:
             keep = [name not in stored for name in listed]
             listed = [n for n, k in zip(listed, keep, strict=True) if k]

@@ -6,8 +6,8 @@ A rename relinks one node; nothing below it is rewritten. A node's identity is
 
 How entries are stored is this module's business alone: a file listed when its
 directory was first read costs a dict slot holding an int (no object, no stat) until
-something touches it, and a whole first listing can be held as one string and one
-array until the directory is used. Callers only ever see :class:`Node` objects.
+something touches it, and a whole first listing can be held as one ``bytes`` until the
+directory is used. Callers only ever see :class:`Node` objects.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ import errno
 import itertools
 import os
 import stat
+import struct
 from array import array
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from itertools import filterfalse
 from operator import attrgetter
-from typing import NamedTuple, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from . import _longpath as longpath
 from ._events import Change
@@ -119,6 +120,39 @@ def unpack(value: int) -> tuple[Kind, int]:
     return _CODE_KIND[-value & 3], -value >> 2
 
 
+# A first listing held whole is one bytes object: the count of entries (4 bytes), their
+# inode numbers (8 bytes each, native order), then their names joined by NUL (the one
+# character no name holds) in UTF-8. "surrogatepass" gives back any str exactly: the
+# escapes of undecodable bytes on POSIX, the unpaired surrogates NTFS allows.
+_COUNT = struct.Struct("=I")
+_NAMES_CODEC = ("utf-8", "surrogatepass")
+
+
+def _pack_listing(names: list[str], inodes: array[int]) -> bytes:
+    joined = "\0".join(names).encode(*_NAMES_CODEC)
+    return b"".join((_COUNT.pack(len(names)), inodes.tobytes(), joined))
+
+
+def _unpack_listing(listing: bytes) -> tuple[list[str], Sequence[int]]:
+    (count,) = _COUNT.unpack_from(listing)
+    end = _COUNT.size + 8 * count
+    inodes = memoryview(listing)[_COUNT.size : end].cast("Q")
+    return listing[end:].decode(*_NAMES_CODEC).split("\0"), inodes
+
+
+def _listing_names(listing: bytes, most: int) -> list[str]:
+    """Up to ``most`` names of a packed listing, the rest left undecoded."""
+    (count,) = _COUNT.unpack_from(listing)
+    names = listing[_COUNT.size + 8 * count :].split(b"\0", most)[:most]
+    return [name.decode(*_NAMES_CODEC) for name in names]
+
+
+# The entries of a directory holding no nodes nor packed ints yet (most leaves, whose
+# files are all in their first listing): one dict shared by all, never written (see
+# Children._all).
+_NO_ENTRIES: Final[dict[str, Node | int]] = {}
+
+
 class Children:
     """A directory's entries by name.
 
@@ -132,10 +166,9 @@ class Children:
     def __init__(self, owner: Node | None) -> None:
         self.owner = owner
         self.as_of = 0
-        self._entries: dict[str, Node | int] = {}
-        # A first listing held whole: names joined by NUL (the one character no name
-        # holds) and their inode numbers, all regular files not stored yet.
-        self._listing: tuple[str, array[int]] | None = None
+        self._entries = _NO_ENTRIES
+        # A first listing's regular files, held whole until used (see _pack_listing).
+        self._listing: bytes | None = None
 
     # ------------------------------------------------------------ reading
 
@@ -144,12 +177,15 @@ class Children:
         return self._listing is not None
 
     def _all(self) -> dict[str, Node | int]:
+        """The entries as one dict of this directory's own, a first listing unpacked."""
         if self._listing is not None:
-            names, inodes = self._listing
+            names, inodes = _unpack_listing(self._listing)
             self._listing = None
-            entries: dict[str, Node | int] = dict(zip(names.split("\0"), inodes, strict=True))
+            entries: dict[str, Node | int] = dict(zip(names, inodes, strict=True))
             entries.update(self._entries)  # what is stored already wins
             self._entries = entries
+        elif self._entries is _NO_ENTRIES:
+            self._entries = {}
         return self._entries
 
     def _node(self, name: str, value: Node | int, *, keep: bool = True) -> Node:
@@ -187,9 +223,8 @@ class Children:
         """Up to ``count`` names, without unpacking a first listing held whole."""
         names = list(itertools.islice(self._entries, count))
         if self._listing is not None and len(names) < count:
-            packed = self._listing[0]
-            names += [n for n in packed.split("\0", count - len(names))[: count - len(names)]
-                      if n]
+            listed = _listing_names(self._listing, count + len(self._entries))
+            names += [n for n in listed if n not in self._entries][: count - len(names)]
         return names
 
     def values(self) -> list[Node]:
@@ -198,11 +233,13 @@ class Children:
     def items(self) -> list[tuple[str, Node]]:
         return [(n, self._node(n, v)) for n, v in list(self._all().items())]
 
-    def stored(self) -> tuple[dict[str, Node | int], tuple[str, array[int]] | None]:
+    def stored(self) -> tuple[dict[str, Node | int], tuple[list[str], Sequence[int]] | None]:
         """The entries as they are stored, none made a Node: for a reader of a whole
         tree that must not grow it (a snapshot). An int is a listed entry known as of
-        :attr:`as_of` (see :func:`unpack`); the pair, a first listing held whole."""
-        return self._entries, self._listing
+        :attr:`as_of` (see :func:`unpack`); the pair, the names and inode numbers of a
+        first listing held whole (regular files; a name in the dict too is the dict's)."""
+        listing = None if self._listing is None else _unpack_listing(self._listing)
+        return self._entries, listing
 
     def dirs(self) -> list[Node]:
         """The directory nodes among the entries (never materializes a file)."""
@@ -223,7 +260,7 @@ class Children:
         ``nodes`` is the caller's no more."""
         assert self.owner is not None
         assert not self
-        self._entries = nodes
+        self._entries = nodes or {}
 
     def pop(self, name: str) -> Node | None:
         value = self._all().pop(name, None)
@@ -266,15 +303,21 @@ class Children:
                     stored[name] = _pack(entry.inode(), entry_kind(entry))
             for entry in filter(_IS_LINK, entries):  # a symlink to a file passed as one
                 stored[entry.name] = _pack(entry.inode(), Kind.LINK)
+            # The listing holds the files only: the names of the rest are the keys of
+            # ``stored`` already, and unpacked there they would be held twice.
+            files = list(filter(_IS_FILE, entries)) if stored else entries
         except OSError:
             return None
-        if entries:
+        if files:
             try:
-                inodes = array("Q", map(_INODE, entries))
+                inodes = array("Q", map(_INODE, files))
             except OverflowError:  # 128-bit file ids (ReFS): stored entry by entry
                 return None
-            self._listing = ("\0".join(map(_NAME, entries)), inodes)
-        self._entries = stored
+            try:
+                self._listing = _pack_listing(list(map(_NAME, files)), inodes)
+            except UnicodeEncodeError:  # not a str that came from a listing
+                return None
+        self._entries = stored or _NO_ENTRIES
         return subdirs
 
 
@@ -316,6 +359,11 @@ class Node:
         "parent",
         "size",
     )
+    dev: int
+    ino: int
+    size: int
+    mtime: int
+    meta: tuple[int, int, int] | None
 
     def __init__(self, name: str, parent: Node | None, st: Stat) -> None:
         self.name = name
@@ -325,11 +373,8 @@ class Node:
         self.handle: Hashable | None = None
         self.listed: int | None = None
         """Directory mtime (ns) when ``children`` was last read in full; None: read again."""
-        self.dev = st.st_dev
-        self.ino = st.st_ino
-        self.size = st.st_size
-        self.mtime = st.st_mtime_ns
-        self.meta: tuple[int, int, int] | None = (st.st_mode, st.st_uid, st.st_gid)
+        self.meta = None
+        self.take(st)
 
     @classmethod
     def listed_dir(cls, name: str, parent: Node, ino: int) -> Node:
@@ -353,9 +398,16 @@ class Node:
 
     def take(self, st: Stat) -> None:
         """Take ``st`` as this entry's state, reporting nothing."""
-        self.dev, self.ino = st.st_dev, st.st_ino
-        self.size, self.mtime = st.st_size, st.st_mtime_ns
-        self.meta = (st.st_mode, st.st_uid, st.st_gid)
+        self.ino, self.size, self.mtime = st.st_ino, st.st_size, st.st_mtime_ns
+        # A device and a (mode, uid, gid) equal to the parent's are kept as the parent's
+        # objects: one of each for most directories of a tree, not one per directory.
+        dev: int = st.st_dev
+        meta: tuple[int, int, int] | None = (st.st_mode, st.st_uid, st.st_gid)
+        parent = self.parent
+        if parent is not None:
+            dev = parent.dev if dev == parent.dev else dev
+            meta = parent.meta if meta == parent.meta else meta
+        self.dev, self.meta = dev, meta
 
     @property
     def is_dir(self) -> bool:
@@ -380,9 +432,7 @@ class Node:
         meta = (st.st_mode, st.st_uid, st.st_gid)
         if change is None and self.meta is not None and meta != self.meta:
             change = Change.ATTRIB
-        self.dev, self.ino = st.st_dev, st.st_ino
-        self.size, self.mtime = st.st_size, st.st_mtime_ns
-        self.meta = meta
+        self.take(st)
         return change
 
     def reported_modified(self, now_ns: int) -> None:

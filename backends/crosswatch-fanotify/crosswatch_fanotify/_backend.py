@@ -72,8 +72,7 @@ class FanotifyBackend(Backend):
         self._ids = itertools.count(1)
         self._dirs: dict[bytes, int] = {}  # fsid + handle -> the directory's watch
         self._keys: dict[int, bytes] = {}
-        self._paths: dict[str, int] = {}  # where each watch was placed (for mounts)
-        self._path_of: dict[int, str] = {}
+        self._path_of: dict[int, str] = {}  # where each watch was placed (for mounts)
         self._selves: dict[tuple[bytes, bytes], int] = {}  # (parent's key, name) -> watch
         self._self_keys: dict[int, tuple[bytes, bytes]] = {}
         self._self_uses: dict[int, int] = {}
@@ -106,10 +105,7 @@ class FanotifyBackend(Backend):
             self._keys[handle] = key
             self._marked[key[: _abi.FSID_SIZE]] += 1
             self._again += self._kept.pop(key)
-        old = self._path_of.pop(handle, None)
-        if old is not None and self._paths.get(old) == handle:
-            del self._paths[old]
-        self._paths[path] = handle
+        self._path_of.pop(handle, None)  # placed again: now the latest
         self._path_of[handle] = path
         return handle
 
@@ -230,10 +226,7 @@ class FanotifyBackend(Backend):
         if key is None:
             return  # dead already
         del self._dirs[key]
-        path = self._path_of.pop(handle, None)
-        if path is not None and self._paths.get(path) == handle:
-            del self._paths[path]
-        self._release(key, path)
+        self._release(key, self._path_of.pop(handle, None))
 
     def _release(self, key: bytes, path: str | None) -> None:
         """One watch fewer on the key's file system; the mark goes with the last.
@@ -278,7 +271,11 @@ class FanotifyBackend(Backend):
             out += self._handled(_abi.replay(again, self._dirs, self._selves, late=True))
         if self._fd in ready:
             out += self._read_events()
-        return out + self._mounts.observations(ready, self._fd, self._paths)
+        return out + self._mounts.observations(ready, self._fd, self._placed)
+
+    def _placed(self) -> dict[str, int]:
+        """Each watched directory's path: the latest watch placed there wins."""
+        return {path: handle for handle, path in self._path_of.items()}
 
     def _read_events(self) -> list[Observation]:
         """The events waiting; those about directories not watched are kept a while.
@@ -308,9 +305,7 @@ class FanotifyBackend(Backend):
         if key is None:
             return
         del self._dirs[key]
-        path = self._path_of.pop(handle, None)
-        if path is not None and self._paths.get(path) == handle:
-            del self._paths[path]
+        self._path_of.pop(handle, None)
         fsid = key[: _abi.FSID_SIZE]
         if self._marked.get(fsid, 0) > 0:
             self._marked[fsid] -= 1

@@ -121,15 +121,14 @@ class InotifyBackend(Backend):
         self._fd = fd
         self._buf = bytearray(READ_SIZE)
         self._mask = _abi.BASE_MASK | (_abi.ACCESS_MASK if self.options.access else 0)
-        # Where each watch was placed (paths go stale on renames; good enough to place
-        # a mount point, which is rarely renamed).
-        self._paths: dict[str, int] = {}
-        self._path_of: dict[int, str] = {}
         # The kernel keeps one watch (one wd, one mask) per inode per instance: a
         # directory watched with its entries (by watch) and for its own fate (by
         # watch_self, maybe several times) shares it. Which uses a wd has:
-        self._full: set[int] = set()
-        self._selves: dict[int, int] = {}  # wd -> watch_self calls not yet released
+        # - by watch: where it was placed (paths go stale on renames; good enough to
+        #   place a mount point, which is rarely renamed);
+        self._full: dict[int, str] = {}
+        # - by watch_self: the calls not yet released.
+        self._selves: dict[int, int] = {}
         # inotify never reports mounts: the mount table is watched in the same epoll set.
         self._epoll = select.epoll()
         self._epoll.register(fd, select.EPOLLIN)
@@ -143,8 +142,8 @@ class InotifyBackend(Backend):
 
     def watch(self, path: str, *, recursive: bool) -> Hashable:
         wd = self._add_watch(path, self._mask)
-        self._place(wd, path)
-        self._full.add(wd)
+        self._full.pop(wd, None)  # placed again: now the latest
+        self._full[wd] = path
         return wd
 
     def watch_self(self, path: str) -> Hashable:
@@ -209,16 +208,6 @@ class InotifyBackend(Backend):
             )
         return WatchError(err, os.strerror(err), path)
 
-    def _place(self, wd: int, path: str) -> None:
-        self._forget(wd)
-        self._paths[path] = wd
-        self._path_of[wd] = path
-
-    def _forget(self, wd: int) -> None:
-        path = self._path_of.pop(wd, None)
-        if path is not None and self._paths.get(path) == wd:
-            del self._paths[path]
-
     def unwatch(self, handle: Hashable) -> None:
         if self._fd < 0 or not isinstance(handle, int):
             return
@@ -234,8 +223,7 @@ class InotifyBackend(Backend):
             if wd in self._full:
                 return
         else:
-            self._full.discard(wd)
-            self._forget(wd)
+            self._full.pop(wd, None)
             if wd in self._selves:
                 # Still watched for its fate. Its mask keeps the entry bits: setting
                 # it again would need its path, which may lead elsewhere by now.
@@ -248,7 +236,11 @@ class InotifyBackend(Backend):
         ready = [fd for fd, _ in self._epoll.poll(0)]
         if self._fd in ready:
             out += self._read_events()
-        return out + self._mounts.observations(ready, self._fd, self._paths)
+        return out + self._mounts.observations(ready, self._fd, self._placed)
+
+    def _placed(self) -> dict[str, int]:
+        """Each watched directory's path: the latest watch placed there wins."""
+        return {path: wd for wd, path in self._full.items()}
 
     def _read_events(self) -> list[Observation]:
         # Into a buffer kept from read to read: a fresh 256 KiB buffer per read costs
@@ -264,8 +256,7 @@ class InotifyBackend(Backend):
         for obs in observed:
             if isinstance(obs, Gone) and isinstance(obs.handle, int):
                 wd = abs(obs.handle)
-                self._forget(wd)
-                self._full.discard(wd)
+                self._full.pop(wd, None)
                 self._selves.pop(wd, None)
         return observed
 

@@ -717,7 +717,7 @@ def test_directories_removed_while_the_first_reading_scans_them(shm: str) -> Non
         assert warnings == []
         # no watch is left for a removed directory: only keep, keep/in and the root
         kept = [p for p, is_dir in sorted(disk.items()) if is_dir]
-        assert sorted(backend._path_of.values()) == [shm, *kept]
+        assert sorted(backend._full.values()) == [shm, *kept]
     finally:
         backend.close()
 
