@@ -124,7 +124,20 @@ class Gone:
     handle: Handle
 
 
-Observation: TypeAlias = EntryChange | Renamed | DirDirty | SubtreeLost | Gone
+@dataclass(frozen=True, slots=True)
+class MountsChanged:
+    """File systems were mounted or unmounted at ``points`` (resolved paths).
+
+    For a backend whose kernel API does not report mounts (:class:`MountWatch`
+    finds them), so it keeps no path of its own: the engine finds what each point
+    means for the roots this backend watches. Inside a tree, the entry at the point
+    is rescanned; at or above a root, the root's path is verified.
+    """
+
+    points: frozenset[str]
+
+
+Observation: TypeAlias = EntryChange | Renamed | DirDirty | SubtreeLost | Gone | MountsChanged
 
 
 @dataclass(frozen=True, slots=True)

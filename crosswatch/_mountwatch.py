@@ -4,19 +4,18 @@ Neither inotify nor fanotify reports a file system mounted over a watched
 directory (or one mounted inside a tree), so a backend that cares watches the
 mount table: ``/proc/self/mountinfo`` turns readable with ``POLLPRI`` when it
 changes. :class:`MountWatch` registers that descriptor in the backend's own epoll
-set and turns each change into the observations the engine acts on.
+set and says which mount points changed; the engine finds what that means for
+the watched trees (``_engine/_mounts.py``).
 """
 
 from __future__ import annotations
 
-import os
 import select
 import time
-from collections.abc import Callable, Hashable, Mapping
 from typing import IO
 
-from ._backend import DirDirty, Observation, SubtreeLost
-from ._mounts import MOUNTINFO, parse, within
+from ._backend import MountsChanged, Observation
+from ._mounts import MOUNTINFO, parse
 
 #: After a read with data of the backend's own, the mount table is read again within
 #: this many seconds: its readiness may have been used up by the same wake-up.
@@ -48,14 +47,11 @@ class MountWatch:
     def fileno(self) -> int | None:
         return None if self._file is None else self._file.fileno()
 
-    def observations(
-        self, ready: list[int], own: int, paths: Callable[[], Mapping[str, Hashable]]
-    ) -> list[Observation]:
-        """What the mount table's changes mean for the watched directories.
+    def observations(self, ready: list[int], own: int) -> list[Observation]:
+        """What the mount table's changes are: a :class:`MountsChanged`, or nothing.
 
         ``ready`` is what the backend's epoll set said (with no timeout), ``own`` its
-        event descriptor; ``paths`` gives each watched directory's path and handle,
-        called only when the table changed.
+        event descriptor.
 
         The table's readiness is used up by the first poll that sees it, which may
         be the watcher's poll of the epoll descriptor: woken with nothing ready means
@@ -68,7 +64,7 @@ class MountWatch:
         own_ready = own in ready
         stale = time.monotonic() - self._read_at > RECHECK
         if not ready or len(ready) > own_ready or stale:
-            return self._changes(paths)
+            return self._changes()
         if self._recheck_at is None:
             self._recheck_at = self._read_at + RECHECK
         return []
@@ -78,41 +74,13 @@ class MountWatch:
         self._file.seek(0)
         return {(m.id, m.point) for m in parse(self._file.read())}
 
-    def _changes(self, placed: Callable[[], Mapping[str, Hashable]]) -> list[Observation]:
-        """Inside a watched tree, a mount point is an entry of the nearest watched
-        directory above it: rescanned, its new contents are reported and watched.
-        At or above the top of a watched tree (a root), the directory watched is no
-        longer the one at its path (or is again): ``DirDirty`` makes the engine
-        verify that path, and end the root if it leads elsewhere now.
-        """
+    def _changes(self) -> list[Observation]:
         self._read_at = time.monotonic()
         self._recheck_at = None
         now = self._points()
-        changed = {point for _, point in now ^ self._mounts}
+        changed = frozenset(point for _, point in now ^ self._mounts)
         self._mounts = now
-        if not changed:
-            return []
-        paths = placed()
-        # The mount table has resolved paths; a root's path may go through links.
-        tops = [
-            (path, os.path.realpath(path), handle)
-            for path, handle in paths.items()
-            if os.path.dirname(path) not in paths
-        ]
-        out: list[Observation] = []
-        covered: dict[Hashable, None] = {}
-        for point in sorted(changed):
-            for top, real, top_handle in tops:
-                if within(real, point):
-                    covered[top_handle] = None
-                elif within(point, real):
-                    inner = top + point[len(real) :]
-                    parent = os.path.dirname(inner)
-                    while parent not in paths:
-                        parent = os.path.dirname(parent)
-                    out.append(SubtreeLost(paths[parent], os.path.relpath(inner, parent)))
-        out += [DirDirty(handle, "") for handle in covered]
-        return out
+        return [MountsChanged(changed)] if changed else []
 
     def close(self) -> None:
         if self._file is not None:

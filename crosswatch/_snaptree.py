@@ -121,8 +121,7 @@ def _capture_root(root: Root, pending: Pending) -> tuple[RootInfo, list[bytes]]:
 
 def _block(node: Node, moved_away: Iterable[tuple[str, Node]]) -> tuple[Block, list[Node]]:
     """A directory's block, and its subdirectories in the order the block lists them."""
-    stored, listing = node.children.stored()
-    as_of = node.children.as_of
+    stored, listing, as_of = node.stored()
     names: list[str] = []
     kinds: list[str] = []
     cols: tuple[list[int], ...] = ([], [], [], [], [], [], [])

@@ -19,10 +19,10 @@ import os
 import stat
 import struct
 from array import array
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from itertools import filterfalse
 from operator import attrgetter
-from typing import Final, NamedTuple, Protocol
+from typing import Final, Literal, NamedTuple, Protocol
 
 from . import _longpath as longpath
 from ._events import Change
@@ -120,30 +120,54 @@ def unpack(value: int) -> tuple[Kind, int]:
     return _CODE_KIND[-value & 3], -value >> 2
 
 
-# A first listing held whole is one bytes object: the count of entries (4 bytes), their
-# inode numbers (8 bytes each, native order), then their names joined by NUL (the one
-# character no name holds) in UTF-8. "surrogatepass" gives back any str exactly: the
-# escapes of undecodable bytes on POSIX, the unpaired surrogates NTFS allows.
-_COUNT = struct.Struct("=I")
+# A first listing held whole is one bytes object: the count of entries (4 bytes; its
+# top bit set when the inode numbers take 8 bytes each, not 4) and when they were
+# listed (Children.as_of, 8 bytes), their inode numbers (native order), then their
+# names joined by NUL (the one character no name holds) in UTF-8. "surrogatepass"
+# gives back any str exactly: the escapes of undecodable bytes on POSIX, the unpaired
+# surrogates NTFS allows.
+_HEADER = struct.Struct("=Iq")
+_WIDE = 1 << 31
 _NAMES_CODEC = ("utf-8", "surrogatepass")
 
 
-def _pack_listing(names: list[str], inodes: array[int]) -> bytes:
+def _inode_array(entries: list[os.DirEntry[str]]) -> array[int]:
+    """The entries' inode numbers, 4 bytes each where they all fit (ext4's always do).
+
+    OverflowError past 64 bits (128-bit file ids on ReFS).
+    """
+    try:
+        return array("I", map(_INODE, entries))
+    except OverflowError:
+        return array("Q", map(_INODE, entries))
+
+
+def _pack_listing(names: list[str], inodes: array[int], as_of: int) -> bytes:
     joined = "\0".join(names).encode(*_NAMES_CODEC)
-    return b"".join((_COUNT.pack(len(names)), inodes.tobytes(), joined))
+    count = len(names) | (_WIDE if inodes.itemsize == 8 else 0)
+    return b"".join((_HEADER.pack(count, as_of), inodes.tobytes(), joined))
+
+
+def _names_at(listing: bytes) -> tuple[int, int, Literal["I", "Q"]]:
+    """(count, where the names start, the inodes' type code) of a packed listing."""
+    count, _ = _HEADER.unpack_from(listing)
+    code: Literal["I", "Q"] = "Q" if count & _WIDE else "I"
+    count &= ~_WIDE
+    return count, _HEADER.size + array(code).itemsize * count, code
 
 
 def _unpack_listing(listing: bytes) -> tuple[list[str], Sequence[int]]:
-    (count,) = _COUNT.unpack_from(listing)
-    end = _COUNT.size + 8 * count
-    inodes = memoryview(listing)[_COUNT.size : end].cast("Q")
+    count, end, code = _names_at(listing)
+    if not count:
+        return [], ()
+    inodes = memoryview(listing)[_HEADER.size : end].cast(code)
     return listing[end:].decode(*_NAMES_CODEC).split("\0"), inodes
 
 
 def _listing_names(listing: bytes, most: int) -> list[str]:
     """Up to ``most`` names of a packed listing, the rest left undecoded."""
-    (count,) = _COUNT.unpack_from(listing)
-    names = listing[_COUNT.size + 8 * count :].split(b"\0", most)[:most]
+    count, end, _ = _names_at(listing)
+    names = listing[end:].split(b"\0", most)[:most] if count else []
     return [name.decode(*_NAMES_CODEC) for name in names]
 
 
@@ -169,6 +193,15 @@ class Children:
         self._entries = _NO_ENTRIES
         # A first listing's regular files, held whole until used (see _pack_listing).
         self._listing: bytes | None = None
+
+    @classmethod
+    def of_listing(cls, owner: Node, listing: bytes) -> Children:
+        """The entries of a directory held as its packed first listing alone (see
+        :attr:`Node.children`)."""
+        children = cls(owner)
+        count, children.as_of = _HEADER.unpack_from(listing)
+        children._listing = listing if count & ~_WIDE else None
+        return children
 
     # ------------------------------------------------------------ reading
 
@@ -233,13 +266,10 @@ class Children:
     def items(self) -> list[tuple[str, Node]]:
         return [(n, self._node(n, v)) for n, v in list(self._all().items())]
 
-    def stored(self) -> tuple[dict[str, Node | int], tuple[list[str], Sequence[int]] | None]:
-        """The entries as they are stored, none made a Node: for a reader of a whole
-        tree that must not grow it (a snapshot). An int is a listed entry known as of
-        :attr:`as_of` (see :func:`unpack`); the pair, the names and inode numbers of a
-        first listing held whole (regular files; a name in the dict too is the dict's)."""
+    def stored(self) -> Stored:
+        """The entries as they are stored, none made a Node (see :class:`Stored`)."""
         listing = None if self._listing is None else _unpack_listing(self._listing)
-        return self._entries, listing
+        return Stored(self._entries, listing, self.as_of)
 
     def dirs(self) -> list[Node]:
         """The directory nodes among the entries (never materializes a file)."""
@@ -286,7 +316,10 @@ class Children:
         listed, in C-level passes, and only the entries that are not regular files
         (usually a few subdirectories) cost Python code each. None (nothing stored)
         when an entry cannot be classified that way (removed since the listing, a
-        symlink loop): the caller stores the listing entry by entry instead.
+        symlink loop): the caller stores the listing entry by entry instead. A
+        listing of regular files only is handed to the owner whole (see
+        :attr:`Node.children`): set :attr:`as_of` first, and use ``node.children``
+        afresh after.
         """
         assert self.owner is not None
         assert not self
@@ -310,15 +343,37 @@ class Children:
             return None
         if files:
             try:
-                inodes = array("Q", map(_INODE, files))
+                inodes = _inode_array(files)
             except OverflowError:  # 128-bit file ids (ReFS): stored entry by entry
                 return None
             try:
-                self._listing = _pack_listing(list(map(_NAME, files)), inodes)
+                packed = _pack_listing(list(map(_NAME, files)), inodes, self.as_of)
             except UnicodeEncodeError:  # not a str that came from a listing
                 return None
-        self._entries = stored or _NO_ENTRIES
+        else:
+            packed = _pack_listing([], _NO_INODES, self.as_of)
+        owner = self.owner
+        if not stored and owner._kids is self:
+            owner._kids = packed  # no object of its own until used (see Node.children)
+        else:
+            self._listing = packed if files else None
+            self._entries = stored or _NO_ENTRIES
         return subdirs
+
+
+_NO_INODES: Final[array[int]] = array("I")
+
+
+class Stored(NamedTuple):
+    """A directory's entries as they are stored, none made a Node: for a reader of a
+    whole tree that must not grow it (a snapshot)."""
+
+    entries: Mapping[str, Node | int]
+    """By name; an int is a listed entry known as of ``as_of`` (see :func:`unpack`)."""
+    listing: tuple[list[str], Sequence[int]] | None
+    """The names and inode numbers of a first listing held whole (regular files; a
+    name in ``entries`` too is ``entries``'s)."""
+    as_of: int
 
 
 class _NoChildren(Children):
@@ -347,7 +402,7 @@ class Node:
     """One entry of a watched tree."""
 
     __slots__ = (
-        "children",
+        "_kids",
         "dev",
         "handle",
         "ino",
@@ -369,7 +424,7 @@ class Node:
         self.name = name
         self.parent = parent
         self.kind = kind_of(st)
-        self.children: Children = Children(self) if self.kind is Kind.DIR else NO_CHILDREN
+        self._kids: Children | bytes = Children(self) if self.kind is Kind.DIR else NO_CHILDREN
         self.handle: Hashable | None = None
         self.listed: int | None = None
         """Directory mtime (ns) when ``children`` was last read in full; None: read again."""
@@ -381,7 +436,7 @@ class Node:
         """A directory as its parent's listing shows it; :meth:`take` its stat before use."""
         node = cls.__new__(cls)
         node.name, node.parent, node.kind = name, parent, Kind.DIR
-        node.children, node.handle, node.listed = Children(node), None, None
+        node._kids, node.handle, node.listed = Children(node), None, None
         node.dev, node.ino = parent.dev, ino
         node.size, node.mtime, node.meta = 0, 0, None
         return node
@@ -391,23 +446,52 @@ class Node:
         """A non-directory as a listing showed it, its content known up to ``as_of``."""
         node = cls.__new__(cls)
         node.name, node.parent, node.kind = name, parent, kind
-        node.children, node.handle, node.listed = NO_CHILDREN, None, None
+        node._kids, node.handle, node.listed = NO_CHILDREN, None, None
         node.dev, node.ino = parent.dev, ino
         node.size, node.mtime, node.meta = -1, as_of, None
         return node
 
     def take(self, st: Stat) -> None:
         """Take ``st`` as this entry's state, reporting nothing."""
-        self.ino, self.size, self.mtime = st.st_ino, st.st_size, st.st_mtime_ns
-        # A device and a (mode, uid, gid) equal to the parent's are kept as the parent's
-        # objects: one of each for most directories of a tree, not one per directory.
+        self.ino, self.mtime = st.st_ino, st.st_mtime_ns
+        # A device, a size (a directory's, on many file systems: one block) and a
+        # (mode, uid, gid) equal to the parent's are kept as the parent's objects: one
+        # of each for most directories of a tree, not one per directory.
         dev: int = st.st_dev
+        size: int = st.st_size
         meta: tuple[int, int, int] | None = (st.st_mode, st.st_uid, st.st_gid)
         parent = self.parent
         if parent is not None:
             dev = parent.dev if dev == parent.dev else dev
+            size = parent.size if size == parent.size else size
             meta = parent.meta if meta == parent.meta else meta
-        self.dev, self.meta = dev, meta
+        self.dev, self.size, self.meta = dev, size, meta
+
+    @property
+    def children(self) -> Children:
+        """The entries, by name.
+
+        A directory whose first listing found regular files only (most leaves of a
+        tree) holds that packed listing alone, with no object of its own for its
+        entries, until something uses them.
+        """
+        kids = self._kids
+        if isinstance(kids, bytes):
+            kids = self._kids = Children.of_listing(self, kids)
+        return kids
+
+    def stored(self) -> Stored:
+        """:meth:`Children.stored`, a packed listing left as it is."""
+        kids = self._kids
+        if isinstance(kids, bytes):
+            count, as_of = _HEADER.unpack_from(kids)
+            return Stored(_NO_ENTRIES, _unpack_listing(kids) if count & ~_WIDE else None, as_of)
+        return kids.stored()
+
+    def subdirs(self) -> list[Node]:
+        """The directory nodes among the entries (never materializes a file)."""
+        kids = self._kids
+        return [] if isinstance(kids, bytes) else kids.dirs()
 
     @property
     def is_dir(self) -> bool:
@@ -482,7 +566,7 @@ class Node:
         while stack:
             node = stack.pop()
             yield node
-            stack.extend(node.children.dirs() if dirs_only else node.children.values())
+            stack.extend(node.subdirs() if dirs_only else node.children.values())
 
     def __repr__(self) -> str:
         return f"<Node {self.kind.value} {self.path()!r}>"

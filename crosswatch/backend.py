@@ -3,16 +3,16 @@
 A backend subclasses :class:`Backend`, declares its :class:`Capabilities`, answers
 :meth:`Backend.probe` with a :class:`Probe`, reads :class:`Options`, and reports
 observations (:class:`EntryChange`, :class:`Renamed`, :class:`DirDirty`,
-:class:`SubtreeLost`, :class:`Gone`). Its plugin registers it through a function
-marked :data:`hookimpl` that calls the :class:`BackendRegistry` it is given. The
-errors :class:`WatchGoneError` and :class:`WatchLimitError` tell the engine why a
-watch could not be placed. :func:`read_mounts`, :func:`parse_mounts` and
-:func:`fs_type` read the mount table for a probe, and :class:`MountWatch` turns its
-changes into observations for Linux backends;
-:func:`open_dir` opens a path at any depth, also one longer than ``PATH_MAX``.
-:class:`Waker` wakes the watcher's thread from a backend's own thread, on every
-OS (a pipe, or a socket pair where selectors take only sockets). See
-``docs/plugins.md``.
+:class:`SubtreeLost`, :class:`Gone`, :class:`MountsChanged`). Its plugin registers
+it through a function marked :data:`hookimpl` that calls the
+:class:`BackendRegistry` it is given. The errors :class:`WatchGoneError` and
+:class:`WatchLimitError` tell the engine why a watch could not be placed.
+:func:`read_mounts`, :func:`parse_mounts` and :func:`fs_type` read the mount table
+for a probe, and :class:`MountWatch` turns its changes into a
+:class:`MountsChanged` for Linux backends; :func:`open_dir` opens a path at any
+depth, also one longer than ``PATH_MAX``. :class:`Waker` wakes the watcher's
+thread from a backend's own thread, on every OS (a pipe, or a socket pair where
+selectors take only sockets). See ``docs/plugins.md``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from ._backend import (
     EntryChange,
     Gone,
     Handle,
+    MountsChanged,
     Observation,
     Options,
     Probe,
@@ -52,6 +53,7 @@ __all__ = [
     "Handle",
     "Mount",
     "MountWatch",
+    "MountsChanged",
     "Observation",
     "Options",
     "Probe",

@@ -28,6 +28,7 @@ PLUGIN_NAMES = {
     # the mount table, for probes and for backends that must notice mounts
     "Mount",
     "MountWatch",
+    "MountsChanged",
     "REMOTE_FS",
     "VIRTUAL_FS",
     "fs_type",

@@ -200,6 +200,7 @@ def test_the_cli_shows_it() -> None:
 BACKENDS = [
     "polling",
     pytest.param("inotify", marks=linux_only("the inotify backend")),
+    pytest.param("fanotify", marks=linux_only("the fanotify backend")),
 ]
 #: tmpfs and bind mounts made with mount(8), and the kernel's mount table.
 REAL_MOUNTS = linux_only("mounts tmpfs and bind mounts with mount(8)")
@@ -316,6 +317,28 @@ def test_a_file_system_mounted_inside_the_tree_is_reported_and_watched(
             assert (Change.MODIFIED, os.path.join(point, "under")) in {
                 (e.kind, e.path) for e in events
             }
+
+
+@REAL_MOUNTS
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+def test_a_mount_inside_a_directory_renamed_since_it_was_watched_is_found(
+    shm: str, backend: str
+) -> None:
+    root = os.path.join(shm, "root")
+    os.makedirs(os.path.join(root, "old", "mnt"))
+    with watcher(root, backend) as w:
+        mirror = Mirror.of(root)
+        os.rename(os.path.join(root, "old"), os.path.join(root, "new"))
+        converge(w, mirror)
+        point = os.path.join(root, "new", "mnt")
+        with mounted(point):
+            Path(point, "f").write_text("on the mounted file system")
+            events = converge(w, mirror)
+            assert (Change.CREATED, os.path.join(point, "f")) in {(e.kind, e.path) for e in events}
+            Path(point, "f").write_text("changed")  # watched there
+            events = converge(w, mirror)
+            assert (Change.MODIFIED, os.path.join(point, "f")) in {(e.kind, e.path) for e in events}
+        converge(w, mirror)
 
 
 @REAL_MOUNTS

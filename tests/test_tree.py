@@ -1,17 +1,20 @@
 """The tree cache as the first reading of a tree leaves it.
 
 A first listing is stored without a stat per file and, for most directories, kept as
-flat arrays until the directory is used. These tests check that what the cache then
-says about every kind of entry is what ``lstat`` says, whichever way it was stored.
+one packed bytes object until the directory is used. These tests check that what the
+cache then says about every kind of entry is what ``lstat`` says, whichever way it was
+stored.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from array import array
 
 import pytest
 
+from crosswatch import _tree
 from crosswatch._engine import Engine, Ignore
 from crosswatch._engine._work import _written_since_renamed
 from crosswatch._tree import Children, Kind, Node, kind_of
@@ -177,6 +180,50 @@ def test_any_use_unpacks_the_listing_first(tmp_path: str, use) -> None:  # type:
     for name in names - {"d", "l", "f3"}:
         assert children[name].kind is Kind.FILE
         assert children[name].ino == os.lstat(os.path.join(root, name)).st_ino
+
+
+@pytest.mark.parametrize("inodes", [[3, 2**32 - 1, 7], [3, 2**32, 7], [2**64 - 1]],
+                         ids=["narrow", "wide", "widest"])
+def test_a_packed_listing_gives_back_its_names_and_inodes(inodes: list[int]) -> None:
+    names = ["plain", "caf\u00e9", os.fsdecode(b"bad\xff")][: len(inodes)]
+    wide = any(i >= 2**32 for i in inodes)
+    packed = _tree._pack_listing(names, array("Q" if wide else "I", inodes), 12345)
+    got_names, got_inodes = _tree._unpack_listing(packed)
+    assert (got_names, list(got_inodes)) == (names, inodes)
+    assert _tree._listing_names(packed, 2) == names[:2]
+    leaf = Node.listed_dir("d", Node("/", None, os.lstat("/")), 9)
+    assert Children.of_listing(leaf, packed).as_of == 12345
+
+
+def test_a_leaf_of_files_holds_its_packed_listing_alone_until_used(tmp_path: str) -> None:
+    root = str(tmp_path)
+    os.makedirs(os.path.join(root, "leaf"))
+    os.mkdir(os.path.join(root, "empty"))
+    for i in range(4):
+        with open(os.path.join(root, "leaf", f"f{i}"), "w"):
+            pass
+    top = Engine().add_root(root, ScriptedBackend()).node
+    leaf, empty = top.children["leaf"], top.children["empty"]
+    for node in (leaf, empty):
+        assert isinstance(node._kids, bytes), "no object for the entries of a leaf"
+        assert node.subdirs() == []
+    assert {n.name for n in top.walk(dirs_only=True)} == {top.name, "leaf", "empty"}
+    assert isinstance(leaf._kids, bytes), "walking the directories leaves them packed"
+    entries, listing, as_of = leaf.stored()
+    assert entries == {}
+    assert listing is not None
+    assert sorted(listing[0]) == [f"f{i}" for i in range(4)]
+    assert as_of == top.children.as_of
+    assert empty.stored() == (_tree._NO_ENTRIES, None, as_of)
+    assert isinstance(leaf._kids, bytes), "a reader of the stored entries leaves them packed"
+    f2 = leaf.children["f2"]  # used: its entries are an object of their own now
+    assert isinstance(leaf._kids, Children)
+    assert leaf.children is leaf._kids
+    assert f2.ino == os.lstat(os.path.join(root, "leaf", "f2")).st_ino
+    assert f2.mtime == as_of  # known as of the listing
+    assert sorted(leaf.children) == [f"f{i}" for i in range(4)]
+    assert len(empty.children) == 0
+    assert not empty.children
 
 
 def test_a_write_is_told_from_a_rename_by_the_inode_times(tmp_path: str) -> None:

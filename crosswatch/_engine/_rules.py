@@ -13,9 +13,19 @@ import time
 from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
-from .._backend import Action, Backend, EntryChange, Gone, Observation, Renamed, SubtreeLost
+from .._backend import (
+    Action,
+    Backend,
+    EntryChange,
+    Gone,
+    MountsChanged,
+    Observation,
+    Renamed,
+    SubtreeLost,
+)
 from .._events import Change
 from .._tree import Kind, Node, Stat, kind_of, lstat
+from ._mounts import mounted
 from ._moves import restore
 from ._roots import Root
 from ._scan import TICK_NS
@@ -55,6 +65,8 @@ class Rules:
             self._subtree_lost(backend, obs)
         elif isinstance(obs, Gone):
             self._gone(backend, obs)
+        elif isinstance(obs, MountsChanged):
+            self._mounts_changed(backend, obs)
 
     # ------------------------------------------------------------ entries
 
@@ -396,6 +408,14 @@ class Rules:
             node = e.roots.locate(backend, obs.handle, obs.name)
             tops = [node] if node is not None else []
         e.differ.rescan(tops, notice=True)
+
+    def _mounts_changed(self, backend: Backend, obs: MountsChanged) -> None:
+        e = self.e
+        inside, tops = mounted(e.roots, backend, obs.points)
+        if inside:
+            restore(e.moves.clear())  # as for SubtreeLost: the rescan finds what they held
+            e.differ.rescan(inside, notice=True)
+        e.differ.diff_dirty([(top, False) for top in tops])
 
     def _gone(self, backend: Backend, obs: Gone) -> None:
         e = self.e

@@ -70,13 +70,14 @@ class FanotifyBackend(Backend):
         self._buf = bytearray(READ_SIZE)
         self._mask = _abi.BASE_MASK | _abi.RENAME_MASK
         self._ids = itertools.count(1)
-        self._dirs: dict[bytes, int] = {}  # fsid + handle -> the directory's watch
-        self._keys: dict[int, bytes] = {}
-        self._path_of: dict[int, str] = {}  # where each watch was placed (for mounts)
+        # A watched directory's handle is its key (fsid + file handle), the one the
+        # kernel names it by, as long as it exists: the map holds each key once.
+        self._dirs: dict[bytes, bytes] = {}
         self._selves: dict[tuple[bytes, bytes], int] = {}  # (parent's key, name) -> watch
         self._self_keys: dict[int, tuple[bytes, bytes]] = {}
         self._self_uses: dict[int, int] = {}
         self._marked: dict[bytes, int] = {}  # fsid marked -> watches on it
+        self._mark_paths: dict[bytes, str] = {}  # fsid marked -> the path it was marked by
         # Events read about directories not watched, by key; and those of directories
         # watched since, to be given again (see _abi.replay).
         self._kept = _abi.Kept(KEPT)
@@ -100,13 +101,9 @@ class FanotifyBackend(Backend):
         key = self._key(path, _OPEN_FLAGS)
         handle = self._dirs.get(key)
         if handle is None:
-            handle = next(self._ids)
-            self._dirs[key] = handle
-            self._keys[handle] = key
+            handle = self._dirs[key] = key
             self._marked[key[: _abi.FSID_SIZE]] += 1
             self._again += self._kept.pop(key)
-        self._path_of.pop(handle, None)  # placed again: now the latest
-        self._path_of[handle] = path
         return handle
 
     def watch_self(self, path: str) -> Hashable | None:
@@ -206,6 +203,7 @@ class FanotifyBackend(Backend):
         finally:
             os.close(readable)
         self._marked[fsid] = 0
+        self._mark_paths[fsid] = path
 
     def _refused(self, err: int, path: str) -> WatchError:
         if err in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
@@ -213,27 +211,26 @@ class FanotifyBackend(Backend):
         return WatchError(err, os.strerror(err), path)
 
     def unwatch(self, handle: Hashable) -> None:
-        if self._fd < 0 or not isinstance(handle, int):
+        if self._fd < 0:
             return
+        if isinstance(handle, bytes):
+            if self._dirs.pop(handle, None) is not None:
+                self._release(handle)
+            return  # else dead already
         if handle in self._self_uses:
             self._self_uses[handle] -= 1
             if self._self_uses[handle] > 0:
                 return
             del self._self_uses[handle]
             del self._selves[self._self_keys.pop(handle)]
-            return
-        key = self._keys.pop(handle, None)
-        if key is None:
-            return  # dead already
-        del self._dirs[key]
-        self._release(key, self._path_of.pop(handle, None))
 
-    def _release(self, key: bytes, path: str | None) -> None:
+    def _release(self, key: bytes) -> None:
         """One watch fewer on the key's file system; the mark goes with the last.
 
-        Removing a mark needs a descriptor on its file system: the released path's,
-        where it still leads there. If none does, the mark stays until the group
-        closes (what it reports is dropped, as any other directory's events).
+        Removing a mark needs a descriptor on its file system: the path the mark was
+        placed by (usually a root's, which outlives the directories below it), where
+        it still leads there. If it does not, the mark stays until the group closes
+        (what it reports is dropped, as any other directory's events).
         """
         fsid = key[: _abi.FSID_SIZE]
         left = self._marked.get(fsid)
@@ -243,6 +240,7 @@ class FanotifyBackend(Backend):
             self._marked[fsid] = left - 1
             return
         self._marked[fsid] = 0
+        path = self._mark_paths.get(fsid)
         if path is None:
             return
         try:
@@ -253,7 +251,7 @@ class FanotifyBackend(Backend):
             if self._kernel.fsid(dirfd) == fsid:
                 remove = _abi.FAN_MARK_REMOVE | _abi.FAN_MARK_FILESYSTEM
                 self._kernel.mark(self._fd, remove, self._mask, dirfd)
-                del self._marked[fsid]
+                del self._marked[fsid], self._mark_paths[fsid]
         except OSError:
             pass
         finally:
@@ -271,11 +269,7 @@ class FanotifyBackend(Backend):
             out += self._handled(_abi.replay(again, self._dirs, self._selves, late=True))
         if self._fd in ready:
             out += self._read_events()
-        return out + self._mounts.observations(ready, self._fd, self._placed)
-
-    def _placed(self) -> dict[str, int]:
-        """Each watched directory's path: the latest watch placed there wins."""
-        return {path: handle for handle, path in self._path_of.items()}
+        return out + self._mounts.observations(ready, self._fd)
 
     def _read_events(self) -> list[Observation]:
         """The events waiting; those about directories not watched are kept a while.
@@ -295,17 +289,14 @@ class FanotifyBackend(Backend):
     def _handled(self, observed: list[Observation]) -> list[Observation]:
         """``observed``, its dead handles forgotten."""
         for obs in observed:
-            if isinstance(obs, Gone) and isinstance(obs.handle, int):
+            if isinstance(obs, Gone) and isinstance(obs.handle, bytes):
                 self._forget(obs.handle)
         return observed
 
-    def _forget(self, handle: int) -> None:
+    def _forget(self, key: bytes) -> None:
         """A directory deleted: its handle is dead (its mark stays for the others)."""
-        key = self._keys.pop(handle, None)
-        if key is None:
+        if self._dirs.pop(key, None) is None:
             return
-        del self._dirs[key]
-        self._path_of.pop(handle, None)
         fsid = key[: _abi.FSID_SIZE]
         if self._marked.get(fsid, 0) > 0:
             self._marked[fsid] -= 1

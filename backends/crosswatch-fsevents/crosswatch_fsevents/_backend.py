@@ -26,6 +26,7 @@ from crosswatch.backend import (
     DirDirty,
     EntryChange,
     Gone,
+    MountsChanged,
     Observation,
     Options,
     Probe,
@@ -284,7 +285,7 @@ def _shallow(observations: list[Observation], shallow: set[Hashable]) -> list[Ob
                 out.append(EntryChange(obs.new_handle, obs.new_name, Action.CREATED, obs.is_dir))
             elif "/" not in obs.old_name:  # down out of sight: left
                 out.append(EntryChange(obs.old_handle, obs.old_name, Action.DELETED, obs.is_dir))
-        elif isinstance(obs, Gone) or obs.handle not in shallow or not obs.name:
+        elif isinstance(obs, Gone | MountsChanged) or obs.handle not in shallow or not obs.name:
             out.append(obs)
         elif "/" in obs.name or isinstance(obs, DirDirty):
             continue  # below the entries: out of sight
@@ -303,6 +304,8 @@ def _link_dir_of(
     if isinstance(obs, Renamed):
         d = dirs.get(obs.old_handle) or dirs.get(obs.new_handle)
         return d, {obs.old_name, obs.new_name}
+    if isinstance(obs, MountsChanged):
+        return None, None
     d = dirs.get(obs.handle)
     if d is None:
         return None, None

@@ -123,12 +123,12 @@ class InotifyBackend(Backend):
         self._mask = _abi.BASE_MASK | (_abi.ACCESS_MASK if self.options.access else 0)
         # The kernel keeps one watch (one wd, one mask) per inode per instance: a
         # directory watched with its entries (by watch) and for its own fate (by
-        # watch_self, maybe several times) shares it. Which uses a wd has:
-        # - by watch: where it was placed (paths go stale on renames; good enough to
-        #   place a mount point, which is rarely renamed);
-        self._full: dict[int, str] = {}
-        # - by watch_self: the calls not yet released.
+        # watch_self, maybe several times) shares it. Nothing is kept of a wd used by
+        # watch alone (the common case, one per directory of a tree); of one used by
+        # watch_self, the calls not yet released, and whether watch uses it too.
         self._selves: dict[int, int] = {}
+        self._both: set[int] = set()
+        self._mask_create = True  # IN_MASK_CREATE (Linux >= 4.18) not refused yet
         # inotify never reports mounts: the mount table is watched in the same epoll set.
         self._epoll = select.epoll()
         self._epoll.register(fd, select.EPOLLIN)
@@ -142,8 +142,8 @@ class InotifyBackend(Backend):
 
     def watch(self, path: str, *, recursive: bool) -> Hashable:
         wd = self._add_watch(path, self._mask)
-        self._full.pop(wd, None)  # placed again: now the latest
-        self._full[wd] = path
+        if wd in self._selves:
+            self._both.add(wd)
         return wd
 
     def watch_self(self, path: str) -> Hashable:
@@ -153,9 +153,31 @@ class InotifyBackend(Backend):
         is; ``watch`` on an inode watched only here replaces the mask with its own,
         which holds these bits too.
         """
-        wd = self._add_watch(path, _abi.SELF_MASK)
+        wd, fresh = self._add_self_watch(path)
+        if wd not in self._selves and not fresh:
+            self._both.add(wd)  # the inode was watched already, and not by watch_self
         self._selves[wd] = self._selves.get(wd, 0) + 1
         return -wd
+
+    def _add_self_watch(self, path: str) -> tuple[int, bool]:
+        """The wd of a watch of ``path``'s fate, and whether the inode had none before.
+
+        ``IN_MASK_CREATE`` refuses an inode watched already (``EEXIST``), which tells
+        a wd that watch uses from a new one. A kernel without it (``EINVAL``) leaves
+        that unknown: the wd is then taken as used by watch too, so that releasing it
+        here never removes a watch of entries (at worst a watch lives on until its
+        directory goes).
+        """
+        if self._mask_create:
+            create = (_abi.SELF_MASK & ~_abi.IN_MASK_ADD) | _abi.IN_MASK_CREATE
+            try:
+                return self._add_watch(path, create), True
+            except WatchError as exc:
+                if exc.errno == errno.EINVAL:
+                    self._mask_create = False
+                elif exc.errno != errno.EEXIST:
+                    raise
+        return self._add_watch(path, _abi.SELF_MASK), False
 
     def _add_watch(self, path: str, mask: int) -> int:
         """``inotify_add_watch`` at any depth; the refusal as a WatchError.
@@ -220,10 +242,11 @@ class InotifyBackend(Backend):
                 self._selves[wd] = uses - 1
                 return
             del self._selves[wd]
-            if wd in self._full:
+            if wd in self._both:
+                self._both.discard(wd)
                 return
         else:
-            self._full.pop(wd, None)
+            self._both.discard(wd)
             if wd in self._selves:
                 # Still watched for its fate. Its mask keeps the entry bits: setting
                 # it again would need its path, which may lead elsewhere by now.
@@ -236,11 +259,7 @@ class InotifyBackend(Backend):
         ready = [fd for fd, _ in self._epoll.poll(0)]
         if self._fd in ready:
             out += self._read_events()
-        return out + self._mounts.observations(ready, self._fd, self._placed)
-
-    def _placed(self) -> dict[str, int]:
-        """Each watched directory's path: the latest watch placed there wins."""
-        return {path: wd for wd, path in self._full.items()}
+        return out + self._mounts.observations(ready, self._fd)
 
     def _read_events(self) -> list[Observation]:
         # Into a buffer kept from read to read: a fresh 256 KiB buffer per read costs
@@ -256,20 +275,20 @@ class InotifyBackend(Backend):
         for obs in observed:
             if isinstance(obs, Gone) and isinstance(obs.handle, int):
                 wd = abs(obs.handle)
-                self._full.pop(wd, None)
                 self._selves.pop(wd, None)
+                self._both.discard(wd)
         return observed
 
     def _fates(self, observed: list[Observation]) -> list[Observation]:
         """Give what a wd watched by ``watch_self`` says of its own fate to that use too."""
-        selves, full = self._selves, self._full
+        selves, both = self._selves, self._both
         out: list[Observation] = []
         for obs in observed:
             wd = getattr(obs, "handle", None)
             if wd not in selves or not isinstance(obs, EntryChange | Gone):
                 out.append(obs)  # most: a directory watched for its entries only
                 continue
-            if wd in full:
+            if wd in both:
                 out.append(obs)
             if isinstance(obs, Gone):
                 out.append(Gone(-wd))
@@ -283,5 +302,5 @@ class InotifyBackend(Backend):
             self._mounts.close()
             os.close(self._fd)
             self._fd = -1
-            self._full.clear()
             self._selves.clear()
+            self._both.clear()

@@ -262,6 +262,40 @@ def test_fate_watches_share_the_kernel_watch_and_count_their_uses(tmp_path: Path
         backend.close()
 
 
+@pytest.mark.parametrize("first", ["watch", "watch_self"])
+@pytest.mark.parametrize("released", ["fate first", "entries first"])
+def test_a_kernel_watch_shared_by_both_uses_lives_until_both_are_released(
+    tmp_path: Path, first: str, released: str
+) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    backend = InotifyBackend()
+    try:
+        if first == "watch":
+            full = backend.watch(str(d), recursive=False)
+            fate = backend.watch_self(str(d))
+        else:
+            fate = backend.watch_self(str(d))
+            full = backend.watch(str(d), recursive=False)
+        assert len(watch_masks()[str(backend._fd)]) == 1
+        if released == "fate first":
+            backend.unwatch(fate)
+            (d / "f").write_text("x")  # the entries are still watched
+            assert {o.name for o in backend.read() if isinstance(o, EntryChange)} == {"f"}
+            assert str(backend._fd) in watch_masks()
+            backend.unwatch(full)
+        else:
+            backend.unwatch(full)
+            d.rename(tmp_path / "d2")  # the fate is still watched
+            assert list(backend.read()) == [EntryChange(fate, "", Action.MOVED_FROM, True)]
+            assert str(backend._fd) in watch_masks()
+            backend.unwatch(fate)
+        assert list(backend.read()) == [Gone(full)]
+        assert str(backend._fd) not in watch_masks()
+    finally:
+        backend.close()
+
+
 LISTER = "import os, sys; os.listdir(sys.argv[1])"
 
 
@@ -693,6 +727,13 @@ class _RemovingBackend(InotifyBackend):
         return handle
 
 
+def _watched_inodes(backend: InotifyBackend) -> set[int]:
+    """The inodes the kernel holds a watch on for ``backend`` (its fdinfo lines)."""
+    with open(f"/proc/self/fdinfo/{backend._fd}") as info:
+        lines = [line.split() for line in info if line.startswith("inotify ")]
+    return {int(field[4:], 16) for fields in lines for field in fields if field.startswith("ino:")}
+
+
 def test_directories_removed_while_the_first_reading_scans_them(shm: str) -> None:
     for sub in ("keep/in", "gone1/x/y", "gone2", "later/z"):
         os.makedirs(os.path.join(shm, sub))
@@ -716,8 +757,10 @@ def test_directories_removed_while_the_first_reading_scans_them(shm: str) -> Non
         assert reported == gone
         assert warnings == []
         # no watch is left for a removed directory: only keep, keep/in and the root
+        # (and the directories above it, watched for the root's path)
         kept = [p for p, is_dir in sorted(disk.items()) if is_dir]
-        assert sorted(backend._full.values()) == [shm, *kept]
+        above = {os.stat(p).st_ino for p in Path(shm).parents}
+        assert _watched_inodes(backend) - above == {os.stat(p).st_ino for p in [shm, *kept]}
     finally:
         backend.close()
 
